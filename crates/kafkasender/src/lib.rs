@@ -1,0 +1,41 @@
+//! kafkasender: one resilient Apache Kafka producer, used the same way from Rust, C, Go, Python
+//! and Node.
+//!
+//! Every send ends in exactly one [`DeliveryReport`], reported once through a callback on the
+//! producer's delivery thread (or through the future of [`Producer::send_async`]).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kafkasender::{Config, Producer, Record};
+//!
+//! let producer = Producer::new(Config::builder().brokers("127.0.0.1:9092").build()?)?;
+//! producer.send(
+//!     &Record::new("orders").key("customer-7").value(r#"{"total": 12}"#).header("source", "web"),
+//!     Box::new(|report| println!("{:?} at offset {}", report.outcome, report.offset)),
+//! )?;
+//! producer.close(Duration::from_secs(10));
+//! # Ok::<(), kafkasender::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod producer;
+pub mod record;
+pub mod testing;
+
+pub use config::{Config, ConfigBuilder};
+pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
+pub use error::{ConfigProblem, Error, ErrorKind, Result};
+pub use producer::{CloseReport, DeliveryFuture, Producer};
+pub use record::{Header, Record};
+
+/// The kafkasender version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The librdkafka version this build links.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}

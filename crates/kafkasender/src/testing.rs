@@ -1,0 +1,233 @@
+//! Test brokers that speak the real Kafka protocol, for our tests and for yours:
+//! [`MockCluster`] (librdkafka's in-process mock brokers on 127.0.0.1, with fault injection) and
+//! [`read_topic`], which reads a topic back from the beginning to its end to check what landed.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster as RdMockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::config::{Config, ConfigBuilder};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The Kafka requests whose responses can be made to fail, see [`MockCluster::push_request_errors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockApi {
+    /// Produce requests.
+    Produce,
+    /// Metadata requests.
+    Metadata,
+    /// InitProducerId (idempotent and transactional producers).
+    InitProducerId,
+    /// FindCoordinator.
+    FindCoordinator,
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn,
+    /// EndTxn.
+    EndTxn,
+    /// Fetch (consumers).
+    Fetch,
+}
+
+impl MockApi {
+    fn api_key(self) -> RDKafkaApiKey {
+        match self {
+            MockApi::Produce => RDKafkaApiKey::Produce,
+            MockApi::Metadata => RDKafkaApiKey::Metadata,
+            MockApi::InitProducerId => RDKafkaApiKey::InitProducerId,
+            MockApi::FindCoordinator => RDKafkaApiKey::FindCoordinator,
+            MockApi::AddPartitionsToTxn => RDKafkaApiKey::AddPartitionsToTxn,
+            MockApi::EndTxn => RDKafkaApiKey::EndTxn,
+            MockApi::Fetch => RDKafkaApiKey::Fetch,
+        }
+    }
+}
+
+/// An in-process Kafka cluster of mock brokers on 127.0.0.1 (librdkafka's mock cluster). Other
+/// processes can connect to it too while it lives. Topics are auto-created with 4 partitions.
+pub struct MockCluster {
+    cluster: RdMockCluster<'static, DefaultProducerContext>,
+    bootstrap_servers: String,
+    brokers: i32,
+}
+
+// SAFETY: rdkafka marks its mock cluster neither Send nor Sync only because it holds a raw pointer.
+// Every librdkafka mock call we make posts an operation to the cluster's own thread and waits for
+// the reply (rd_kafka_mock_cluster_op), and the cluster (with the client that owns it) may be
+// destroyed from any thread, so sharing and moving it between threads is sound.
+unsafe impl Send for MockCluster {}
+unsafe impl Sync for MockCluster {}
+
+impl MockCluster {
+    /// Starts `brokers` mock brokers (ids 1 to `brokers`).
+    pub fn new(brokers: u16) -> Result<MockCluster> {
+        if brokers == 0 {
+            return Err(Error::new(ErrorKind::InvalidRecord, "a mock cluster needs at least one broker"));
+        }
+        let cluster = RdMockCluster::new(i32::from(brokers)).map_err(mock_error)?;
+        Ok(MockCluster { bootstrap_servers: cluster.bootstrap_servers(), cluster, brokers: i32::from(brokers) })
+    }
+
+    /// The `bootstrap.servers` string to connect to.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// The broker ids.
+    pub fn broker_ids(&self) -> RangeInclusive<i32> {
+        1..=self.brokers
+    }
+
+    /// A configuration builder pointed at this cluster.
+    pub fn config(&self) -> ConfigBuilder {
+        Config::builder().brokers(self.bootstrap_servers.clone())
+    }
+
+    /// Creates a topic (the mock has no CreateTopics API). Replication is capped at the broker count.
+    pub fn create_topic(&self, topic: &str, partitions: i32, replication_factor: i32) -> Result<()> {
+        crate::record::validate_topic(topic)?;
+        self.cluster
+            .create_topic(topic, partitions, replication_factor.min(self.brokers))
+            .map_err(mock_error)
+    }
+
+    /// Makes a broker refuse connections. Leadership does not move: partitions it leads stall.
+    pub fn broker_down(&self, broker_id: i32) -> Result<()> {
+        self.check_broker(broker_id)?;
+        self.cluster.broker_down(broker_id).map_err(mock_error)
+    }
+
+    /// Makes a broker accept connections again.
+    pub fn broker_up(&self, broker_id: i32) -> Result<()> {
+        self.check_broker(broker_id)?;
+        self.cluster.broker_up(broker_id).map_err(mock_error)
+    }
+
+    /// Delays every response of a broker by `delay`.
+    pub fn set_round_trip_time(&self, broker_id: i32, delay: Duration) -> Result<()> {
+        self.check_broker(broker_id)?;
+        self.cluster.broker_round_trip_time(broker_id, delay).map_err(mock_error)
+    }
+
+    /// Makes the next requests of `api` fail, one error code each, in order. Codes are
+    /// librdkafka's (`rd_kafka_resp_err_t`): Kafka protocol codes such as 6 (NOT_LEADER_FOR_PARTITION),
+    /// or -195 (`_TRANSPORT`) to drop the connection.
+    pub fn push_request_errors(&self, api: MockApi, codes: &[i32]) -> Result<()> {
+        let errors = codes
+            .iter()
+            .map(|&code| {
+                RDKafkaRespErr::try_from(code)
+                    .map_err(|_| Error::new(ErrorKind::InvalidRecord, format!("{code} is not a librdkafka error code")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.cluster.request_errors(api.api_key(), &errors);
+        Ok(())
+    }
+
+    /// Forgets errors pushed for `api` that have not been used yet.
+    pub fn clear_request_errors(&self, api: MockApi) {
+        self.cluster.clear_request_errors(api.api_key());
+    }
+
+    fn check_broker(&self, broker_id: i32) -> Result<()> {
+        if self.broker_ids().contains(&broker_id) {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::InvalidRecord, format!("no broker {broker_id}; ids are 1 to {}", self.brokers)))
+        }
+    }
+}
+
+fn mock_error(error: KafkaError) -> Error {
+    Error::new(ErrorKind::Internal, format!("mock cluster: {error}"))
+}
+
+/// A record as read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Option<Vec<u8>>,
+    /// The headers, in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The timestamp in milliseconds since the epoch, if any.
+    pub timestamp: Option<i64>,
+}
+
+/// Reads every record of `topic` from the beginning to the current end of each partition (with a
+/// consumer of its own, not the producer), ordered by partition and offset. Fails if the end is
+/// not reached within `timeout`.
+pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
+    let deadline = Instant::now() + timeout;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", format!("kafkasender-read-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(Error::from)?;
+    let metadata = consumer.fetch_metadata(Some(topic), remaining(deadline)).map_err(Error::from)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(Error::new(ErrorKind::UnknownTopicOrPartition, format!("topic {topic} has no partitions")));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).map_err(Error::from)?;
+    }
+    consumer.assign(&assignment).map_err(Error::from)?;
+
+    let mut unfinished: BTreeSet<i32> = partitions.into_iter().collect();
+    let mut records = Vec::new();
+    while !unfinished.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("read {} records of {topic} but partitions {unfinished:?} did not reach their end in time", records.len()),
+            ));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                unfinished.remove(&partition);
+            }
+            Some(Err(error)) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {}
+            Some(Err(error)) => return Err(error.into()),
+            Some(Ok(message)) => records.push(ConsumedRecord {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                    .unwrap_or_default(),
+                timestamp: message.timestamp().to_millis(),
+            }),
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
