@@ -1,1 +1,96 @@
-fn main() {}
+//! The `kafkasender` command.
+
+mod bench;
+mod demo;
+mod produce;
+mod tally;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use kafkasender::{Config, ConfigBuilder};
+
+/// One resilient Kafka producer: produce from files or stdin, run the demo, or benchmark.
+///
+/// Configuration comes from KAFKA_* environment variables (KAFKA_BROKERS, …), then from -X options.
+#[derive(Parser)]
+#[command(name = "kafkasender", version, about)]
+struct Cli {
+    /// Set a configuration key (kafkasender setting or librdkafka property); repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
+    set: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce a stream of JSON events, take a broker down and up mid-stream, read everything back.
+    Demo(demo::Args),
+    /// Produce one message per line from files or stdin.
+    Produce(produce::Args),
+    /// Measure send throughput and latency against raw librdkafka on the same cluster.
+    Bench(bench::Args),
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// The configuration: environment first, then `-X` overrides, then `brokers` if given.
+pub fn config(overrides: &[(String, String)], brokers: Option<&str>) -> ConfigBuilder {
+    let mut builder = Config::builder().with_env();
+    for (key, value) in overrides {
+        builder = builder.set(key, value);
+    }
+    match brokers {
+        Some(brokers) => builder.brokers(brokers),
+        None => builder,
+    }
+}
+
+/// Logs go to stderr. `RUST_LOG` wins, then `KAFKA_LOG_LEVEL`, then `default`.
+fn init_logging(default: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("KAFKA_LOG_LEVEL"))
+        .unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo takes a broker down on purpose; librdkafka logs each refused connection as an error.
+    init_logging(match cli.command {
+        Command::Demo(_) => "error,librdkafka=off",
+        _ => "warn",
+    });
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args, &cli.set),
+        Command::Produce(args) => produce::run(&args, &cli.set),
+        Command::Bench(args) => bench::run(&args, &cli.set),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("kafkasender: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Fails with a clear message when KAFKA_BROKERS is set to something empty.
+pub fn brokers_from_env() -> anyhow::Result<Option<String>> {
+    match std::env::var("KAFKA_BROKERS") {
+        Ok(brokers) if brokers.trim().is_empty() => bail!("KAFKA_BROKERS is set but empty"),
+        Ok(brokers) => Ok(Some(brokers)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(error) => Err(error).context("KAFKA_BROKERS"),
+    }
+}

@@ -20,6 +20,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, Message, OwnedHeaders};
+use rdkafka::statistics::Statistics;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig};
 
 use crate::config::{Config, Settings};
@@ -253,6 +254,12 @@ impl Producer {
         self.shared.tracker.callback_panics.load(Ordering::Relaxed)
     }
 
+    /// Produce requests librdkafka has re-sent on the wire (idempotent: no duplicates). Updated
+    /// every `statistics.interval.ms`; stays 0 unless that property is set.
+    pub fn wire_retries(&self) -> u64 {
+        self.shared.tracker.wire_retries.load(Ordering::Relaxed)
+    }
+
     fn on_delivery_thread(&self) -> bool {
         thread::current().id() == self.delivery_thread_id
     }
@@ -371,6 +378,8 @@ struct Tracker {
     completed: AtomicU64,
     purged: AtomicU64,
     callback_panics: AtomicU64,
+    /// Produce requests librdkafka re-sent on the wire, from its statistics.
+    wire_retries: AtomicU64,
     fatal: AtomicBool,
     waiters: AtomicUsize,
     lock: Mutex<()>,
@@ -443,6 +452,11 @@ impl ClientContext for Context {
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
         }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let retries = statistics.brokers.values().map(|broker| broker.txretries).sum();
+        self.tracker.wire_retries.store(retries, Ordering::Relaxed);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

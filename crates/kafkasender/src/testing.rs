@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster as RdMockCluster;
@@ -171,13 +172,13 @@ pub struct ConsumedRecord {
 /// not reached within `timeout`.
 pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
     let deadline = Instant::now() + timeout;
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<ReadBackContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", format!("kafkasender-read-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .create()
+        .create_with_context(ReadBackContext)
         .map_err(Error::from)?;
     let metadata = consumer.fetch_metadata(Some(topic), remaining(deadline)).map_err(Error::from)?;
     let partitions: Vec<i32> = metadata
@@ -227,6 +228,19 @@ pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Re
     records.sort_by_key(|r| (r.partition, r.offset));
     Ok(records)
 }
+
+/// The read-back consumer's context: end-of-partition is what it waits for, not an error to log.
+struct ReadBackContext;
+
+impl ClientContext for ReadBackContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(target: "kafkasender", %error, reason, "read-back consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for ReadBackContext {}
 
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
