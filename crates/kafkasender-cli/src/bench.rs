@@ -41,7 +41,11 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         Some(_) => None,
         None => Some(MockCluster::new(3)?),
     };
-    let bootstrap = external.unwrap_or_else(|| mock.as_ref().map(|m| m.bootstrap_servers().to_string()).unwrap());
+    let bootstrap = external.unwrap_or_else(|| {
+        mock.as_ref()
+            .map(|m| m.bootstrap_servers().to_string())
+            .unwrap()
+    });
     let config = crate::config(overrides, Some(&bootstrap)).build()?;
     let topic = "kafkasender-bench";
     if let Some(cluster) = &mock {
@@ -50,24 +54,45 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     let payload = vec![b'x'; args.size];
     eprintln!(
         "{} messages of {} bytes per run, {} runs each, {} (acks={}, idempotence={}, linger.ms={})",
-        thousands(args.count), args.size, args.runs,
-        if mock.is_some() { "in-process 3-broker mock cluster" } else { "KAFKA_BROKERS" },
-        config.get("acks").unwrap_or("?"), config.get("enable.idempotence").unwrap_or("?"), config.get("linger.ms").unwrap_or("?"),
+        thousands(args.count),
+        args.size,
+        args.runs,
+        if mock.is_some() {
+            "in-process 3-broker mock cluster"
+        } else {
+            "KAFKA_BROKERS"
+        },
+        config.get("acks").unwrap_or("?"),
+        config.get("enable.idempotence").unwrap_or("?"),
+        config.get("linger.ms").unwrap_or("?"),
     );
 
     let (mut raw, mut ours) = (Vec::new(), Vec::new());
     for run in 1..=args.runs {
         let r = raw_librdkafka(&config, topic, &payload, args.count)?;
-        eprintln!("run {run}: librdkafka  {:>10} msg/s  p50 {:?}  p99 {:?}", thousands(r.rate as u64), r.p50, r.p99);
+        eprintln!(
+            "run {run}: librdkafka  {:>10} msg/s  p50 {:?}  p99 {:?}",
+            thousands(r.rate as u64),
+            r.p50,
+            r.p99
+        );
         raw.push(r);
         let k = kafkasender_send(&config, topic, &payload, args.count)?;
-        eprintln!("run {run}: kafkasender {:>10} msg/s  p50 {:?}  p99 {:?}", thousands(k.rate as u64), k.p50, k.p99);
+        eprintln!(
+            "run {run}: kafkasender {:>10} msg/s  p50 {:?}  p99 {:?}",
+            thousands(k.rate as u64),
+            k.p50,
+            k.p99
+        );
         ours.push(k);
     }
     let (raw, ours) = (median(raw), median(ours));
     println!("| contender | msg/s (median) | p50 latency | p99 latency | rate vs librdkafka |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, r) in [("librdkafka (rdkafka BaseProducer)", &raw), ("kafkasender send + callback", &ours)] {
+    for (name, r) in [
+        ("librdkafka (rdkafka BaseProducer)", &raw),
+        ("kafkasender send + callback", &ours),
+    ] {
         println!(
             "| {name} | {} | {:.1} ms | {:.1} ms | {:.2} |",
             thousands(r.rate as u64),
@@ -84,19 +109,35 @@ fn median(mut results: Vec<RunResult>) -> RunResult {
     results.swap_remove(results.len() / 2)
 }
 
-fn kafkasender_send(config: &Config, topic: &str, payload: &[u8], count: u64) -> anyhow::Result<RunResult> {
+fn kafkasender_send(
+    config: &Config,
+    topic: &str,
+    payload: &[u8],
+    count: u64,
+) -> anyhow::Result<RunResult> {
     let producer = Producer::new(config.clone())?;
     let tally = Tally::new();
     let progress = indicatif::ProgressBar::hidden();
     let started = Instant::now();
     for _ in 0..count {
-        producer.send(&Record::new(topic).value(payload), tally.callback(&progress))?;
+        producer.send(
+            &Record::new(topic).value(payload),
+            tally.callback(&progress),
+        )?;
     }
     producer.flush(Duration::from_secs(300))?;
     let elapsed = started.elapsed();
     producer.close(Duration::ZERO);
-    anyhow::ensure!(tally.delivered() == count, "{} of {count} delivered", tally.delivered());
-    Ok(RunResult { rate: count as f64 / elapsed.as_secs_f64(), p50: tally.latency(0.5), p99: tally.latency(0.99) })
+    anyhow::ensure!(
+        tally.delivered() == count,
+        "{} of {count} delivered",
+        tally.delivered()
+    );
+    Ok(RunResult {
+        rate: count as f64 / elapsed.as_secs_f64(),
+        p50: tally.latency(0.5),
+        p99: tally.latency(0.99),
+    })
 }
 
 /// The ceiling: librdkafka with nothing around it but a poll thread and a latency histogram.
@@ -112,19 +153,31 @@ impl ProducerContext for RawContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_at: Box<Instant>) {
         if result.is_ok() {
-            self.latency_us.lock().unwrap().saturating_record(sent_at.elapsed().as_micros() as u64);
+            self.latency_us
+                .lock()
+                .unwrap()
+                .saturating_record(sent_at.elapsed().as_micros() as u64);
             self.delivered.fetch_add(1, Ordering::Release);
         }
     }
 }
 
-fn raw_librdkafka(config: &Config, topic: &str, payload: &[u8], count: u64) -> anyhow::Result<RunResult> {
+fn raw_librdkafka(
+    config: &Config,
+    topic: &str,
+    payload: &[u8],
+    count: u64,
+) -> anyhow::Result<RunResult> {
     let mut client_config = rdkafka::ClientConfig::new();
     for (key, value) in config.librdkafka_properties() {
         client_config.set(key, value);
     }
-    let context = RawContext { delivered: AtomicU64::new(0), latency_us: Mutex::new(latency_histogram()) };
-    let producer: Arc<BaseProducer<RawContext>> = Arc::new(client_config.create_with_context(context)?);
+    let context = RawContext {
+        delivered: AtomicU64::new(0),
+        latency_us: Mutex::new(latency_histogram()),
+    };
+    let producer: Arc<BaseProducer<RawContext>> =
+        Arc::new(client_config.create_with_context(context)?);
     let done = Arc::new(AtomicBool::new(false));
     let poller = {
         let (producer, done) = (producer.clone(), done.clone());
@@ -136,7 +189,8 @@ fn raw_librdkafka(config: &Config, topic: &str, payload: &[u8], count: u64) -> a
     };
     let started = Instant::now();
     for _ in 0..count {
-        let mut record = BaseRecord::with_opaque_to(topic, Box::new(Instant::now())).payload(payload);
+        let mut record =
+            BaseRecord::with_opaque_to(topic, Box::new(Instant::now())).payload(payload);
         loop {
             match producer.send::<(), [u8]>(record) {
                 Ok(()) => break,
@@ -150,7 +204,10 @@ fn raw_librdkafka(config: &Config, topic: &str, payload: &[u8], count: u64) -> a
     }
     let context = producer.context().clone();
     while context.delivered.load(Ordering::Acquire) < count {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "raw librdkafka run did not finish");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "raw librdkafka run did not finish"
+        );
         thread::sleep(Duration::from_micros(200));
     }
     let elapsed = started.elapsed();

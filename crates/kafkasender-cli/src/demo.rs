@@ -26,7 +26,12 @@ pub struct Args {
     topic: Option<String>,
 }
 
-const EVENT_TYPES: [&str; 4] = ["order_created", "order_paid", "order_shipped", "order_delivered"];
+const EVENT_TYPES: [&str; 4] = [
+    "order_created",
+    "order_paid",
+    "order_shipped",
+    "order_delivered",
+];
 const CUSTOMERS: u64 = 250;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 /// Which mock broker the demo takes down.
@@ -46,21 +51,34 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     let topic = match (&args.topic, &mock) {
         (Some(topic), _) => topic.clone(),
         (None, Some(_)) => "kafkasender-demo".to_string(),
-        (None, None) => format!("kafkasender-demo-{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()),
+        (None, None) => format!(
+            "kafkasender-demo-{}",
+            SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
+        ),
     };
     if let Some(cluster) = &mock {
         cluster.create_topic(&topic, 6, 3)?;
     }
-    let where_to = if mock.is_some() { "an embedded 3-broker mock cluster" } else { "KAFKA_BROKERS" };
-    eprintln!("kafkasender {} (librdkafka {}): {} events to {topic} on {where_to} ({bootstrap})",
-        kafkasender::VERSION, kafkasender::librdkafka_version(), thousands(args.count));
+    let where_to = if mock.is_some() {
+        "an embedded 3-broker mock cluster"
+    } else {
+        "KAFKA_BROKERS"
+    };
+    eprintln!(
+        "kafkasender {} (librdkafka {}): {} events to {topic} on {where_to} ({bootstrap})",
+        kafkasender::VERSION,
+        kafkasender::librdkafka_version(),
+        thousands(args.count)
+    );
 
-    let config = crate::config(overrides, Some(&bootstrap)).set("statistics.interval.ms", "250").build()?;
+    let config = crate::config(overrides, Some(&bootstrap))
+        .set("statistics.interval.ms", "250")
+        .build()?;
     let producer = Producer::new(config)?;
     let tally = Tally::new();
-    let progress = ProgressBar::new(args.count).with_style(
-        ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} delivered  {per_sec}  {msg}")?,
-    );
+    let progress = ProgressBar::new(args.count).with_style(ProgressStyle::with_template(
+        "{bar:40.cyan/blue} {pos}/{len} delivered  {per_sec}  {msg}",
+    )?);
 
     let started = Instant::now();
     let mut sent = 0u64;
@@ -69,10 +87,14 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         if let Some(cluster) = &mock {
             if i == args.count / 3 {
                 cluster.broker_down(FAULTY_BROKER)?;
-                progress.set_message(format!("broker {FAULTY_BROKER} DOWN: its partitions stall, nothing is lost"));
+                progress.set_message(format!(
+                    "broker {FAULTY_BROKER} DOWN: its partitions stall, nothing is lost"
+                ));
             } else if i == 2 * args.count / 3 {
                 cluster.broker_up(FAULTY_BROKER)?;
-                progress.set_message(format!("broker {FAULTY_BROKER} back up: stalled batches resume"));
+                progress.set_message(format!(
+                    "broker {FAULTY_BROKER} back up: stalled batches resume"
+                ));
             }
         }
         let customer = format!("customer-{}", i % CUSTOMERS);
@@ -114,22 +136,37 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     let read = read_topic(&bootstrap, &topic, Duration::from_secs(120))?;
     let unique: HashSet<u64> = read
         .iter()
-        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok()?["event_id"].as_u64())
+        .filter_map(|r| {
+            serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok()?["event_id"]
+                .as_u64()
+        })
         .collect();
 
     let delivered = tally.delivered();
-    let ok = rejected == 0 && tally.failed() == 0 && read.len() as u64 == sent && unique.len() as u64 == sent;
+    let ok = rejected == 0
+        && tally.failed() == 0
+        && read.len() as u64 == sent
+        && unique.len() as u64 == sent;
     let rows = [
         ("sent", thousands(sent)),
         ("delivered", thousands(delivered)),
         ("failed", thousands(tally.failed() + rejected)),
         ("retries (librdkafka, idempotent)", thousands(wire_retries)),
-        ("throughput", format!("{} msg/s", thousands((delivered as f64 / elapsed.as_secs_f64()) as u64))),
+        (
+            "throughput",
+            format!(
+                "{} msg/s",
+                thousands((delivered as f64 / elapsed.as_secs_f64()) as u64)
+            ),
+        ),
         ("delivery latency p50", millis(tally.latency(0.50))),
         ("delivery latency p99", millis(tally.latency(0.99))),
         ("read back by a consumer", thousands(read.len() as u64)),
         ("distinct events read back", thousands(unique.len() as u64)),
-        ("read back == sent", if ok { "yes".into() } else { "NO".into() }),
+        (
+            "read back == sent",
+            if ok { "yes".into() } else { "NO".into() },
+        ),
     ];
     println!("{}", table("kafkasender demo", &rows));
     for line in tally.error_lines() {

@@ -30,14 +30,16 @@ pub struct Args {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    kafkasender::config::parse_duration(s).ok_or_else(|| format!("expected a duration like 30s, got {s:?}"))
+    kafkasender::config::parse_duration(s)
+        .ok_or_else(|| format!("expected a duration like 30s, got {s:?}"))
 }
 
 pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> {
     let producer = Producer::new(crate::config(overrides, None).build()?)?;
     let tally = Tally::new();
-    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        .with_style(ProgressStyle::with_template("{spinner} {pos} delivered  {per_sec}  {elapsed}")?);
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("{spinner} {pos} delivered  {per_sec}  {elapsed}")?,
+    );
     let mut inputs: Vec<(String, Box<dyn BufRead>)> = Vec::new();
     for path in &args.files {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -54,7 +56,11 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         let mut number = 0u64;
         loop {
             line.clear();
-            if input.read_until(b'\n', &mut line).with_context(|| format!("reading {name}"))? == 0 {
+            if input
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("reading {name}"))?
+                == 0
+            {
                 break;
             }
             number += 1;
@@ -65,7 +71,9 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
                 for (k, v) in &args.headers {
                     record = record.header(k, v);
                 }
-                producer.send(&record, tally.callback(&progress)).map_err(|e| e.to_string())
+                producer
+                    .send(&record, tally.callback(&progress))
+                    .map_err(|e| e.to_string())
             });
             match outcome {
                 Ok(()) => sent += 1,
@@ -90,11 +98,20 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         ("delivered", thousands(tally.delivered())),
         ("failed", thousands(failed)),
         ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())),
-        ("throughput", format!("{} msg/s", thousands((tally.delivered() as f64 / elapsed.as_secs_f64()) as u64))),
+        (
+            "throughput",
+            format!(
+                "{} msg/s",
+                thousands((tally.delivered() as f64 / elapsed.as_secs_f64()) as u64)
+            ),
+        ),
         ("delivery latency p50", millis(tally.latency(0.50))),
         ("delivery latency p99", millis(tally.latency(0.99))),
     ];
-    eprint!("{}", table(&format!("kafkasender produce → {}", args.topic), &rows));
+    eprint!(
+        "{}",
+        table(&format!("kafkasender produce → {}", args.topic), &rows)
+    );
     for line in tally.error_lines() {
         eprintln!("  {line}");
     }
@@ -109,7 +126,8 @@ fn strip_newline(line: &[u8]) -> &[u8] {
 /// The key from `field` of the line parsed as JSON: strings as they are, other values as JSON text.
 fn key_of(line: &[u8], field: Option<&str>) -> Result<Option<String>, String> {
     let Some(field) = field else { return Ok(None) };
-    let json: serde_json::Value = serde_json::from_slice(line).map_err(|e| format!("not JSON ({e}), needed for --key-field"))?;
+    let json: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| format!("not JSON ({e}), needed for --key-field"))?;
     match json.get(field) {
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
         Some(serde_json::Value::Null) | None => Err(format!("no field {field:?} for the key")),

@@ -48,11 +48,17 @@ impl Tally {
         match report.error() {
             None => {
                 counts.delivered += 1;
-                counts.latency_us.saturating_record(report.latency.as_micros() as u64);
+                counts
+                    .latency_us
+                    .saturating_record(report.latency.as_micros() as u64);
             }
             Some(error) => {
                 counts.failed += 1;
-                counts.errors.entry(error.kind().as_str()).or_insert((0, error.to_string())).0 += 1;
+                counts
+                    .errors
+                    .entry(error.kind().as_str())
+                    .or_insert((0, error.to_string()))
+                    .0 += 1;
             }
         }
     }
@@ -67,13 +73,23 @@ impl Tally {
 
     /// The latency at `quantile` (0..=1) of delivered messages.
     pub fn latency(&self, quantile: f64) -> Duration {
-        Duration::from_micros(self.inner.lock().unwrap().latency_us.value_at_quantile(quantile))
+        Duration::from_micros(
+            self.inner
+                .lock()
+                .unwrap()
+                .latency_us
+                .value_at_quantile(quantile),
+        )
     }
 
     /// One line per error kind: count and first message.
     pub fn error_lines(&self) -> Vec<String> {
         let counts = self.inner.lock().unwrap();
-        counts.errors.iter().map(|(kind, (n, first))| format!("{n} × {kind} (first: {first})")).collect()
+        counts
+            .errors
+            .iter()
+            .map(|(kind, (n, first))| format!("{n} × {kind} (first: {first})"))
+            .collect()
     }
 }
 
@@ -101,9 +117,24 @@ pub fn millis(d: Duration) -> String {
 
 /// A two-column table with a box around it.
 pub fn table(title: &str, rows: &[(&str, String)]) -> String {
-    let left = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).max(title.chars().count());
-    let right = rows.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(0);
-    let line = |l: char, m: char, r: char| format!("{l}{}{m}{}{r}\n", "─".repeat(left + 2), "─".repeat(right + 2));
+    let left = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(title.chars().count());
+    let right = rows
+        .iter()
+        .map(|(_, v)| v.chars().count())
+        .max()
+        .unwrap_or(0);
+    let line = |l: char, m: char, r: char| {
+        format!(
+            "{l}{}{m}{}{r}\n",
+            "─".repeat(left + 2),
+            "─".repeat(right + 2)
+        )
+    };
     let mut out = line('┌', '─', '┐');
     out += &format!("│ {title:<width$} │\n", width = left + right + 3);
     out += &line('├', '┬', '┤');

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::types::RDKafkaConfRes;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
 
 use crate::error::{ConfigProblem, Error, Result};
 
@@ -72,7 +72,14 @@ const fn setting(
     default: &'static str,
     doc: &'static str,
 ) -> Setting {
-    Setting { key, env, kind, target, default, doc }
+    Setting {
+        key,
+        env,
+        kind,
+        target,
+        default,
+        doc,
+    }
 }
 
 const COUNT: ValueKind = ValueKind::Count { allows_zero: false };
@@ -137,7 +144,12 @@ pub const RDKAFKA_ENV_PREFIX: &str = "KAFKA_RDKAFKA_";
 
 /// Environment prefixes that belong to kafkasender: an unknown variable under them is a typo, not
 /// somebody else's variable (unlike `KAFKA_HOME` or `KAFKA_OPTS`, which are ignored).
-const OWN_ENV_PREFIXES: &[&str] = &["KAFKA_PRODUCER_", "KAFKA_BREAKER_", "KAFKA_RATE_LIMIT_", "KAFKA_SASL_"];
+const OWN_ENV_PREFIXES: &[&str] = &[
+    "KAFKA_PRODUCER_",
+    "KAFKA_BREAKER_",
+    "KAFKA_RATE_LIMIT_",
+    "KAFKA_SASL_",
+];
 
 /// Defaults that differ from librdkafka's. The partitioner matches the Java client, so a key lands
 /// in the same partition whichever language produced it.
@@ -155,9 +167,16 @@ const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 /// Whether a key holds a secret whose value must never be shown.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "ssl.key.pem", "ssl_key", "oauthbearer.config"]
-        .iter()
-        .any(|marker| key.contains(marker))
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
 }
 
 /// How much kafkasender logs (and how much librdkafka is asked to log).
@@ -229,7 +248,10 @@ impl ResilienceSettings {
     /// The keys that are set, for the error that says they are not active yet.
     pub(crate) fn keys_set(&self) -> Vec<&'static str> {
         let set = [
-            ("ratelimit.messages.per.second", self.rate_limit_per_second.is_some()),
+            (
+                "ratelimit.messages.per.second",
+                self.rate_limit_per_second.is_some(),
+            ),
             ("ratelimit.burst", self.rate_limit_burst.is_some()),
             ("breaker.max.requests", self.breaker_max_requests.is_some()),
             ("breaker.interval.ms", self.breaker_interval.is_some()),
@@ -237,7 +259,10 @@ impl ResilienceSettings {
             ("dlq.topic", self.dlq_topic.is_some()),
             ("spool.dir", self.spool_dir.is_some()),
         ];
-        set.iter().filter(|(_, is_set)| *is_set).map(|(key, _)| *key).collect()
+        set.iter()
+            .filter(|(_, is_set)| *is_set)
+            .map(|(key, _)| *key)
+            .collect()
     }
 }
 
@@ -280,7 +305,9 @@ impl Config {
     }
 
     /// A configuration from string keys and values (kafkasender settings or librdkafka properties).
-    pub fn from_map<K: AsRef<str>, V: AsRef<str>>(map: impl IntoIterator<Item = (K, V)>) -> Result<Config> {
+    pub fn from_map<K: AsRef<str>, V: AsRef<str>>(
+        map: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Config> {
         let mut builder = Config::builder();
         for (key, value) in map {
             builder = builder.set(key.as_ref(), value.as_ref());
@@ -328,7 +355,10 @@ impl Config {
             config.set(key, value);
         }
         // rust-rdkafka applies its own log level after creation, overriding the `log_level` property.
-        let syslog = self.get("log_level").and_then(|v| v.parse().ok()).unwrap_or(self.settings.log_level.syslog());
+        let syslog = self
+            .get("log_level")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.settings.log_level.syslog());
         config.set_log_level(match syslog {
             i64::MIN..=3 => RDKafkaLogLevel::Error,
             4 => RDKafkaLogLevel::Warning,
@@ -345,7 +375,16 @@ impl fmt::Debug for Config {
         let shown: BTreeMap<&str, &str> = self
             .properties
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret(k) { "[redacted]" } else { v.as_str() }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret(k) {
+                        "[redacted]"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
             .collect();
         f.debug_struct("Config")
             .field("properties", &shown)
@@ -383,7 +422,12 @@ pub struct ConfigBuilder {
 
 impl fmt::Debug for ConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigBuilder").field("keys", &self.entries.iter().map(|e| &e.key).collect::<Vec<_>>()).finish()
+        f.debug_struct("ConfigBuilder")
+            .field(
+                "keys",
+                &self.entries.iter().map(|e| &e.key).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -391,27 +435,52 @@ impl ConfigBuilder {
     /// Sets any key: a kafkasender setting or a librdkafka property.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> ConfigBuilder {
         let key = key.into().trim().to_string();
-        self.entries.push(Entry { origin: key.clone(), key, value: value.into() });
+        self.entries.push(Entry {
+            origin: key.clone(),
+            key,
+            value: value.into(),
+        });
         self
     }
 
     /// Reads `KAFKA_*` variables from the process environment (see [`ConfigBuilder::with_env_vars`]).
     pub fn with_env(self) -> ConfigBuilder {
-        self.with_env_vars(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+        self.with_env_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// Reads `KAFKA_*` variables from the given pairs: the named ones of [`SETTINGS`] and
     /// `KAFKA_RDKAFKA_<PROPERTY>`. Unknown `KAFKA_PRODUCER_*`, `KAFKA_BREAKER_*`, `KAFKA_RATE_LIMIT_*`
     /// and `KAFKA_SASL_*` variables are reported as problems; other `KAFKA_*` variables are ignored.
-    pub fn with_env_vars(mut self, vars: impl IntoIterator<Item = (String, String)>) -> ConfigBuilder {
-        let mut vars: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| k.starts_with("KAFKA_")).collect();
+    pub fn with_env_vars(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> ConfigBuilder {
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KAFKA_"))
+            .collect();
         vars.sort();
         for (name, value) in vars {
             if let Some(setting) = SETTINGS.iter().find(|s| s.env == name) {
-                self.entries.push(Entry { key: setting.key.to_string(), value, origin: name });
+                self.entries.push(Entry {
+                    key: setting.key.to_string(),
+                    value,
+                    origin: name,
+                });
             } else if let Some(property) = name.strip_prefix(RDKAFKA_ENV_PREFIX) {
-                let key = property.to_ascii_lowercase().replace("__", "\u{0}").replace('_', ".").replace('\u{0}', "_");
-                self.entries.push(Entry { key, value, origin: name });
+                let key = property
+                    .to_ascii_lowercase()
+                    .replace("__", "\u{0}")
+                    .replace('_', ".")
+                    .replace('\u{0}', "_");
+                self.entries.push(Entry {
+                    key,
+                    value,
+                    origin: name,
+                });
             } else if OWN_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 self.problems.push(ConfigProblem {
                     key: name,
@@ -488,7 +557,10 @@ impl ConfigBuilder {
             let value = match normalized {
                 Ok(value) => value,
                 Err(message) => {
-                    problems.push(ConfigProblem { key: entry.label(), message });
+                    problems.push(ConfigProblem {
+                        key: entry.label(),
+                        message,
+                    });
                     continue;
                 }
             };
@@ -498,7 +570,10 @@ impl ConfigBuilder {
                     Ok(()) => {
                         properties.insert(entry.key.clone(), value);
                     }
-                    Err(message) => problems.push(ConfigProblem { key: entry.label(), message }),
+                    Err(message) => problems.push(ConfigProblem {
+                        key: entry.label(),
+                        message,
+                    }),
                 },
             }
         }
@@ -511,7 +586,10 @@ impl ConfigBuilder {
         check_combinations(&properties, &latest, &mut problems);
 
         if problems.is_empty() {
-            Ok(Config { properties, settings })
+            Ok(Config {
+                properties,
+                settings,
+            })
         } else {
             Err(Error::config(problems))
         }
@@ -524,19 +602,28 @@ fn check_combinations(
     given: &BTreeMap<String, Entry>,
     problems: &mut Vec<ConfigProblem>,
 ) {
-    let label = |key: &str| given.get(key).map(Entry::label).unwrap_or_else(|| key.to_string());
+    let label = |key: &str| {
+        given
+            .get(key)
+            .map(Entry::label)
+            .unwrap_or_else(|| key.to_string())
+    };
     match properties.get("bootstrap.servers") {
         Some(servers) if !servers.trim().is_empty() => {}
         _ => problems.push(ConfigProblem {
             key: label("bootstrap.servers"),
-            message: "required: the brokers to connect to (set bootstrap.servers or KAFKA_BROKERS)".into(),
+            message: "required: the brokers to connect to (set bootstrap.servers or KAFKA_BROKERS)"
+                .into(),
         }),
     }
     let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
     if !idempotent {
         return;
     }
-    if let Some(acks) = properties.get("acks").filter(|a| !matches!(a.as_str(), "all" | "-1")) {
+    if let Some(acks) = properties
+        .get("acks")
+        .filter(|a| !matches!(a.as_str(), "all" | "-1"))
+    {
         problems.push(ConfigProblem {
             key: label("acks"),
             message: format!(
@@ -546,10 +633,16 @@ fn check_combinations(
         });
     }
     for key in ["max.in.flight.requests.per.connection", "max.in.flight"] {
-        if let Some(n) = properties.get(key).and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 5) {
+        if let Some(n) = properties
+            .get(key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 5)
+        {
             problems.push(ConfigProblem {
                 key: label(key),
-                message: format!("{n} conflicts with enable.idempotence=true, which allows at most 5"),
+                message: format!(
+                    "{n} conflicts with enable.idempotence=true, which allows at most 5"
+                ),
             });
         }
     }
@@ -581,11 +674,19 @@ fn normalize(kind: ValueKind, key: &str, raw: &str) -> std::result::Result<Strin
         ValueKind::Count { allows_zero } => match value.parse::<u64>() {
             Ok(0) if !allows_zero => Err("must be at least 1".into()),
             Ok(n) => Ok(n.to_string()),
-            Err(_) => Err(format!("expected a whole number, got {}", shown(key, value))),
+            Err(_) => Err(format!(
+                "expected a whole number, got {}",
+                shown(key, value)
+            )),
         },
         ValueKind::Duration => parse_duration(value)
             .map(|d| d.as_millis().to_string())
-            .ok_or_else(|| format!("expected a duration like 250ms, 10s or 2m, got {}", shown(key, value))),
+            .ok_or_else(|| {
+                format!(
+                    "expected a duration like 250ms, 10s or 2m, got {}",
+                    shown(key, value)
+                )
+            }),
         ValueKind::Acks => match value.to_ascii_lowercase().as_str() {
             "all" | "-1" | "waitforall" => Ok("all".into()),
             "1" | "waitforlocal" => Ok("1".into()),
@@ -600,7 +701,11 @@ fn normalize(kind: ValueKind, key: &str, raw: &str) -> std::result::Result<Strin
             if choices.contains(&lower.as_str()) {
                 Ok(lower)
             } else {
-                Err(format!("expected one of {}, got {}", choices.join(", "), shown(key, value)))
+                Err(format!(
+                    "expected one of {}, got {}",
+                    choices.join(", "),
+                    shown(key, value)
+                ))
             }
         }
     }
@@ -612,7 +717,12 @@ fn normalize_passthrough(key: &str, raw: &str) -> std::result::Result<String, St
     if key.ends_with(".ms") && value.parse::<i64>().is_err() {
         return parse_duration(value)
             .map(|d| d.as_millis().to_string())
-            .ok_or_else(|| format!("expected milliseconds or a duration like 250ms or 10s, got {}", shown(key, value)));
+            .ok_or_else(|| {
+                format!(
+                    "expected milliseconds or a duration like 250ms or 10s, got {}",
+                    shown(key, value)
+                )
+            });
     }
     Ok(value.to_string())
 }
@@ -666,10 +776,14 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = value;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&i| i > 0)?;
         let amount: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
@@ -688,7 +802,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -749,7 +866,11 @@ mod tests {
         assert_eq!(get("acks"), "all");
         assert_eq!(get("enable.idempotence"), "true");
         assert_eq!(get("queue.buffering.max.messages"), "2000");
-        assert_eq!(get("log_level"), "5", "an explicit librdkafka log_level wins over KAFKA_LOG_LEVEL");
+        assert_eq!(
+            get("log_level"),
+            "5",
+            "an explicit librdkafka log_level wins over KAFKA_LOG_LEVEL"
+        );
         let settings = config.settings();
         assert_eq!(settings.log_level, LogLevel::Debug);
         let r = &settings.resilience;
@@ -764,8 +885,18 @@ mod tests {
 
     #[test]
     fn required_acks_accepts_seed_spellings_and_numbers() {
-        for (given, expected) in [("WaitForLocal", "1"), ("NoResponse", "0"), ("-1", "all"), ("1", "1")] {
-            let config = Config::builder().brokers("x:1").idempotence(false).acks(given).build().unwrap();
+        for (given, expected) in [
+            ("WaitForLocal", "1"),
+            ("NoResponse", "0"),
+            ("-1", "all"),
+            ("1", "1"),
+        ] {
+            let config = Config::builder()
+                .brokers("x:1")
+                .idempotence(false)
+                .acks(given)
+                .build()
+                .unwrap();
             assert_eq!(config.get("acks"), Some(expected), "acks={given}");
         }
     }
@@ -773,7 +904,10 @@ mod tests {
     #[test]
     fn validation_reports_every_problem_at_once_naming_each_key() {
         let error = Config::builder()
-            .with_env_vars(env(&[("KAFKA_PRODUCER_TIMEOUT", "soon"), ("KAFKA_PRODUCER_TYPO", "1")]))
+            .with_env_vars(env(&[
+                ("KAFKA_PRODUCER_TIMEOUT", "soon"),
+                ("KAFKA_PRODUCER_TYPO", "1"),
+            ]))
             .set("linger.ms", "fast")
             .set("no.such.property", "1")
             .set("batch.num.messages", "0")
@@ -801,7 +935,10 @@ mod tests {
     #[test]
     fn later_values_override_earlier_ones_even_when_those_were_invalid() {
         let config = Config::builder()
-            .with_env_vars(env(&[("KAFKA_BROKERS", "env:1"), ("KAFKA_PRODUCER_FLUSH_FREQUENCY", "bad")]))
+            .with_env_vars(env(&[
+                ("KAFKA_BROKERS", "env:1"),
+                ("KAFKA_PRODUCER_FLUSH_FREQUENCY", "bad"),
+            ]))
             .set("linger.ms", "20ms")
             .brokers("explicit:1")
             .build()
@@ -827,7 +964,8 @@ mod tests {
         // A rejected secret is named by its key, never quoted.
         let error = normalize(ValueKind::Bool, "ssl.key.password", secret).unwrap_err();
         assert!(!error.contains(secret), "{error}");
-        let error = Config::from_map([("bootstrap.servers", "x:1"), ("sasl.password", " ")]).unwrap_err();
+        let error =
+            Config::from_map([("bootstrap.servers", "x:1"), ("sasl.password", " ")]).unwrap_err();
         assert_eq!(error.problems()[0].key, "sasl.password");
     }
 
@@ -850,7 +988,8 @@ mod tests {
 
     #[test]
     fn passthrough_ms_keys_take_durations() {
-        let config = Config::from_map([("bootstrap.servers", "x:1"), ("socket.timeout.ms", "30s")]).unwrap();
+        let config =
+            Config::from_map([("bootstrap.servers", "x:1"), ("socket.timeout.ms", "30s")]).unwrap();
         assert_eq!(config.get("socket.timeout.ms"), Some("30000"));
     }
 }

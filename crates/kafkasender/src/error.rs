@@ -126,15 +126,30 @@ impl Error {
     /// A configuration error listing every problem found.
     pub fn config(problems: Vec<ConfigProblem>) -> Error {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        let noun = if problems.len() == 1 { "problem" } else { "problems" };
-        let message = format!("invalid configuration ({} {noun}): {}", problems.len(), listed.join("; "));
-        Error { problems, ..Error::new(ErrorKind::Config, message) }
+        let noun = if problems.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        let message = format!(
+            "invalid configuration ({} {noun}): {}",
+            problems.len(),
+            listed.join("; ")
+        );
+        Error {
+            problems,
+            ..Error::new(ErrorKind::Config, message)
+        }
     }
 
     /// An error from a librdkafka error code, classified into a kind.
     pub fn from_code(code: RDKafkaErrorCode, context: &str) -> Error {
         let kind = kind_of(code);
-        let message = if context.is_empty() { code.to_string() } else { format!("{context}: {code}") };
+        let message = if context.is_empty() {
+            code.to_string()
+        } else {
+            format!("{context}: {code}")
+        };
         Error {
             code: Some(code as i32),
             retriable: is_retriable_code(code, kind),
@@ -181,10 +196,12 @@ impl From<KafkaError> for Error {
         match error.rdkafka_error_code() {
             Some(code) => Error::from_code(code, ""),
             None => match error {
-                KafkaError::ClientConfig(_, description, key, _) => Error::config(vec![ConfigProblem {
-                    key,
-                    message: description,
-                }]),
+                KafkaError::ClientConfig(_, description, key, _) => {
+                    Error::config(vec![ConfigProblem {
+                        key,
+                        message: description,
+                    }])
+                }
                 other => Error::new(ErrorKind::Internal, other.to_string()),
             },
         }
@@ -194,9 +211,13 @@ impl From<KafkaError> for Error {
 fn kind_of(code: RDKafkaErrorCode) -> ErrorKind {
     use RDKafkaErrorCode as C;
     match code {
-        C::MessageSizeTooLarge | C::InvalidMessageSize | C::MessageBatchTooLarge => ErrorKind::MessageTooLarge,
+        C::MessageSizeTooLarge | C::InvalidMessageSize | C::MessageBatchTooLarge => {
+            ErrorKind::MessageTooLarge
+        }
         C::QueueFull => ErrorKind::QueueFull,
-        C::MessageTimedOut | C::RequestTimedOut | C::OperationTimedOut | C::TimedOutQueue => ErrorKind::Timeout,
+        C::MessageTimedOut | C::RequestTimedOut | C::OperationTimedOut | C::TimedOutQueue => {
+            ErrorKind::Timeout
+        }
         C::BrokerTransportFailure
         | C::AllBrokersDown
         | C::NetworkException
@@ -210,11 +231,15 @@ fn kind_of(code: RDKafkaErrorCode) -> ErrorKind {
         | C::ClusterAuthorizationFailed
         | C::TransactionalIdAuthorizationFailed
         | C::GroupAuthorizationFailed => ErrorKind::Authorization,
-        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => ErrorKind::UnknownTopicOrPartition,
+        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => {
+            ErrorKind::UnknownTopicOrPartition
+        }
         C::Fatal | C::ProducerFenced | C::InvalidProducerEpoch | C::Fenced => ErrorKind::Fatal,
         // Purges only happen when the producer closes with messages still queued or in flight.
         C::PurgeQueue | C::PurgeInflight => ErrorKind::Closed,
-        C::InvalidTopic | C::InvalidArgument | C::InvalidRecord | C::InvalidPartitions => ErrorKind::InvalidRecord,
+        C::InvalidTopic | C::InvalidArgument | C::InvalidRecord | C::InvalidPartitions => {
+            ErrorKind::InvalidRecord
+        }
         C::InvalidConfig | C::InvalidReplicationFactor => ErrorKind::Config,
         C::Fail | C::BadMessage | C::BadCompression | C::Unknown => ErrorKind::Internal,
         _ => ErrorKind::Broker,
@@ -277,8 +302,14 @@ mod tests {
     #[test]
     fn config_error_lists_every_problem_in_its_message() {
         let error = Error::config(vec![
-            ConfigProblem { key: "a".into(), message: "bad".into() },
-            ConfigProblem { key: "b".into(), message: "worse".into() },
+            ConfigProblem {
+                key: "a".into(),
+                message: "bad".into(),
+            },
+            ConfigProblem {
+                key: "b".into(),
+                message: "worse".into(),
+            },
         ]);
         assert_eq!(error.kind(), ErrorKind::Config);
         assert_eq!(error.problems().len(), 2);

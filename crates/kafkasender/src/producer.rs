@@ -15,13 +15,15 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
-use sync_wrapper::SyncWrapper;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, Message, OwnedHeaders};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+};
 use rdkafka::statistics::Statistics;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig};
+use sync_wrapper::SyncWrapper;
 
 use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
@@ -97,9 +99,14 @@ impl Producer {
         let tracker = Arc::new(Tracker::default());
         let client: BaseProducer<Context> = config
             .client_config()
-            .create_with_context(Context { tracker: tracker.clone() })
+            .create_with_context(Context {
+                tracker: tracker.clone(),
+            })
             .map_err(|error| match error {
-                KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem { key: "librdkafka".into(), message }]),
+                KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
+                    key: "librdkafka".into(),
+                    message,
+                }]),
                 other => other.into(),
             })?;
         let shared = Arc::new(Shared {
@@ -114,7 +121,12 @@ impl Producer {
         let delivery_thread = thread::Builder::new()
             .name("kafkasender-delivery".into())
             .spawn(move || run_delivery_loop(&thread_shared))
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the delivery thread: {e}")))?;
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot start the delivery thread: {e}"),
+                )
+            })?;
         Ok(Producer {
             delivery_thread_id: delivery_thread.thread().id(),
             delivery_thread: Mutex::new(Some(delivery_thread)),
@@ -144,8 +156,12 @@ impl Producer {
             let _ = sender.send(report);
         });
         match self.send(record, on_delivery) {
-            Ok(()) => DeliveryFuture { state: FutureState::Waiting(receiver) },
-            Err(error) => DeliveryFuture { state: FutureState::Failed(Some(error)) },
+            Ok(()) => DeliveryFuture {
+                state: FutureState::Waiting(receiver),
+            },
+            Err(error) => DeliveryFuture {
+                state: FutureState::Failed(Some(error)),
+            },
         }
     }
 
@@ -175,7 +191,9 @@ impl Producer {
         }
         for (index, record) in records.iter().enumerate() {
             let slot = batch.clone();
-            if let Err(error) = self.send(record, Box::new(move |report| slot.complete(index, report))) {
+            if let Err(error) =
+                self.send(record, Box::new(move |report| slot.complete(index, report)))
+            {
                 batch.complete(index, DeliveryReport::not_enqueued(record, error));
             }
         }
@@ -186,14 +204,20 @@ impl Producer {
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let tracker = &self.shared.tracker;
         if self.on_delivery_thread() {
-            return Err(Error::new(ErrorKind::Internal, "flush cannot wait inside a delivery callback"));
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "flush cannot wait inside a delivery callback",
+            ));
         }
         if tracker.wait_until(Instant::now() + timeout, || tracker.in_flight() == 0) {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::Timeout,
-                format!("{} messages still in flight after {timeout:?}", tracker.in_flight()),
+                format!(
+                    "{} messages still in flight after {timeout:?}",
+                    tracker.in_flight()
+                ),
             ))
         }
     }
@@ -204,9 +228,18 @@ impl Producer {
     pub fn close(&self, timeout: Duration) -> CloseReport {
         let started = Instant::now();
         {
-            let mut open = self.shared.open.write().unwrap_or_else(PoisonError::into_inner);
+            let mut open = self
+                .shared
+                .open
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             if !*open {
-                return CloseReport { in_flight_at_close: 0, purged: 0, elapsed: started.elapsed(), already_closed: true };
+                return CloseReport {
+                    in_flight_at_close: 0,
+                    purged: 0,
+                    elapsed: started.elapsed(),
+                    already_closed: true,
+                };
             }
             *open = false;
         }
@@ -214,10 +247,15 @@ impl Producer {
         let in_flight_at_close = tracker.in_flight();
         // Inside a delivery callback nothing else can be delivered while we wait, so don't.
         let waiting_allowed = !self.on_delivery_thread();
-        let drained = waiting_allowed && tracker.wait_until(started + timeout, || tracker.in_flight() == 0);
+        let drained =
+            waiting_allowed && tracker.wait_until(started + timeout, || tracker.in_flight() == 0);
         if !drained {
-            self.shared.client.purge(PurgeConfig::default().queue().inflight());
-            if waiting_allowed && !tracker.wait_until(Instant::now() + PURGE_GRACE, || tracker.in_flight() == 0) {
+            self.shared
+                .client
+                .purge(PurgeConfig::default().queue().inflight());
+            if waiting_allowed
+                && !tracker.wait_until(Instant::now() + PURGE_GRACE, || tracker.in_flight() == 0)
+            {
                 tracing::error!(
                     in_flight = tracker.in_flight(),
                     "messages were not reported after purge; they will be reported when the producer is dropped"
@@ -226,7 +264,11 @@ impl Producer {
         }
         self.shared.stop.store(true, Ordering::Release);
         if waiting_allowed {
-            let handle = self.delivery_thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let handle = self
+                .delivery_thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
@@ -241,7 +283,11 @@ impl Producer {
 
     /// Whether [`Producer::close`] has been called.
     pub fn is_closed(&self) -> bool {
-        !*self.shared.open.read().unwrap_or_else(PoisonError::into_inner)
+        !*self
+            .shared
+            .open
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Messages sent but not yet reported.
@@ -277,7 +323,11 @@ impl Producer {
         record.validate(self.shared.max_message_bytes)?;
         // (rate limiter: acquire a token here)
         // (circuit breaker: fail fast or spool here)
-        let open = self.shared.open.read().unwrap_or_else(PoisonError::into_inner);
+        let open = self
+            .shared
+            .open
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         if !*open {
             return Err(closed_error());
         }
@@ -285,15 +335,22 @@ impl Producer {
             return Err(fatal);
         }
 
-        let mut base: BaseRecord<'_, [u8], [u8], Box<Pending>> = BaseRecord::with_opaque_to(record.topic, pending);
+        let mut base: BaseRecord<'_, [u8], [u8], Box<Pending>> =
+            BaseRecord::with_opaque_to(record.topic, pending);
         base.key = record.key;
         base.payload = record.value;
         base.partition = record.partition;
         base.timestamp = record.timestamp;
         if !record.headers.is_empty() {
-            let headers = record.headers.iter().fold(OwnedHeaders::new_with_capacity(record.headers.len()), |h, header| {
-                h.insert(RdHeader { key: header.key, value: header.value })
-            });
+            let headers = record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |h, header| {
+                    h.insert(RdHeader {
+                        key: header.key,
+                        value: header.value,
+                    })
+                },
+            );
             base.headers = Some(headers);
         }
 
@@ -308,7 +365,8 @@ impl Producer {
                     // Backpressure: sleep until the delivery thread frees room, never spin, never drop.
                     base = returned;
                     let now = Instant::now();
-                    let deadline = *deadline.get_or_insert_with(|| now + self.shared.settings.enqueue_timeout);
+                    let deadline =
+                        *deadline.get_or_insert_with(|| now + self.shared.settings.enqueue_timeout);
                     if now >= deadline {
                         tracker.finish_one();
                         return Err(Error::new(
@@ -322,7 +380,9 @@ impl Producer {
                     // librdkafka frees a batch's room only after the batch's last callback has run,
                     // so a wake-up can come just before the room does: recheck after a short nap.
                     let nap = deadline.min(now + QUEUE_FULL_RECHECK);
-                    tracker.wait_until(nap, || tracker.completed.load(Ordering::SeqCst) != completed_before);
+                    tracker.wait_until(nap, || {
+                        tracker.completed.load(Ordering::SeqCst) != completed_before
+                    });
                 }
                 Err((error, _returned)) => {
                     tracker.finish_one();
@@ -340,7 +400,10 @@ impl Drop for Producer {
     fn drop(&mut self) {
         let report = self.close(self.shared.settings.close_timeout);
         if !report.already_closed && !report.is_clean() {
-            tracing::warn!(purged = report.purged, "producer dropped without close; undelivered messages were reported as failed");
+            tracing::warn!(
+                purged = report.purged,
+                "producer dropped without close; undelivered messages were reported as failed"
+            );
         }
     }
 }
@@ -417,7 +480,11 @@ impl Tracker {
                 return false;
             }
             let slice = (deadline - now).min(WAIT_SLICE);
-            guard = self.wakeup.wait_timeout(guard, slice).unwrap_or_else(PoisonError::into_inner).0;
+            guard = self
+                .wakeup
+                .wait_timeout(guard, slice)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -433,7 +500,11 @@ struct Pending {
 
 impl Pending {
     fn new(on_delivery: DeliveryCallback) -> Pending {
-        Pending { on_delivery: SyncWrapper::new(on_delivery), sent_at: Instant::now(), attempts: 1 }
+        Pending {
+            on_delivery: SyncWrapper::new(on_delivery),
+            sent_at: Instant::now(),
+            attempts: 1,
+        }
     }
 }
 
@@ -445,17 +516,26 @@ struct Context {
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", facility, "{message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
         }
     }
 
     fn stats(&self, statistics: Statistics) {
-        let retries = statistics.brokers.values().map(|broker| broker.txretries).sum();
+        let retries = statistics
+            .brokers
+            .values()
+            .map(|broker| broker.txretries)
+            .sum();
         self.tracker.wire_retries.store(retries, Ordering::Relaxed);
     }
 
@@ -473,15 +553,24 @@ impl ProducerContext for Context {
     type DeliveryOpaque = Box<Pending>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
-        let Pending { on_delivery, sent_at, attempts } = *pending;
+        let Pending {
+            on_delivery,
+            sent_at,
+            attempts,
+        } = *pending;
         let on_delivery = on_delivery.into_inner();
         let (message, outcome) = match result {
             Ok(message) => (message, Outcome::Delivered),
             Err((error, message)) => {
                 let error = match error.rdkafka_error_code() {
-                    Some(code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)) => {
+                    Some(
+                        code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
+                    ) => {
                         self.tracker.purged.fetch_add(1, Ordering::AcqRel);
-                        Error::from_code(code, "the producer closed before the message was acknowledged")
+                        Error::from_code(
+                            code,
+                            "the producer closed before the message was acknowledged",
+                        )
                     }
                     Some(code) => Error::from_code(code, "delivery failed"),
                     None => Error::from(error.clone()),
@@ -493,7 +582,11 @@ impl ProducerContext for Context {
         let report = DeliveryReport {
             topic: message.topic().to_string(),
             partition: message.partition(),
-            offset: if matches!(outcome, Outcome::Delivered) { message.offset() } else { -1 },
+            offset: if matches!(outcome, Outcome::Delivered) {
+                message.offset()
+            } else {
+                -1
+            },
             timestamp: message.timestamp().to_millis(),
             key: message.key().map(<[u8]>::to_vec),
             attempts,
@@ -544,8 +637,14 @@ impl Batch {
     fn complete(&self, index: usize, report: DeliveryReport) {
         self.reports.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(report);
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let reports = std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));
-            self.finish(reports.into_iter().map(|r| r.expect("every slot is filled once")).collect());
+            let reports =
+                std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));
+            self.finish(
+                reports
+                    .into_iter()
+                    .map(|r| r.expect("every slot is filled once"))
+                    .collect(),
+            );
         }
     }
 
@@ -554,7 +653,12 @@ impl Batch {
     }
 
     fn finish(&self, reports: Vec<DeliveryReport>) {
-        if let Some(on_delivery) = self.on_delivery.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(on_delivery) = self
+            .on_delivery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             on_delivery(reports);
         }
     }
@@ -576,15 +680,16 @@ impl Future for DeliveryFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.state {
-            FutureState::Failed(error) => {
-                Poll::Ready(Err(error.take().expect("DeliveryFuture polled after it completed")))
-            }
+            FutureState::Failed(error) => Poll::Ready(Err(error
+                .take()
+                .expect("DeliveryFuture polled after it completed"))),
             FutureState::Waiting(receiver) => match Pin::new(receiver).poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(report)) => Poll::Ready(report.into_result()),
-                Poll::Ready(Err(oneshot::Canceled)) => {
-                    Poll::Ready(Err(Error::new(ErrorKind::Internal, "the delivery report was lost")))
-                }
+                Poll::Ready(Err(oneshot::Canceled)) => Poll::Ready(Err(Error::new(
+                    ErrorKind::Internal,
+                    "the delivery report was lost",
+                ))),
             },
         }
     }

@@ -35,7 +35,10 @@ const MAX_TOPIC_LEN: usize = 249;
 impl<'a> Record<'a> {
     /// A record for `topic` with no key, value or headers yet.
     pub fn new(topic: &'a str) -> Record<'a> {
-        Record { topic, ..Record::default() }
+        Record {
+            topic,
+            ..Record::default()
+        }
     }
 
     /// Sets the key.
@@ -52,7 +55,10 @@ impl<'a> Record<'a> {
 
     /// Adds a header.
     pub fn header(mut self, key: &'a str, value: &'a (impl AsRef<[u8]> + ?Sized)) -> Record<'a> {
-        self.headers.push(Header { key, value: Some(value.as_ref()) });
+        self.headers.push(Header {
+            key,
+            value: Some(value.as_ref()),
+        });
         self
     }
 
@@ -70,7 +76,11 @@ impl<'a> Record<'a> {
 
     /// Bytes of key, value and headers: what counts against `message.max.bytes`.
     pub fn size(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len)).sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum();
         self.key.map_or(0, <[u8]>::len) + self.value.map_or(0, <[u8]>::len) + headers
     }
 
@@ -78,7 +88,10 @@ impl<'a> Record<'a> {
     pub fn validate(&self, max_message_bytes: usize) -> Result<()> {
         validate_topic(self.topic)?;
         if let Some(partition) = self.partition.filter(|p| *p < 0) {
-            return Err(Error::new(ErrorKind::InvalidRecord, format!("partition {partition} is negative")));
+            return Err(Error::new(
+                ErrorKind::InvalidRecord,
+                format!("partition {partition} is negative"),
+            ));
         }
         let size = self.size();
         if size > max_message_bytes {
@@ -93,7 +106,12 @@ impl<'a> Record<'a> {
 
 /// Checks a topic name against Kafka's rules: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn validate_topic(topic: &str) -> Result<()> {
-    let invalid = |why: &str| Err(Error::new(ErrorKind::InvalidRecord, format!("invalid topic name {topic:?}: {why}")));
+    let invalid = |why: &str| {
+        Err(Error::new(
+            ErrorKind::InvalidRecord,
+            format!("invalid topic name {topic:?}: {why}"),
+        ))
+    };
     if topic.is_empty() {
         return invalid("empty");
     }
@@ -103,7 +121,10 @@ pub fn validate_topic(topic: &str) -> Result<()> {
     if topic == "." || topic == ".." {
         return invalid("'.' and '..' are not allowed");
     }
-    if !topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+    if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -118,8 +139,20 @@ mod tests {
         for good in ["orders", "a.b_c-d", "X1", &"t".repeat(249)] {
             assert!(validate_topic(good).is_ok(), "{good}");
         }
-        for bad in ["", ".", "..", "has space", "slash/topic", "ünï", &"t".repeat(250)] {
-            assert_eq!(validate_topic(bad).unwrap_err().kind(), ErrorKind::InvalidRecord, "{bad}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/topic",
+            "ünï",
+            &"t".repeat(250),
+        ] {
+            assert_eq!(
+                validate_topic(bad).unwrap_err().kind(),
+                ErrorKind::InvalidRecord,
+                "{bad}"
+            );
         }
     }
 
@@ -127,7 +160,10 @@ mod tests {
     fn size_counts_key_value_and_headers() {
         let record = Record::new("t").key("ab").value("cde").header("h", "xy");
         assert_eq!(record.size(), 2 + 3 + 1 + 2);
-        assert_eq!(record.validate(7).unwrap_err().kind(), ErrorKind::MessageTooLarge);
+        assert_eq!(
+            record.validate(7).unwrap_err().kind(),
+            ErrorKind::MessageTooLarge
+        );
         assert!(record.validate(8).is_ok());
     }
 }

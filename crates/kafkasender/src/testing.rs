@@ -70,10 +70,17 @@ impl MockCluster {
     /// Starts `brokers` mock brokers (ids 1 to `brokers`).
     pub fn new(brokers: u16) -> Result<MockCluster> {
         if brokers == 0 {
-            return Err(Error::new(ErrorKind::InvalidRecord, "a mock cluster needs at least one broker"));
+            return Err(Error::new(
+                ErrorKind::InvalidRecord,
+                "a mock cluster needs at least one broker",
+            ));
         }
         let cluster = RdMockCluster::new(i32::from(brokers)).map_err(mock_error)?;
-        Ok(MockCluster { bootstrap_servers: cluster.bootstrap_servers(), cluster, brokers: i32::from(brokers) })
+        Ok(MockCluster {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            cluster,
+            brokers: i32::from(brokers),
+        })
     }
 
     /// The `bootstrap.servers` string to connect to.
@@ -92,7 +99,12 @@ impl MockCluster {
     }
 
     /// Creates a topic (the mock has no CreateTopics API). Replication is capped at the broker count.
-    pub fn create_topic(&self, topic: &str, partitions: i32, replication_factor: i32) -> Result<()> {
+    pub fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+    ) -> Result<()> {
         crate::record::validate_topic(topic)?;
         self.cluster
             .create_topic(topic, partitions, replication_factor.min(self.brokers))
@@ -114,7 +126,9 @@ impl MockCluster {
     /// Delays every response of a broker by `delay`.
     pub fn set_round_trip_time(&self, broker_id: i32, delay: Duration) -> Result<()> {
         self.check_broker(broker_id)?;
-        self.cluster.broker_round_trip_time(broker_id, delay).map_err(mock_error)
+        self.cluster
+            .broker_round_trip_time(broker_id, delay)
+            .map_err(mock_error)
     }
 
     /// Makes the next requests of `api` fail, one error code each, in order. Codes are
@@ -124,8 +138,12 @@ impl MockCluster {
         let errors = codes
             .iter()
             .map(|&code| {
-                RDKafkaRespErr::try_from(code)
-                    .map_err(|_| Error::new(ErrorKind::InvalidRecord, format!("{code} is not a librdkafka error code")))
+                RDKafkaRespErr::try_from(code).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidRecord,
+                        format!("{code} is not a librdkafka error code"),
+                    )
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         self.cluster.request_errors(api.api_key(), &errors);
@@ -141,7 +159,10 @@ impl MockCluster {
         if self.broker_ids().contains(&broker_id) {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::InvalidRecord, format!("no broker {broker_id}; ids are 1 to {}", self.brokers)))
+            Err(Error::new(
+                ErrorKind::InvalidRecord,
+                format!("no broker {broker_id}; ids are 1 to {}", self.brokers),
+            ))
         }
     }
 }
@@ -170,17 +191,26 @@ pub struct ConsumedRecord {
 /// Reads every record of `topic` from the beginning to the current end of each partition (with a
 /// consumer of its own, not the producer), ordered by partition and offset. Fails if the end is
 /// not reached within `timeout`.
-pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
+pub fn read_topic(
+    bootstrap_servers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<ConsumedRecord>> {
     let deadline = Instant::now() + timeout;
     let consumer: BaseConsumer<ReadBackContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
-        .set("group.id", format!("kafkasender-read-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("kafkasender-read-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .create_with_context(ReadBackContext)
         .map_err(Error::from)?;
-    let metadata = consumer.fetch_metadata(Some(topic), remaining(deadline)).map_err(Error::from)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), remaining(deadline))
+        .map_err(Error::from)?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -188,11 +218,16 @@ pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Re
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(Error::new(ErrorKind::UnknownTopicOrPartition, format!("topic {topic} has no partitions")));
+        return Err(Error::new(
+            ErrorKind::UnknownTopicOrPartition,
+            format!("topic {topic} has no partitions"),
+        ));
     }
     let mut assignment = TopicPartitionList::new();
     for &partition in &partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning).map_err(Error::from)?;
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(Error::from)?;
     }
     consumer.assign(&assignment).map_err(Error::from)?;
 
@@ -210,7 +245,9 @@ pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Re
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 unfinished.remove(&partition);
             }
-            Some(Err(error)) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {}
+            Some(Err(error))
+                if error.rdkafka_error_code()
+                    == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {}
             Some(Err(error)) => return Err(error.into()),
             Some(Ok(message)) => records.push(ConsumedRecord {
                 partition: message.partition(),
@@ -219,7 +256,11 @@ pub fn read_topic(bootstrap_servers: &str, topic: &str, timeout: Duration) -> Re
                 value: message.payload().map(<[u8]>::to_vec),
                 headers: message
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 timestamp: message.timestamp().to_millis(),
             }),

@@ -61,40 +61,76 @@ fn every_report_matches_what_a_consumer_reads_back() {
         let key = format!("customer-{}", i % 37);
         let value = format!("order-{i}");
         let seq = i.to_string();
-        let record = Record::new(topic).key(&key).value(&value).header("seq", &seq).header("source", "test");
+        let record = Record::new(topic)
+            .key(&key)
+            .value(&value)
+            .header("seq", &seq)
+            .header("source", "test");
         producer.send(&record, reports.callback()).unwrap();
     }
     producer.flush(FLUSH_TIMEOUT).unwrap();
     let reports = reports.take();
     assert_eq!(reports.len(), n);
-    assert!(reports.iter().all(|r| r.is_delivered() && r.topic == topic && r.attempts == 1));
+    assert!(reports
+        .iter()
+        .all(|r| r.is_delivered() && r.topic == topic && r.attempts == 1));
 
     let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
     assert_eq!(read.len(), n, "count read back");
-    let by_position: HashMap<(i32, i64), &ConsumedRecord> = read.iter().map(|r| ((r.partition, r.offset), r)).collect();
+    let by_position: HashMap<(i32, i64), &ConsumedRecord> =
+        read.iter().map(|r| ((r.partition, r.offset), r)).collect();
     let mut key_partitions: HashMap<Vec<u8>, HashSet<i32>> = HashMap::new();
     for report in &reports {
         let landed = by_position
             .get(&(report.partition, report.offset))
-            .unwrap_or_else(|| panic!("nothing at the reported {}/{}", report.partition, report.offset));
-        assert_eq!(landed.key, report.key, "the reported key is the one stored at the reported offset");
-        key_partitions.entry(report.key.clone().unwrap()).or_default().insert(report.partition);
+            .unwrap_or_else(|| {
+                panic!(
+                    "nothing at the reported {}/{}",
+                    report.partition, report.offset
+                )
+            });
+        assert_eq!(
+            landed.key, report.key,
+            "the reported key is the one stored at the reported offset"
+        );
+        key_partitions
+            .entry(report.key.clone().unwrap())
+            .or_default()
+            .insert(report.partition);
     }
-    assert!(key_partitions.values().all(|p| p.len() == 1), "one partition per key");
+    assert!(
+        key_partitions.values().all(|p| p.len() == 1),
+        "one partition per key"
+    );
 
     // Payloads, keys and headers, and per-key order: sequence numbers rise within each key.
     let mut last_seq_per_key: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut seen = HashSet::new();
     for record in &read {
-        let headers: Vec<(&str, &[u8])> =
-            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref().unwrap())).collect();
+        let headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref().unwrap()))
+            .collect();
         let seq: usize = std::str::from_utf8(headers[0].1).unwrap().parse().unwrap();
-        assert_eq!(headers, vec![("seq", seq.to_string().as_bytes()), ("source", b"test".as_slice())]);
+        assert_eq!(
+            headers,
+            vec![
+                ("seq", seq.to_string().as_bytes()),
+                ("source", b"test".as_slice())
+            ]
+        );
         assert_eq!(value_of(record), format!("order-{seq}"));
-        assert_eq!(record.key.as_deref(), Some(format!("customer-{}", seq % 37).as_bytes()));
+        assert_eq!(
+            record.key.as_deref(),
+            Some(format!("customer-{}", seq % 37).as_bytes())
+        );
         let key = record.key.clone().unwrap();
         if let Some(previous) = last_seq_per_key.insert(key, seq) {
-            assert!(previous < seq, "per-key order broken: {previous} before {seq}");
+            assert!(
+                previous < seq,
+                "per-key order broken: {previous} before {seq}"
+            );
         }
         assert!(seen.insert(seq), "duplicate {seq}");
     }
@@ -103,7 +139,14 @@ fn every_report_matches_what_a_consumer_reads_back() {
 #[test]
 fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
     let cluster = cluster_with_topic("valid", 1);
-    let producer = Producer::new(cluster.config().set("message.max.bytes", "10000").build().unwrap()).unwrap();
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("message.max.bytes", "10000")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let counting = || {
         let calls = calls.clone();
@@ -113,20 +156,32 @@ fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
     };
 
     let big = vec![b'x'; 10_001];
-    let error = producer.send(&Record::new("valid").value(&big), counting()).unwrap_err();
+    let error = producer
+        .send(&Record::new("valid").value(&big), counting())
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::MessageTooLarge);
     assert!(!error.is_retriable());
     for topic in ["", "bad topic", "a/b", ".."] {
-        let error = producer.send(&Record::new(topic).value("v"), counting()).unwrap_err();
+        let error = producer
+            .send(&Record::new(topic).value("v"), counting())
+            .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::InvalidRecord, "{topic:?}");
     }
-    let error = producer.send(&Record::new("valid").value("v").partition(-3), counting()).unwrap_err();
+    let error = producer
+        .send(&Record::new("valid").value("v").partition(-3), counting())
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRecord);
 
     assert_eq!(producer.in_flight(), 0);
-    producer.send_and_wait(&Record::new("valid").value("fits"), FLUSH_TIMEOUT).unwrap();
+    producer
+        .send_and_wait(&Record::new("valid").value("fits"), FLUSH_TIMEOUT)
+        .unwrap();
     producer.close(FLUSH_TIMEOUT);
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "rejected sends never call back");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "rejected sends never call back"
+    );
     let read = read_topic(cluster.bootstrap_servers(), "valid", READ_TIMEOUT).unwrap();
     assert_eq!(read.len(), 1, "only the valid record landed");
 }
@@ -148,7 +203,12 @@ fn broker_down_and_up_mid_stream_loses_and_duplicates_nothing() {
         }
         let key = format!("k{}", i % 50);
         let value = i.to_string();
-        producer.send(&Record::new(topic).key(&key).value(&value), reports.callback()).unwrap();
+        producer
+            .send(
+                &Record::new(topic).key(&key).value(&value),
+                reports.callback(),
+            )
+            .unwrap();
     }
     producer.flush(FLUSH_TIMEOUT).unwrap();
     let reports = reports.take();
@@ -160,7 +220,12 @@ fn broker_down_and_up_mid_stream_loses_and_duplicates_nothing() {
     let values: Vec<usize> = read.iter().map(|r| value_of(r).parse().unwrap()).collect();
     let unique: HashSet<usize> = values.iter().copied().collect();
     assert_eq!(unique.len(), n, "lost {}", n - unique.len());
-    assert_eq!(values.len(), n, "duplicates: {}", values.len() - unique.len());
+    assert_eq!(
+        values.len(),
+        n,
+        "duplicates: {}",
+        values.len() - unique.len()
+    );
 }
 
 #[test]
@@ -168,7 +233,9 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
     let topic = "stalled";
     let cluster = cluster_with_topic(topic, 3);
     let producer = producer(&cluster);
-    producer.send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
+        .unwrap();
     for broker in cluster.broker_ids() {
         cluster.broker_down(broker).unwrap();
     }
@@ -177,10 +244,13 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
     for i in 0..n {
         let calls = calls.clone();
         producer
-            .send(&Record::new(topic).value("never"), Box::new(move |report| {
-                assert_eq!(report.error().unwrap().kind(), ErrorKind::Closed);
-                *calls.lock().unwrap().entry(i).or_default() += 1;
-            }))
+            .send(
+                &Record::new(topic).value("never"),
+                Box::new(move |report| {
+                    assert_eq!(report.error().unwrap().kind(), ErrorKind::Closed);
+                    *calls.lock().unwrap().entry(i).or_default() += 1;
+                }),
+            )
             .unwrap();
     }
     let report = producer.close(Duration::from_millis(300));
@@ -190,7 +260,9 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
     assert_eq!(calls.len(), n, "every message reported when close returns");
     assert!(calls.values().all(|&c| c == 1), "each exactly once");
 
-    let error = producer.send(&Record::new(topic).value("late"), Box::new(|_| {})).unwrap_err();
+    let error = producer
+        .send(&Record::new(topic).value("late"), Box::new(|_| {}))
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Closed);
     assert!(producer.close(Duration::ZERO).already_closed);
 }
@@ -199,20 +271,30 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
 fn dropping_an_open_producer_reports_every_message_once() {
     let topic = "dropped";
     let cluster = cluster_with_topic(topic, 3);
-    let config = cluster.config().close_timeout(Duration::from_millis(200)).build().unwrap();
+    let config = cluster
+        .config()
+        .close_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let producer = Producer::new(config).unwrap();
-    producer.send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
+        .unwrap();
     for broker in cluster.broker_ids() {
         cluster.broker_down(broker).unwrap();
     }
     let reports = Reports::default();
     for _ in 0..300 {
-        producer.send(&Record::new(topic).value("in flight"), reports.callback()).unwrap();
+        producer
+            .send(&Record::new(topic).value("in flight"), reports.callback())
+            .unwrap();
     }
     drop(producer);
     let reports = reports.take();
     assert_eq!(reports.len(), 300);
-    assert!(reports.iter().all(|r| r.error().map(|e| e.kind()) == Some(ErrorKind::Closed)));
+    assert!(reports
+        .iter()
+        .all(|r| r.error().map(|e| e.kind()) == Some(ErrorKind::Closed)));
 }
 
 #[test]
@@ -223,10 +305,13 @@ fn dropping_the_last_handle_inside_a_callback_neither_deadlocks_nor_loses_report
     let (done, finished) = mpsc::channel();
     let handle = Mutex::new(Some(producer.clone()));
     producer
-        .send(&Record::new(topic).value("v"), Box::new(move |report| {
-            drop(handle.lock().unwrap().take()); // the last strong reference goes away on the delivery thread
-            done.send(report.is_delivered()).unwrap();
-        }))
+        .send(
+            &Record::new(topic).value("v"),
+            Box::new(move |report| {
+                drop(handle.lock().unwrap().take()); // the last strong reference goes away on the delivery thread
+                done.send(report.is_delivered()).unwrap();
+            }),
+        )
         .unwrap();
     drop(producer);
     assert!(finished.recv_timeout(Duration::from_secs(30)).unwrap());
@@ -236,13 +321,19 @@ fn dropping_the_last_handle_inside_a_callback_neither_deadlocks_nor_loses_report
 fn a_full_queue_applies_backpressure_and_delivers_everything() {
     let topic = "tiny-queue";
     let cluster = cluster_with_topic(topic, 2);
-    let config = cluster.config().set("queue.buffering.max.messages", "10").build().unwrap();
+    let config = cluster
+        .config()
+        .set("queue.buffering.max.messages", "10")
+        .build()
+        .unwrap();
     let producer = Producer::new(config).unwrap();
     let reports = Reports::default();
     let n = 3_000;
     for i in 0..n {
         let value = i.to_string();
-        producer.send(&Record::new(topic).value(&value), reports.callback()).expect("backpressure waits");
+        producer
+            .send(&Record::new(topic).value(&value), reports.callback())
+            .expect("backpressure waits");
     }
     producer.flush(FLUSH_TIMEOUT).unwrap();
     assert!(reports.take().iter().all(DeliveryReport::is_delivered));
@@ -262,7 +353,9 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
         .build()
         .unwrap();
     let producer = Producer::new(config).unwrap();
-    producer.send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
+        .unwrap();
     cluster.broker_down(1).unwrap();
     let reports = Reports::default();
     let mut accepted = 0;
@@ -277,9 +370,16 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
     assert!(accepted >= 5, "only {accepted} accepted");
     assert_eq!(error.kind(), ErrorKind::QueueFull);
     assert!(error.is_retriable());
-    assert!(waited >= Duration::from_millis(400), "waited only {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "waited only {waited:?}"
+    );
     producer.close(Duration::from_millis(100));
-    assert_eq!(reports.len(), accepted, "the rejected send never calls back; the queued ones all do");
+    assert_eq!(
+        reports.len(),
+        accepted,
+        "the rejected send never calls back; the queued ones all do"
+    );
 }
 
 #[test]
@@ -287,18 +387,27 @@ fn send_async_and_send_and_wait_report_delivery_and_errors() {
     let topic = "futures";
     let cluster = cluster_with_topic(topic, 2);
     let producer = producer(&cluster);
-    let report = futures_executor::block_on(producer.send_async(&Record::new(topic).key("k").value("async"))).unwrap();
+    let report = futures_executor::block_on(
+        producer.send_async(&Record::new(topic).key("k").value("async")),
+    )
+    .unwrap();
     assert!(report.is_delivered());
     assert_eq!(report.key.as_deref(), Some(b"k".as_slice()));
     assert!(report.offset >= 0);
-    let waited = producer.send_and_wait(&Record::new(topic).value("sync"), FLUSH_TIMEOUT).unwrap();
+    let waited = producer
+        .send_and_wait(&Record::new(topic).value("sync"), FLUSH_TIMEOUT)
+        .unwrap();
     assert!(waited.offset >= 0);
-    let error = futures_executor::block_on(producer.send_async(&Record::new("no such/topic"))).unwrap_err();
+    let error =
+        futures_executor::block_on(producer.send_async(&Record::new("no such/topic"))).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRecord);
 
     let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
     let values: HashSet<String> = read.iter().map(value_of).collect();
-    assert_eq!(values, HashSet::from(["async".to_string(), "sync".to_string()]));
+    assert_eq!(
+        values,
+        HashSet::from(["async".to_string(), "sync".to_string()])
+    );
 }
 
 #[test]
@@ -310,17 +419,34 @@ fn send_batch_reports_every_record_in_order_including_rejected_ones() {
     let mut records: Vec<Record<'_>> = values.iter().map(|v| Record::new(topic).value(v)).collect();
     records.insert(500, Record::new("bad topic").value("x"));
     let (sender, receiver) = mpsc::channel();
-    producer.send_batch(&records, Box::new(move |reports| sender.send(reports).unwrap())).unwrap();
+    producer
+        .send_batch(
+            &records,
+            Box::new(move |reports| sender.send(reports).unwrap()),
+        )
+        .unwrap();
     let reports = receiver.recv_timeout(FLUSH_TIMEOUT).unwrap();
     assert_eq!(reports.len(), 1_001);
-    assert_eq!(reports[500].error().unwrap().kind(), ErrorKind::InvalidRecord);
+    assert_eq!(
+        reports[500].error().unwrap().kind(),
+        ErrorKind::InvalidRecord
+    );
     assert_eq!(reports.iter().filter(|r| r.is_delivered()).count(), 1_000);
 
     let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
     assert_eq!(read.len(), 1_000);
     let (sender, receiver) = mpsc::channel();
-    producer.send_batch(&[], Box::new(move |reports| sender.send(reports.len()).unwrap())).unwrap();
-    assert_eq!(receiver.recv().unwrap(), 0, "an empty batch still calls back once");
+    producer
+        .send_batch(
+            &[],
+            Box::new(move |reports| sender.send(reports.len()).unwrap()),
+        )
+        .unwrap();
+    assert_eq!(
+        receiver.recv().unwrap(),
+        0,
+        "an empty batch still calls back once"
+    );
 }
 
 #[test]
@@ -328,8 +454,15 @@ fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
     let topic = "panics";
     let cluster = cluster_with_topic(topic, 1);
     let producer = producer(&cluster);
-    producer.send(&Record::new(topic).value("boom"), Box::new(|_| panic!("user bug"))).unwrap();
-    let report = producer.send_and_wait(&Record::new(topic).value("fine"), FLUSH_TIMEOUT).unwrap();
+    producer
+        .send(
+            &Record::new(topic).value("boom"),
+            Box::new(|_| panic!("user bug")),
+        )
+        .unwrap();
+    let report = producer
+        .send_and_wait(&Record::new(topic).value("fine"), FLUSH_TIMEOUT)
+        .unwrap();
     assert!(report.is_delivered());
     assert_eq!(producer.callback_panics(), 1);
 }
@@ -347,7 +480,12 @@ fn many_threads_can_share_one_producer() {
             thread::spawn(move || {
                 for i in 0..500 {
                     let value = format!("{t}-{i}");
-                    producer.send(&Record::new(topic).key(&t.to_string()).value(&value), reports.callback()).unwrap();
+                    producer
+                        .send(
+                            &Record::new(topic).key(&t.to_string()).value(&value),
+                            reports.callback(),
+                        )
+                        .unwrap();
                 }
             })
         })
@@ -356,21 +494,30 @@ fn many_threads_can_share_one_producer() {
     producer.flush(FLUSH_TIMEOUT).unwrap();
     assert_eq!(reports.len(), 4_000);
     let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
-    assert_eq!(read.iter().map(value_of).collect::<HashSet<_>>().len(), 4_000);
+    assert_eq!(
+        read.iter().map(value_of).collect::<HashSet<_>>().len(),
+        4_000
+    );
 }
 
 #[test]
 fn resilience_settings_are_refused_until_the_layer_exists_rather_than_ignored() {
     let cluster = MockCluster::new(1).unwrap();
-    let error = Producer::new(cluster.config().set("dlq.topic", "dead").build().unwrap()).err().unwrap();
+    let error = Producer::new(cluster.config().set("dlq.topic", "dead").build().unwrap())
+        .err()
+        .unwrap();
     assert_eq!(error.kind(), ErrorKind::Config);
     assert_eq!(error.problems()[0].key, "dlq.topic");
 }
 
 #[test]
 fn conflicts_found_only_by_librdkafka_are_config_errors() {
-    let config = Config::from_map([("bootstrap.servers", "127.0.0.1:1"), ("transactional.id", "t"), ("enable.idempotence", "false")])
-        .unwrap();
+    let config = Config::from_map([
+        ("bootstrap.servers", "127.0.0.1:1"),
+        ("transactional.id", "t"),
+        ("enable.idempotence", "false"),
+    ])
+    .unwrap();
     let error = Producer::new(config).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Config, "{error}");
 }

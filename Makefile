@@ -1,0 +1,68 @@
+# kafkasender: the one entry point. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# One target triple and one profile for every build (cargo, and later maturin and napi), so
+# librdkafka and OpenSSL are compiled once; see .cargo/config.toml.
+TARGET := x86_64-unknown-linux-gnu
+PROFILE := release
+BIN := target/$(TARGET)/$(PROFILE)/kafkasender
+CARGO := cargo
+PYTHON ?= python3
+
+DEMO_COUNT ?= 50000
+DEMO_RATE ?= 10000
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the core, the CLI (release profile)
+	$(CARGO) build --$(PROFILE) --workspace
+
+.PHONY: demo
+demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
+	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
+
+.PHONY: test
+test: lint test-rust test-e2e test-demo ## Run every test: lint, Rust, end-to-end on real Kafka, the demo
+	@echo "make test: all green"
+
+.PHONY: test-rust
+test-rust: ## Core and CLI tests against the in-process mock cluster
+	$(CARGO) test --$(PROFILE) --workspace
+
+.PHONY: test-e2e
+test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)
+	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
+	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/e2e
+
+.PHONY: test-demo
+test-demo: build ## The demo with a small count; fails unless read-back == sent
+	$(BIN) demo --count 5000 --rate 2500
+
+.PHONY: bench
+bench: build ## Benchmark send against raw librdkafka (medians and ratios)
+	$(BIN) bench
+
+.PHONY: kafka-up
+kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its address
+	scripts/kafka/up.sh
+
+.PHONY: kafka-down
+kafka-down: ## Stop that broker and delete its data
+	scripts/kafka/down.sh
+
+.PHONY: lint
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --$(PROFILE) --workspace --all-targets -- -D warnings
+
+.PHONY: clean
+clean: kafka-down ## Remove build output and the broker's data (keeps downloaded jars)
+	$(CARGO) clean

@@ -1,0 +1,72 @@
+"""Fixtures for end-to-end tests against a real Apache Kafka broker (scripts/kafka/).
+
+The broker is started once per session by scripts/kafka/up.sh and stopped at the end, unless
+KAFKA_BROKERS already points at one. Records are read back with Apache Kafka's own Java console
+consumer (scripts/kafka/consume.sh): an independent client that shares no code with ours.
+"""
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPTS = ROOT / "scripts" / "kafka"
+
+
+@dataclass(frozen=True)
+class Consumed:
+    partition: int
+    offset: int
+    headers: list[tuple[str, str]]
+    key: str | None
+    value: str
+
+
+@pytest.fixture(scope="session")
+def bootstrap():
+    if os.environ.get("KAFKA_BROKERS"):
+        yield os.environ["KAFKA_BROKERS"]
+        return
+    started = subprocess.run([KAFKA_SCRIPTS / "up.sh"], check=True, capture_output=True, text=True)
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([KAFKA_SCRIPTS / "down.sh"], check=False)
+
+
+@pytest.fixture
+def topic():
+    return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def kafkasender_bin():
+    path = os.environ.get("KAFKASENDER_BIN", str(ROOT / "target/x86_64-unknown-linux-gnu/release/kafkasender"))
+    assert Path(path).is_file(), f"build the CLI first (make build): {path} is missing"
+    return path
+
+
+def read_back(bootstrap: str, topic: str, expected: int, idle_ms: int = 8000) -> list[Consumed]:
+    """Reads the whole topic; asks for more than expected so that extra records (duplicates) show."""
+    result = subprocess.run(
+        [KAFKA_SCRIPTS / "consume.sh", bootstrap, topic, str(expected + 1000), str(idle_ms)],
+        capture_output=True, text=True, timeout=300,
+    )
+    records = []
+    for line in result.stdout.splitlines():
+        if not line.startswith("Partition:"):
+            continue
+        partition, offset, headers, key, value = line.split("\t", 4)
+        records.append(Consumed(
+            partition=int(partition.removeprefix("Partition:")),
+            offset=int(offset.removeprefix("Offset:")),
+            headers=[] if headers == "NO_HEADERS" else [tuple(h.split(":", 1)) for h in headers.split(",")],
+            key=None if key == "NULL" else key,
+            value=value,
+        ))
+    assert records or expected == 0, f"console consumer read nothing: {result.stderr[-2000:]}"
+    return records
