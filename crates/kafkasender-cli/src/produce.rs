@@ -134,3 +134,37 @@ fn key_of(line: &[u8], field: Option<&str>) -> Result<Option<String>, String> {
         Some(other) => Ok(Some(other.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newlines_of_both_styles_are_stripped_and_nothing_else() {
+        assert_eq!(strip_newline(b"a b\r\n"), b"a b");
+        assert_eq!(strip_newline(b"x\n"), b"x");
+        assert_eq!(strip_newline(b"last"), b"last");
+        assert_eq!(strip_newline(b"\0bin\n"), b"\0bin");
+    }
+
+    #[test]
+    fn keys_come_from_the_json_field_as_text() {
+        assert_eq!(
+            key_of(br#"{"user":"ann"}"#, Some("user")),
+            Ok(Some("ann".into()))
+        );
+        assert_eq!(
+            key_of(br#"{"user":42}"#, Some("user")),
+            Ok(Some("42".into()))
+        );
+        assert_eq!(key_of(b"anything", None), Ok(None));
+        assert!(key_of(b"not json", Some("user"))
+            .unwrap_err()
+            .starts_with("not JSON"));
+        assert_eq!(
+            key_of(br#"{"other":1}"#, Some("user")),
+            Err("no field \"user\" for the key".into())
+        );
+        assert!(key_of(br#"{"user":null}"#, Some("user")).is_err());
+    }
+}

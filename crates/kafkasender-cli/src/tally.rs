@@ -144,3 +144,23 @@ pub fn table(title: &str, rows: &[(&str, String)]) -> String {
     out += &line('└', '┴', '┘');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn latencies_up_to_an_hour_are_kept_not_clamped() {
+        let mut histogram = latency_histogram();
+        histogram.saturating_record(2_500_000);
+        assert!(histogram.value_at_quantile(0.5) >= 2_490_000);
+    }
+}

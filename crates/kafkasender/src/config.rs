@@ -992,4 +992,19 @@ mod tests {
             Config::from_map([("bootstrap.servers", "x:1"), ("socket.timeout.ms", "30s")]).unwrap();
         assert_eq!(config.get("socket.timeout.ms"), Some("30000"));
     }
+
+    #[test]
+    fn the_readme_documents_every_setting_and_its_variable() {
+        let readme = include_str!("../../../README.md");
+        for setting in SETTINGS {
+            let row = format!(
+                "| `{}` | `{}` | {} |",
+                setting.env, setting.key, setting.default
+            );
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the row starting {row}"
+            );
+        }
+    }
 }
