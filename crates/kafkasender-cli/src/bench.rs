@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 
-use crate::tally::{latency_histogram, thousands, Tally};
+use crate::tally::{latency_histogram, thousands};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -116,35 +116,68 @@ fn kafkasender_send(
     count: u64,
 ) -> anyhow::Result<RunResult> {
     let producer = Producer::new(config.clone())?;
-    let tally = Tally::new();
-    let progress = indicatif::ProgressBar::hidden();
+    let recorder = Arc::new(Recorder::new());
     let started = Instant::now();
     for _ in 0..count {
+        let recorder = recorder.clone();
         producer.send(
             &Record::new(topic).value(payload),
-            tally.callback(&progress),
+            Box::new(move |report| {
+                if report.is_delivered() {
+                    recorder.record(report.latency);
+                }
+            }),
         )?;
     }
     producer.flush(Duration::from_secs(300))?;
     let elapsed = started.elapsed();
     producer.close(Duration::ZERO);
-    anyhow::ensure!(
-        tally.delivered() == count,
-        "{} of {count} delivered",
-        tally.delivered()
-    );
-    Ok(RunResult {
-        rate: count as f64 / elapsed.as_secs_f64(),
-        p50: tally.latency(0.5),
-        p99: tally.latency(0.99),
-    })
+    recorder.result(count, elapsed)
 }
 
-/// The ceiling: librdkafka with nothing around it but a poll thread and a latency histogram.
-struct RawContext {
+/// What both contenders do per delivered message: count it and record its latency.
+struct Recorder {
     delivered: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
 }
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            delivered: AtomicU64::new(0),
+            latency_us: Mutex::new(latency_histogram()),
+        }
+    }
+
+    fn record(&self, latency: Duration) {
+        self.latency_us
+            .lock()
+            .unwrap()
+            .saturating_record(latency.as_micros() as u64);
+        self.delivered.fetch_add(1, Ordering::Release);
+    }
+
+    fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
+    }
+
+    fn result(&self, count: u64, elapsed: Duration) -> anyhow::Result<RunResult> {
+        anyhow::ensure!(
+            self.delivered() == count,
+            "{} of {count} delivered",
+            self.delivered()
+        );
+        let latency = self.latency_us.lock().unwrap();
+        Ok(RunResult {
+            rate: count as f64 / elapsed.as_secs_f64(),
+            p50: Duration::from_micros(latency.value_at_quantile(0.5)),
+            p99: Duration::from_micros(latency.value_at_quantile(0.99)),
+        })
+    }
+}
+
+/// The ceiling: librdkafka with nothing around it but a poll thread and the same recorder.
+struct RawContext(Recorder);
 
 impl ClientContext for RawContext {}
 
@@ -153,11 +186,7 @@ impl ProducerContext for RawContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_at: Box<Instant>) {
         if result.is_ok() {
-            self.latency_us
-                .lock()
-                .unwrap()
-                .saturating_record(sent_at.elapsed().as_micros() as u64);
-            self.delivered.fetch_add(1, Ordering::Release);
+            self.0.record(sent_at.elapsed());
         }
     }
 }
@@ -172,10 +201,7 @@ fn raw_librdkafka(
     for (key, value) in config.librdkafka_properties() {
         client_config.set(key, value);
     }
-    let context = RawContext {
-        delivered: AtomicU64::new(0),
-        latency_us: Mutex::new(latency_histogram()),
-    };
+    let context = RawContext(Recorder::new());
     let producer: Arc<BaseProducer<RawContext>> =
         Arc::new(client_config.create_with_context(context)?);
     let done = Arc::new(AtomicBool::new(false));
@@ -203,7 +229,7 @@ fn raw_librdkafka(
         }
     }
     let context = producer.context().clone();
-    while context.delivered.load(Ordering::Acquire) < count {
+    while context.0.delivered() < count {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(300),
             "raw librdkafka run did not finish"
@@ -213,10 +239,5 @@ fn raw_librdkafka(
     let elapsed = started.elapsed();
     done.store(true, Ordering::Release);
     poller.join().expect("poll thread");
-    let latency = context.latency_us.lock().unwrap();
-    Ok(RunResult {
-        rate: count as f64 / elapsed.as_secs_f64(),
-        p50: Duration::from_micros(latency.value_at_quantile(0.5)),
-        p99: Duration::from_micros(latency.value_at_quantile(0.99)),
-    })
+    context.0.result(count, elapsed)
 }

@@ -14,6 +14,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use futures_channel::oneshot;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -355,7 +356,7 @@ impl Producer {
         }
 
         let tracker = &self.shared.tracker;
-        tracker.in_flight.fetch_add(1, Ordering::SeqCst);
+        tracker.accepted.fetch_add(1, Ordering::SeqCst);
         let mut deadline = None;
         loop {
             let completed_before = tracker.completed.load(Ordering::SeqCst);
@@ -436,9 +437,12 @@ fn run_delivery_loop(shared: &Shared) {
 /// Counters and the wake-up signal shared by senders, flush/close and the delivery thread.
 #[derive(Default)]
 struct Tracker {
-    in_flight: AtomicUsize,
-    /// Reports handed out so far; a change means the queue has room again.
-    completed: AtomicU64,
+    // Senders write `accepted` and the delivery thread writes `completed`, once per message each:
+    // on separate cache lines they do not bounce between the cores.
+    /// Messages handed to librdkafka (or about to be).
+    accepted: CachePadded<AtomicU64>,
+    /// Messages done: reported, or never enqueued after all. A change means the queue has room.
+    completed: CachePadded<AtomicU64>,
     purged: AtomicU64,
     callback_panics: AtomicU64,
     /// Produce requests librdkafka re-sent on the wire, from its statistics.
@@ -451,13 +455,14 @@ struct Tracker {
 
 impl Tracker {
     fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        // `completed` first: it never passes `accepted`, which only grows.
+        let completed = self.completed.load(Ordering::SeqCst);
+        (self.accepted.load(Ordering::SeqCst) - completed) as usize
     }
 
     /// One message is done (reported, or never enqueued after all).
     fn finish_one(&self) {
         self.completed.fetch_add(1, Ordering::SeqCst);
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         // Waiters register before checking their condition, so this SeqCst pair never misses one.
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
