@@ -36,7 +36,7 @@ use crate::record::Record;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest single sleep of a waiter, so a missed wake-up costs at most this much.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
-/// Longest a sender blocked on a full queue sleeps before trying again.
+/// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
@@ -359,11 +359,10 @@ impl Producer {
         tracker.accepted.fetch_add(1, Ordering::SeqCst);
         let mut deadline = None;
         loop {
-            let completed_before = tracker.completed.load(Ordering::SeqCst);
             match self.shared.client.send(base) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // Backpressure: sleep until the delivery thread frees room, never spin, never drop.
+                    // Backpressure: wait for room, never spin, never drop.
                     base = returned;
                     let now = Instant::now();
                     let deadline =
@@ -378,12 +377,9 @@ impl Producer {
                             ),
                         ));
                     }
-                    // librdkafka frees a batch's room only after the batch's last callback has run,
-                    // so a wake-up can come just before the room does: recheck after a short nap.
-                    let nap = deadline.min(now + QUEUE_FULL_RECHECK);
-                    tracker.wait_until(nap, || {
-                        tracker.completed.load(Ordering::SeqCst) != completed_before
-                    });
+                    // Room comes a whole delivered batch at a time, so a short nap between tries
+                    // costs nothing in throughput and keeps the delivery thread from waking us per message.
+                    thread::sleep(QUEUE_FULL_RECHECK.min(deadline - now));
                 }
                 Err((error, _returned)) => {
                     tracker.finish_one();
@@ -441,7 +437,7 @@ struct Tracker {
     // on separate cache lines they do not bounce between the cores.
     /// Messages handed to librdkafka (or about to be).
     accepted: CachePadded<AtomicU64>,
-    /// Messages done: reported, or never enqueued after all. A change means the queue has room.
+    /// Messages done: reported, or never enqueued after all.
     completed: CachePadded<AtomicU64>,
     purged: AtomicU64,
     callback_panics: AtomicU64,
@@ -460,11 +456,12 @@ impl Tracker {
         (self.accepted.load(Ordering::SeqCst) - completed) as usize
     }
 
-    /// One message is done (reported, or never enqueued after all).
+    /// One message is done (reported, or never enqueued after all). Wakes flush and close, which
+    /// wait for nothing to be in flight, when that happens.
     fn finish_one(&self) {
         self.completed.fetch_add(1, Ordering::SeqCst);
         // Waiters register before checking their condition, so this SeqCst pair never misses one.
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0 && self.in_flight() == 0 {
             let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.wakeup.notify_all();
         }
