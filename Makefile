@@ -34,8 +34,9 @@ test: lint test-rust test-e2e test-demo ## Run every test: lint, Rust, end-to-en
 	@echo "make test: all green"
 
 .PHONY: test-rust
-test-rust: ## Core and CLI tests against the in-process mock cluster
+test-rust: ## Core and CLI tests against the in-process mock cluster, and the Rust example
 	$(CARGO) test --$(PROFILE) --workspace
+	$(CARGO) run --$(PROFILE) --quiet -p kafkasender --example send
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)

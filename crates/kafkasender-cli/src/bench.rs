@@ -69,22 +69,16 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
 
     let (mut raw, mut ours) = (Vec::new(), Vec::new());
     for run in 1..=args.runs {
-        let r = raw_librdkafka(&config, topic, &payload, args.count)?;
-        eprintln!(
-            "run {run}: librdkafka  {:>10} msg/s  p50 {:?}  p99 {:?}",
-            thousands(r.rate as u64),
-            r.p50,
-            r.p99
-        );
-        raw.push(r);
-        let k = kafkasender_send(&config, topic, &payload, args.count)?;
-        eprintln!(
-            "run {run}: kafkasender {:>10} msg/s  p50 {:?}  p99 {:?}",
-            thousands(k.rate as u64),
-            k.p50,
-            k.p99
-        );
-        ours.push(k);
+        raw.push(print_run(
+            run,
+            "librdkafka ",
+            raw_librdkafka(&config, topic, &payload, args.count)?,
+        ));
+        ours.push(print_run(
+            run,
+            "kafkasender",
+            kafkasender_send(&config, topic, &payload, args.count)?,
+        ));
     }
     let (raw, ours) = (median(raw), median(ours));
     println!("| contender | msg/s (median) | p50 latency | p99 latency | rate vs librdkafka |");
@@ -102,6 +96,16 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         );
     }
     Ok(true)
+}
+
+fn print_run(run: usize, contender: &str, result: RunResult) -> RunResult {
+    eprintln!(
+        "run {run}: {contender} {:>10} msg/s  p50 {:?}  p99 {:?}",
+        thousands(result.rate as u64),
+        result.p50,
+        result.p99
+    );
+    result
 }
 
 fn median(mut results: Vec<RunResult>) -> RunResult {

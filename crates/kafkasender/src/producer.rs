@@ -225,7 +225,8 @@ impl Producer {
 
     /// Stops accepting sends, waits up to `timeout` for messages in flight, then purges the rest:
     /// each purged message is reported `Failed` with [`ErrorKind::Closed`]. Every callback has run
-    /// when this returns. Calling it again does nothing.
+    /// when this returns. Sends blocked on a full queue finish first (within `enqueue.timeout.ms`).
+    /// Calling it again does nothing.
     pub fn close(&self, timeout: Duration) -> CloseReport {
         let started = Instant::now();
         {

@@ -30,6 +30,21 @@ fn stall(cluster: &MockCluster) {
     }
 }
 
+/// A producer that has connected and delivered once (so its idempotent producer id and metadata
+/// are in place), on a cluster that then acknowledges nothing more.
+fn stalled_producer(
+    cluster: &MockCluster,
+    topic: &str,
+    config: kafkasender::ConfigBuilder,
+) -> Producer {
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
+        .unwrap();
+    stall(cluster);
+    producer
+}
+
 fn producer(cluster: &MockCluster) -> Producer {
     Producer::new(cluster.config().build().unwrap()).unwrap()
 }
@@ -243,11 +258,7 @@ fn broker_down_and_up_mid_stream_loses_and_duplicates_nothing() {
 fn close_with_messages_in_flight_reports_each_exactly_once() {
     let topic = "stalled";
     let cluster = cluster_with_topic(topic, 3);
-    let producer = producer(&cluster);
-    producer
-        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
-        .unwrap();
-    stall(&cluster);
+    let producer = stalled_producer(&cluster, topic, cluster.config());
     let calls: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
     let n = 500;
     for i in 0..n {
@@ -280,16 +291,8 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
 fn dropping_an_open_producer_reports_every_message_once() {
     let topic = "dropped";
     let cluster = cluster_with_topic(topic, 3);
-    let config = cluster
-        .config()
-        .close_timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let producer = Producer::new(config).unwrap();
-    producer
-        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
-        .unwrap();
-    stall(&cluster);
+    let config = cluster.config().close_timeout(Duration::from_millis(200));
+    let producer = stalled_producer(&cluster, topic, config);
     let reports = Reports::default();
     for _ in 0..300 {
         producer
@@ -356,14 +359,8 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
         .config()
         .set("queue.buffering.max.messages", "5")
         .enqueue_timeout(Duration::from_millis(400))
-        .close_timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let producer = Producer::new(config).unwrap();
-    producer
-        .send_and_wait(&Record::new(topic).value("warm-up"), FLUSH_TIMEOUT)
-        .unwrap();
-    stall(&cluster);
+        .close_timeout(Duration::from_millis(100));
+    let producer = stalled_producer(&cluster, topic, config);
     let reports = Reports::default();
     let mut accepted = 0;
     let (error, waited) = loop {
