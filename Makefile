@@ -11,6 +11,14 @@ PROFILE := release
 BIN := target/$(TARGET)/$(PROFILE)/kafkasender
 CARGO := cargo
 PYTHON ?= python3
+LIB_DIR := target/$(TARGET)/$(PROFILE)
+CC ?= cc
+C_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
+C_LIBS := -L$(LIB_DIR) -lkafkasender -lpthread -Wl,-rpath,$(abspath $(LIB_DIR))
+
+# cbindgen, pinned, installed into .cache/tools by `make header` or `make test`.
+CBINDGEN_VERSION := 0.29.2
+CBINDGEN := .cache/tools/bin/cbindgen
 
 DEMO_COUNT ?= 50000
 DEMO_RATE ?= 10000
@@ -22,7 +30,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build the core, the CLI (release profile)
+build: ## Build the core, the C library, the CLI (release profile)
 	$(CARGO) build --$(PROFILE) --workspace
 
 .PHONY: demo
@@ -30,13 +38,42 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-e2e test-demo ## Run every test: lint, Rust, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-c test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
 test-rust: ## Core and CLI tests against the in-process mock cluster, and the Rust example
 	$(CARGO) test --$(PROFILE) --workspace
 	$(CARGO) run --$(PROFILE) --quiet -p kafkasender --example send
+
+$(CBINDGEN):
+	$(CARGO) install --quiet --locked --root .cache/tools cbindgen --version $(CBINDGEN_VERSION)
+
+.PHONY: header
+header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-ffi
+	$(CBINDGEN) --quiet --config crates/kafkasender-ffi/cbindgen.toml --crate kafkasender-ffi --output include/kafkasender.h crates/kafkasender-ffi
+
+.PHONY: test-header
+test-header: $(CBINDGEN) ## Fail when the committed header differs from a freshly generated one
+	@mkdir -p target/header
+	$(CBINDGEN) --quiet --config crates/kafkasender-ffi/cbindgen.toml --crate kafkasender-ffi --output target/header/kafkasender.h crates/kafkasender-ffi
+	@diff -u include/kafkasender.h target/header/kafkasender.h || { echo "include/kafkasender.h is stale: run make header and commit it"; exit 1; }
+
+target/c/test_ffi: tests/c/test_ffi.c include/kafkasender.h build
+	@mkdir -p target/c
+	$(CC) $(C_FLAGS) -O1 -g tests/c/test_ffi.c -o $@ $(C_LIBS)
+
+target/c/test_ffi_asan: tests/c/test_ffi.c include/kafkasender.h build
+	@mkdir -p target/c
+	$(CC) $(C_FLAGS) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer tests/c/test_ffi.c -o $@ $(C_LIBS)
+
+.PHONY: test-c
+test-c: target/c/test_ffi target/c/test_ffi_asan ## C API tests: plain, under valgrind, and with ASan/UBSan
+	target/c/test_ffi
+	KS_TEST_SCALE=0.05 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 \
+	  --suppressions=tests/c/valgrind.supp target/c/test_ffi
+	ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=tests/c/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  target/c/test_ffi_asan
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)

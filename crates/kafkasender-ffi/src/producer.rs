@@ -1,0 +1,348 @@
+//! `ks_producer`: sends messages and reports each one exactly once through a C callback.
+
+use std::ffi::{c_char, c_void, CString};
+use std::time::Duration;
+
+use core::{DeliveryReport, Header, Outcome, Producer, Record};
+
+use crate::boundary::{
+    arg_bytes, arg_ref, arg_str, boundary, free_handle, registry, write_out, Failure,
+};
+use crate::config::ks_config;
+use crate::ks_status;
+
+/// A producer. Opaque. Safe to use from many threads at once.
+pub struct ks_producer {
+    producer: Producer,
+}
+
+/// One header of a message.
+#[repr(C)]
+pub struct ks_header {
+    /// Header name: NUL-terminated UTF-8. Must not be NULL.
+    pub key: *const c_char,
+    /// Header value bytes; NULL for a null value.
+    pub value: *const u8,
+    /// Length of `value` in bytes.
+    pub value_len: usize,
+}
+
+/// A message to send. Everything it points to is copied by ks_producer_send() before it returns.
+#[repr(C)]
+pub struct ks_message {
+    /// Topic: NUL-terminated UTF-8. Must not be NULL.
+    pub topic: *const c_char,
+    /// Key bytes (may contain NUL); NULL for no key. A non-NULL key of length 0 is an empty key.
+    pub key: *const u8,
+    /// Length of `key` in bytes.
+    pub key_len: usize,
+    /// Value bytes (may contain NUL); NULL for a tombstone (null value).
+    pub value: *const u8,
+    /// Length of `value` in bytes.
+    pub value_len: usize,
+    /// Headers, in order; may be NULL when `headers_len` is 0.
+    pub headers: *const ks_header,
+    /// Number of headers.
+    pub headers_len: usize,
+    /// Partition, or -1 to let the partitioner choose (by key, like the Java client).
+    pub partition: i32,
+    /// Timestamp in milliseconds since the epoch, or 0 for now.
+    pub timestamp_ms: i64,
+}
+
+/// How a message ended.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum ks_outcome {
+    /// Acknowledged by the brokers; `partition` and `offset` are set.
+    Delivered = 0,
+    /// Not delivered; `status` and `error` say why.
+    Failed = 1,
+}
+
+/// What happened to one message. Valid only during the callback that receives it: copy what you
+/// need to keep. All pointers in it are owned by kafkasender.
+#[repr(C)]
+pub struct ks_delivery_report {
+    /// Topic, NUL-terminated.
+    pub topic: *const c_char,
+    /// Partition, or -1 if none was assigned.
+    pub partition: i32,
+    /// Offset, or -1 unless delivered.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the epoch, or -1 if unknown.
+    pub timestamp_ms: i64,
+    /// Key bytes, or NULL if the message had no key.
+    pub key: *const u8,
+    /// Length of `key`.
+    pub key_len: usize,
+    /// How many times kafkasender handed the message to librdkafka.
+    pub attempts: u32,
+    /// Microseconds from send to this report.
+    pub latency_us: u64,
+    /// How it ended.
+    pub outcome: ks_outcome,
+    /// KS_STATUS_OK when delivered, otherwise the error kind.
+    pub status: ks_status,
+    /// Error message, NUL-terminated, or NULL when delivered.
+    pub error: *const c_char,
+}
+
+/// Receives one delivery report, exactly once per accepted send. Runs on the producer's delivery
+/// thread (never on the thread that called ks_producer_send()); keep it short and do not call
+/// ks_producer_flush(), ks_producer_close() or ks_producer_free() from inside it.
+pub type ks_delivery_cb =
+    Option<unsafe extern "C" fn(report: *const ks_delivery_report, user_data: *mut c_void)>;
+
+/// Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
+/// ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
+///
+/// Ownership: `config` stays the caller's (it may be freed right after). On success
+/// `*producer_out` is the caller's, to free with ks_producer_free(). Does not block.
+#[no_mangle]
+pub extern "C" fn ks_producer_new(
+    config: *const ks_config,
+    producer_out: *mut *mut ks_producer,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live config or NULL, and a writable pointer or NULL.
+        let config = unsafe { arg_ref(config, "config") }?.build()?;
+        if producer_out.is_null() {
+            return Err(Failure::new(
+                ks_status::NullArgument,
+                "producer_out is NULL",
+            ));
+        }
+        let producer = Producer::new(config)?;
+        let handle = registry::add(Box::into_raw(Box::new(ks_producer { producer })));
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(producer_out, handle, "producer_out") }?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// A user callback and its data, sent to the delivery thread.
+struct UserCallback {
+    callback: unsafe extern "C" fn(*const ks_delivery_report, *mut c_void),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the C contract of ks_producer_send(): the callback runs on another thread, so the
+// caller promises that `user_data` may be used there.
+unsafe impl Send for UserCallback {}
+
+impl UserCallback {
+    fn call(self, report: &DeliveryReport) {
+        // Topics are validated (no NUL) before sending; error texts are escaped.
+        let topic = CString::new(report.topic.as_str()).unwrap_or_default();
+        let (status, error) = match &report.outcome {
+            Outcome::Delivered => (ks_status::Ok, None),
+            Outcome::Failed(error) => (
+                ks_status::from(error.kind()),
+                Some(CString::new(error.to_string().replace('\0', "\\0")).unwrap_or_default()),
+            ),
+        };
+        let outcome = match report.outcome {
+            Outcome::Delivered => ks_outcome::Delivered,
+            Outcome::Failed(_) => ks_outcome::Failed,
+        };
+        let key = report.key.as_deref();
+        let c_report = ks_delivery_report {
+            topic: topic.as_ptr(),
+            partition: report.partition,
+            offset: report.offset,
+            timestamp_ms: report.timestamp.unwrap_or(-1),
+            key: key.map_or(std::ptr::null(), <[u8]>::as_ptr),
+            key_len: key.map_or(0, <[u8]>::len),
+            attempts: report.attempts,
+            latency_us: u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX),
+            outcome,
+            status,
+            error: error.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+        };
+        // SAFETY: the function pointer and user_data come from the C caller, who vouches for them;
+        // the report and everything it points to live until the call returns.
+        unsafe { (self.callback)(&c_report, self.user_data) };
+    }
+}
+
+/// Converts a C message into a core record borrowing its bytes.
+///
+/// # Safety
+/// Every pointer in `message` must be valid as its field documentation says.
+unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failure> {
+    // SAFETY: per this function's contract.
+    let topic = unsafe { arg_str(message.topic, "message.topic") }?;
+    if message.partition < -1 {
+        return Err(Failure::new(
+            ks_status::InvalidRecord,
+            format!("partition {} is below -1", message.partition),
+        ));
+    }
+    let headers = if message.headers_len == 0 {
+        Vec::new()
+    } else {
+        if message.headers.is_null() {
+            return Err(Failure::new(
+                ks_status::NullArgument,
+                "message.headers is NULL but headers_len is not 0",
+            ));
+        }
+        // SAFETY: non-NULL, with headers_len elements per the contract.
+        let c_headers = unsafe { std::slice::from_raw_parts(message.headers, message.headers_len) };
+        c_headers
+            .iter()
+            .map(|h| {
+                // SAFETY: per the contract of ks_header.
+                Ok(Header {
+                    key: unsafe { arg_str(h.key, "header key") }?,
+                    value: unsafe { arg_bytes(h.value, h.value_len) },
+                })
+            })
+            .collect::<Result<Vec<_>, Failure>>()?
+    };
+    Ok(Record {
+        topic,
+        // SAFETY: per the contract of ks_message.
+        key: unsafe { arg_bytes(message.key, message.key_len) },
+        value: unsafe { arg_bytes(message.value, message.value_len) },
+        headers,
+        partition: (message.partition >= 0).then_some(message.partition),
+        timestamp: (message.timestamp_ms != 0).then_some(message.timestamp_ms),
+    })
+}
+
+/// Sends a message. On KS_STATUS_OK, `callback` (if not NULL) later runs exactly once with the
+/// message's report, on the delivery thread, also when the producer is closed before delivery.
+/// On any other status the message was not enqueued and `callback` never runs.
+///
+/// Ownership: everything `message` points to is copied before this returns. `user_data` is
+/// passed to `callback` untouched; free it there if it is yours to free.
+/// Blocking: only while the local queue is full, at most `enqueue.timeout.ms` (default 5 s).
+/// Thread safety: any thread, concurrently with other sends.
+#[no_mangle]
+pub extern "C" fn ks_producer_send(
+    producer: *const ks_producer,
+    message: *const ks_message,
+    callback: ks_delivery_cb,
+    user_data: *mut c_void,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes live pointers or NULL, and a message valid as documented.
+        let (producer, message) =
+            unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
+        let record = unsafe { record_of(message) }?;
+        let on_delivery: core::DeliveryCallback = match callback {
+            Some(callback) => {
+                let user = UserCallback {
+                    callback,
+                    user_data,
+                };
+                Box::new(move |report| user.call(&report))
+            }
+            None => Box::new(|_| {}),
+        };
+        producer.producer.send(&record, on_delivery)?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Sends a message and waits for its report, at most `timeout_ms`. KS_STATUS_OK means delivered;
+/// then `*partition_out` and `*offset_out` are set (each may be NULL if not wanted). Any other
+/// status is the error; on KS_STATUS_TIMEOUT the message may still be delivered later.
+///
+/// Blocking: yes, up to `timeout_ms` (plus up to `enqueue.timeout.ms` on a full queue).
+/// Thread safety: any thread. Never call it from a delivery callback.
+#[no_mangle]
+pub extern "C" fn ks_producer_send_sync(
+    producer: *const ks_producer,
+    message: *const ks_message,
+    timeout_ms: u32,
+    partition_out: *mut i32,
+    offset_out: *mut i64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes live pointers or NULL, and a message valid as documented.
+        let (producer, message) =
+            unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
+        let record = unsafe { record_of(message) }?;
+        let report = producer
+            .producer
+            .send_and_wait(&record, Duration::from_millis(u64::from(timeout_ms)))?;
+        // SAFETY: each out pointer is either NULL (not wanted) or writable.
+        unsafe {
+            if !partition_out.is_null() {
+                partition_out.write(report.partition);
+            }
+            if !offset_out.is_null() {
+                offset_out.write(report.offset);
+            }
+        }
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Waits until every message sent so far has been reported, at most `timeout_ms`.
+/// KS_STATUS_TIMEOUT if some are still in flight.
+///
+/// Blocking: yes. Thread safety: any thread except the delivery thread (inside a callback it
+/// fails with KS_STATUS_INTERNAL rather than deadlock).
+#[no_mangle]
+pub extern "C" fn ks_producer_flush(producer: *const ks_producer, timeout_ms: u32) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        producer
+            .producer
+            .flush(Duration::from_millis(u64::from(timeout_ms)))?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Stops accepting messages, waits up to `timeout_ms` for those in flight, then fails the rest
+/// (each reported with KS_STATUS_CLOSED). Every callback has run when this returns.
+/// `*purged_out` (may be NULL) receives how many were failed that way. Later sends return
+/// KS_STATUS_CLOSED; closing again does nothing. The producer must still be freed.
+///
+/// Blocking: yes, up to `timeout_ms` plus a few seconds for purged reports.
+/// Thread safety: any thread except the delivery thread.
+#[no_mangle]
+pub extern "C" fn ks_producer_close(
+    producer: *const ks_producer,
+    timeout_ms: u32,
+    purged_out: *mut u64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        let report = producer
+            .producer
+            .close(Duration::from_millis(u64::from(timeout_ms)));
+        if !purged_out.is_null() {
+            // SAFETY: non-NULL out pointers are writable.
+            unsafe { purged_out.write(report.purged) };
+        }
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Number of messages sent and not yet reported. 0 for NULL. Does not block.
+#[no_mangle]
+pub extern "C" fn ks_producer_in_flight(producer: *const ks_producer) -> u64 {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        Ok(unsafe { producer.as_ref() }.map_or(0, |p| p.producer.in_flight() as u64))
+    })
+}
+
+/// Frees a producer, closing it first if needed (waiting up to `close.timeout.ms`, default 10 s,
+/// for messages in flight; the rest are reported failed). NULL does nothing; a second free is
+/// detected and reported in ks_last_error().
+///
+/// Blocking: while closing. Thread safety: no other thread may use the producer during or after
+/// this call. Never call it from a delivery callback.
+#[no_mangle]
+pub extern "C" fn ks_producer_free(producer: *mut ks_producer) {
+    free_handle(producer, "ks_producer");
+}

@@ -1,0 +1,332 @@
+/*
+ * The C API against an in-process mock cluster. Every delivery claim is checked by reading the
+ * topic back. Built with -Wall -Wextra -Werror, and run plain, under valgrind and with ASan/UBSan.
+ * KS_TEST_SCALE (default 1.0) shrinks message counts for the slow valgrind run.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafkasender.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                  \
+  do {                                                                    \
+    if (cond) {                                                           \
+      passed++;                                                           \
+    } else {                                                              \
+      failed++;                                                           \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
+      fprintf(stderr, __VA_ARGS__);                                       \
+      fprintf(stderr, " (last error: %s)\n", ks_last_error());            \
+    }                                                                     \
+  } while (0)
+
+#define CHECK_STATUS(call, expected)                                                              \
+  do {                                                                                            \
+    ks_status got_ = (call);                                                                      \
+    CHECK(got_ == (expected), "%s returned %s, expected %s", #call, ks_status_str((int32_t)got_), \
+          ks_status_str((int32_t)(expected)));                                                    \
+  } while (0)
+
+static double scale(void) {
+  const char *s = getenv("KS_TEST_SCALE");
+  return s ? atof(s) : 1.0;
+}
+
+static int scaled(int n) {
+  int m = (int)(n * scale());
+  return m < 10 ? 10 : m;
+}
+
+/* Counts callbacks; thread-safe because callbacks run on the delivery thread while tests read. */
+typedef struct counter {
+  pthread_mutex_t lock;
+  int calls, delivered, closed;
+  int *per_message; /* callbacks per message index, to prove "exactly once" */
+} counter;
+
+typedef struct tagged {
+  counter *counter;
+  int index;
+} tagged;
+
+static void count_report(const ks_delivery_report *report, void *user_data) {
+  tagged *tag = user_data;
+  counter *c = tag->counter;
+  pthread_mutex_lock(&c->lock);
+  c->calls++;
+  if (report->outcome == KS_OUTCOME_DELIVERED && report->status == KS_STATUS_OK && report->offset >= 0) c->delivered++;
+  if (report->status == KS_STATUS_CLOSED) c->closed++;
+  if (c->per_message) c->per_message[tag->index]++;
+  pthread_mutex_unlock(&c->lock);
+  free(tag); /* user_data is ours: the callback runs exactly once, so it frees it */
+}
+
+static ks_status send_counted(ks_producer *p, const ks_message *m, counter *c, int index) {
+  tagged *tag = malloc(sizeof *tag);
+  tag->counter = c;
+  tag->index = index;
+  ks_status status = ks_producer_send(p, m, count_report, tag);
+  if (status != KS_STATUS_OK) free(tag); /* not accepted: no callback will free it */
+  return status;
+}
+
+/* Collects what a topic holds. */
+typedef struct topic_contents {
+  int count, empty_keys, null_values, nul_values, with_headers;
+  char last_value[64];
+} topic_contents;
+
+static void collect(const ks_consumed_record *r, void *user_data) {
+  topic_contents *t = user_data;
+  t->count++;
+  if (r->key != NULL && r->key_len == 0) t->empty_keys++;
+  if (r->value == NULL) t->null_values++;
+  if (r->value != NULL && r->value_len == 5 && memcmp(r->value, "a\0b\0c", 5) == 0) t->nul_values++;
+  if (r->headers_len == 2 && strcmp(r->headers[0].key, "h1") == 0 && r->headers[1].value == NULL) t->with_headers++;
+  if (r->value != NULL && r->value_len < sizeof t->last_value) {
+    memcpy(t->last_value, r->value, r->value_len);
+    t->last_value[r->value_len] = '\0';
+  }
+}
+
+static topic_contents read_back(ks_mock_cluster *cluster, const char *topic) {
+  topic_contents t;
+  uint64_t count = 0;
+  memset(&t, 0, sizeof t);
+  CHECK_STATUS(ks_mock_cluster_read_topic(cluster, topic, 60000, collect, &t, &count), KS_STATUS_OK);
+  CHECK((uint64_t)t.count == count, "callback count %d vs count_out %llu", t.count, (unsigned long long)count);
+  return t;
+}
+
+static ks_producer *producer_for(ks_mock_cluster *cluster, const char *extra_key, const char *extra_value) {
+  ks_config *config = ks_config_new();
+  ks_producer *producer = NULL;
+  CHECK_STATUS(ks_config_set(config, "bootstrap.servers", ks_mock_cluster_bootstrap_servers(cluster)), KS_STATUS_OK);
+  if (extra_key) CHECK_STATUS(ks_config_set(config, extra_key, extra_value), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_new(config, &producer), KS_STATUS_OK);
+  ks_config_free(config); /* the producer does not need it any more */
+  return producer;
+}
+
+static ks_message message(const char *topic, const char *value) {
+  ks_message m;
+  memset(&m, 0, sizeof m);
+  m.topic = topic;
+  m.value = (const uint8_t *)value;
+  m.value_len = value ? strlen(value) : 0;
+  m.partition = -1;
+  return m;
+}
+
+static void test_names_and_version(void) {
+  CHECK(strlen(ks_version()) > 0, "empty version");
+  CHECK(strcmp(ks_status_str(KS_STATUS_QUEUE_FULL), "queue_full") == 0, "%s", ks_status_str(KS_STATUS_QUEUE_FULL));
+  CHECK(strcmp(ks_status_str(12345), "unknown") == 0, "unknown status name");
+}
+
+static void test_null_arguments_are_errors_with_a_message(ks_mock_cluster *cluster) {
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  ks_config *config = ks_config_new();
+  ks_message m = message("t", "v");
+  ks_producer *out = NULL;
+  ks_mock_cluster *cluster_out = NULL;
+
+  CHECK_STATUS(ks_config_set(NULL, "k", "v"), KS_STATUS_NULL_ARGUMENT);
+  CHECK(strstr(ks_last_error(), "config") != NULL, "last error names the argument");
+  CHECK_STATUS(ks_config_set(config, NULL, "v"), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_config_set(config, "k", NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_config_validate(NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_new(NULL, &out), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_new(config, NULL), KS_STATUS_CONFIG); /* validated first: no brokers */
+  CHECK_STATUS(ks_producer_send(NULL, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send(producer, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  m.topic = NULL;
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  m = message("t", "v");
+  m.headers_len = 1; /* headers NULL */
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send_sync(NULL, &m, 10, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send_sync(producer, NULL, 10, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_flush(NULL, 10), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_close(NULL, 10, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK(ks_producer_in_flight(NULL) == 0, "in flight of NULL");
+  CHECK_STATUS(ks_mock_cluster_new(1, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_new(0, &cluster_out), KS_STATUS_INVALID_RECORD);
+  CHECK(ks_mock_cluster_bootstrap_servers(NULL) == NULL, "bootstrap of NULL");
+  CHECK_STATUS(ks_mock_cluster_create_topic(NULL, "t", 1, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, NULL, 1, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_broker_down(NULL, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_broker_up(NULL, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_read_topic(NULL, "t", 10, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_read_topic(cluster, NULL, 10, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  ks_config_free(NULL);
+  ks_producer_free(NULL);
+  ks_mock_cluster_free(NULL);
+
+  ks_config_free(config);
+  ks_producer_free(producer);
+}
+
+static void test_invalid_configuration_lists_every_problem(void) {
+  ks_config *config = ks_config_new();
+  ks_producer *producer = NULL;
+  CHECK_STATUS(ks_config_set(config, "linger.ms", "soon"), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_set(config, "no.such.key", "1"), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_set(config, "sasl.password", "hunter2-secret"), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_set(config, "sasl.password", ""), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_validate(config), KS_STATUS_CONFIG);
+  CHECK_STATUS(ks_producer_new(config, &producer), KS_STATUS_CONFIG);
+  CHECK(producer == NULL, "nothing written on failure");
+  const char *why = ks_last_error();
+  CHECK(strstr(why, "linger.ms") && strstr(why, "no.such.key") && strstr(why, "bootstrap.servers") &&
+            strstr(why, "sasl.password"),
+        "every problem named: %s", why);
+  CHECK(strstr(why, "hunter2") == NULL, "no secret in errors");
+  ks_config_free(config);
+}
+
+static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_cluster *cluster) {
+  ks_producer *producer = producer_for(cluster, "message.max.bytes", "1000");
+  const char bad_utf8[] = {'t', (char)0xff, 0};
+  ks_message m = message(bad_utf8, "v");
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_UTF8);
+  m = message("has space", "v");
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  m = message("rejects", "v");
+  m.partition = -2;
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  char big[1200];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  m = message("rejects", big);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_MESSAGE_TOO_LARGE);
+  m = message("rejects", "fits");
+  int32_t partition = -5;
+  int64_t offset = -5;
+  CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, &partition, &offset), KS_STATUS_OK);
+  CHECK(partition >= 0 && offset == 0, "partition %d offset %lld", partition, (long long)offset);
+  ks_producer_free(producer);
+  topic_contents t = read_back(cluster, "rejects");
+  CHECK(t.count == 1 && strcmp(t.last_value, "fits") == 0, "only the valid message landed: %d", t.count);
+}
+
+static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
+  const int n = scaled(2000) / 4 * 4; /* four variants, equally many of each */
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL};
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  const uint8_t nul_value[5] = {'a', 0, 'b', 0, 'c'};
+  const uint8_t empty[1] = {0};
+  ks_header headers[2] = {{"h1", (const uint8_t *)"one", 3}, {"h2", NULL, 0}};
+  for (int i = 0; i < n; i++) {
+    ks_message m = message("delivered", "plain");
+    if (i % 4 == 1) { m.key = empty; m.key_len = 0; }                 /* empty, present key */
+    if (i % 4 == 2) { m.value = nul_value; m.value_len = 5; }         /* NUL bytes inside */
+    if (i % 4 == 3) { m.value = NULL; m.value_len = 0; m.headers = headers; m.headers_len = 2; }
+    CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
+  }
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  CHECK(c.calls == n && c.delivered == n, "calls %d delivered %d of %d", c.calls, c.delivered, n);
+  ks_producer_free(producer);
+
+  topic_contents t = read_back(cluster, "delivered");
+  CHECK(t.count == n, "read back %d of %d", t.count, n);
+  CHECK(t.empty_keys == n / 4, "empty keys %d", t.empty_keys);
+  CHECK(t.nul_values == n / 4, "NUL-containing values %d", t.nul_values);
+  CHECK(t.null_values == n / 4 && t.with_headers == n / 4, "null values %d, headers %d", t.null_values, t.with_headers);
+}
+
+typedef struct thread_job {
+  ks_producer *producer;
+  counter *counter;
+  int sends, failures;
+} thread_job;
+
+static void *send_from_thread(void *arg) {
+  thread_job *job = arg;
+  for (int i = 0; i < job->sends; i++) {
+    ks_message m = message("threads", "from a thread");
+    if (send_counted(job->producer, &m, job->counter, 0) != KS_STATUS_OK) job->failures++;
+  }
+  return NULL;
+}
+
+static void test_eight_threads_share_one_producer(ks_mock_cluster *cluster) {
+  enum { THREADS = 8 };
+  const int each = scaled(500);
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL};
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  pthread_t threads[THREADS];
+  thread_job jobs[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (thread_job){producer, &c, each, 0};
+    pthread_create(&threads[i], NULL, send_from_thread, &jobs[i]);
+  }
+  int failures = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    failures += jobs[i].failures;
+  }
+  CHECK(failures == 0, "%d sends failed", failures);
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  CHECK(c.delivered == THREADS * each, "delivered %d", c.delivered);
+  ks_producer_free(producer);
+  topic_contents t = read_back(cluster, "threads");
+  CHECK(t.count == THREADS * each, "read back %d of %d", t.count, THREADS * each);
+}
+
+static void test_close_in_flight_calls_back_once_each_and_use_after_close_fails(void) {
+  ks_mock_cluster *cluster = NULL;
+  CHECK_STATUS(ks_mock_cluster_new(1, &cluster), KS_STATUS_OK);
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  ks_message m = message("closing", "warm-up");
+  CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, NULL, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_mock_cluster_broker_down(cluster, 1), KS_STATUS_OK);
+
+  const int n = scaled(300);
+  int *per_message = calloc((size_t)n, sizeof *per_message);
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, per_message};
+  for (int i = 0; i < n; i++) {
+    m = message("closing", "in flight");
+    CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
+  }
+  uint64_t purged = 0;
+  CHECK_STATUS(ks_producer_close(producer, 200, &purged), KS_STATUS_OK);
+  CHECK(c.calls == n, "every callback ran before close returned: %d of %d", c.calls, n);
+  int exactly_once = 1;
+  for (int i = 0; i < n; i++) exactly_once &= per_message[i] == 1;
+  CHECK(exactly_once, "each message reported exactly once");
+  CHECK((int)purged == c.closed && c.closed + c.delivered == n, "purged %llu closed %d delivered %d",
+        (unsigned long long)purged, c.closed, c.delivered);
+
+  m = message("closing", "late");
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_CLOSED);
+  CHECK_STATUS(ks_producer_close(producer, 0, NULL), KS_STATUS_OK);
+  ks_producer_free(producer);
+  ks_producer_free(producer); /* double free: detected, reported, no crash */
+  CHECK(strstr(ks_last_error(), "twice") != NULL, "double free reported: %s", ks_last_error());
+  ks_mock_cluster_free(cluster);
+  free(per_message);
+}
+
+int main(void) {
+  ks_mock_cluster *cluster = NULL;
+  if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
+    fprintf(stderr, "cannot start the mock cluster: %s\n", ks_last_error());
+    return 2;
+  }
+  test_names_and_version();
+  test_null_arguments_are_errors_with_a_message(cluster);
+  test_invalid_configuration_lists_every_problem();
+  test_invalid_messages_are_rejected_and_nothing_is_sent(cluster);
+  test_deliveries_match_what_is_read_back(cluster);
+  test_eight_threads_share_one_producer(cluster);
+  test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
+  ks_mock_cluster_free(cluster);
+
+  printf("c: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
