@@ -38,7 +38,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-c test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-c test-go test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -74,6 +74,10 @@ test-c: target/c/test_ffi target/c/test_ffi_asan ## C API tests: plain, under va
 	  --suppressions=tests/c/valgrind.supp target/c/test_ffi
 	ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=tests/c/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  target/c/test_ffi_asan
+
+.PHONY: test-go
+test-go: build ## Go package tests with the race detector
+	cd bindings/go && go vet ./... && go test -race -count=1 -v ./...
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)

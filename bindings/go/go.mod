@@ -1,0 +1,3 @@
+module kafkasender
+
+go 1.22

@@ -1,0 +1,278 @@
+// Package kafkasender is the Go face of kafkasender, one resilient Kafka producer shared by Rust,
+// C, Go, Python and Node. It is a thin cgo layer over the C API (include/kafkasender.h): every
+// behaviour lives in the Rust core.
+//
+// Every accepted send ends in exactly one DeliveryReport. Build the C library first (make build);
+// this package links target/x86_64-unknown-linux-gnu/release/libkafkasender.so.
+package kafkasender
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../target/x86_64-unknown-linux-gnu/release -lkafkasender -Wl,-rpath,${SRCDIR}/../../target/x86_64-unknown-linux-gnu/release
+#include <stdlib.h>
+#include <string.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"context"
+	"runtime"
+	"runtime/cgo"
+	"sort"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Header is one message header; a nil Value is a null header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is what Send produces. Key and Value may be nil (no key; tombstone) or empty.
+type Message struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []Header
+	// Partition picks a partition; nil lets the partitioner choose by key (as the Java client does).
+	Partition *int32
+	// Timestamp of the message; the zero time means now.
+	Timestamp time.Time
+}
+
+// Partition returns a pointer to p, for Message.Partition.
+func Partition(p int32) *int32 { return &p }
+
+// DeliveryReport says what happened to one message.
+type DeliveryReport struct {
+	Topic     string
+	Partition int32 // -1 if none was assigned
+	Offset    int64 // -1 unless delivered
+	Timestamp time.Time
+	Key       []byte
+	Attempts  uint32
+	Latency   time.Duration
+	// Err is nil when the message was delivered, otherwise an *Error.
+	Err error
+}
+
+// Producer sends messages. It is safe for concurrent use. Close it when done.
+type Producer struct {
+	mu sync.RWMutex // held for reading by calls, for writing by Close
+	p  *C.ks_producer
+}
+
+// NewProducer makes a producer from configuration keys: kafkasender settings and librdkafka
+// properties ("bootstrap.servers" is required). Invalid configuration is an error of KindConfig
+// that lists every problem.
+func NewProducer(config map[string]string) (*Producer, error) {
+	return newProducer(C.ks_config_new(), config)
+}
+
+// FromEnv makes a producer from KAFKA_* environment variables (KAFKA_BROKERS, …), overridden
+// by any keys given.
+func FromEnv(overrides ...map[string]string) (*Producer, error) {
+	merged := map[string]string{}
+	for _, o := range overrides {
+		for k, v := range o {
+			merged[k] = v
+		}
+	}
+	return newProducer(C.ks_config_from_env(), merged)
+}
+
+func newProducer(config *C.ks_config, keys map[string]string) (*Producer, error) {
+	defer C.ks_config_free(config)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names) // deterministic order, so errors list keys the same way every time
+	for _, k := range names {
+		ck, cv := C.CString(k), C.CString(keys[k])
+		status := C.ks_config_set(config, ck, cv)
+		C.free(unsafe.Pointer(ck))
+		C.free(unsafe.Pointer(cv))
+		if err := lastError(status); err != nil {
+			return nil, err
+		}
+	}
+	var p *C.ks_producer
+	if err := lastError(C.ks_producer_new(config, &p)); err != nil {
+		return nil, err
+	}
+	producer := &Producer{p: p}
+	// A producer dropped without Close still reports and frees everything.
+	runtime.SetFinalizer(producer, func(p *Producer) { _ = p.Close() })
+	return producer, nil
+}
+
+// cMessage copies a Message into one C allocation (struct, topic, key, value, headers), so that
+// no Go pointer is ever handed to C. The caller frees it with C.free after the call, since the C
+// API copies what it needs before returning.
+func cMessage(m *Message) *C.ks_message {
+	size := C.sizeof_ks_message + C.size_t(len(m.Topic)+1+len(m.Key)+len(m.Value)) +
+		C.size_t(len(m.Headers))*C.sizeof_ks_header
+	for _, h := range m.Headers {
+		size += C.size_t(len(h.Key) + 1 + len(h.Value))
+	}
+	base := C.malloc(size)
+	buf := unsafe.Slice((*byte)(base), int(size))
+	msg := (*C.ks_message)(base)
+	*msg = C.ks_message{partition: -1}
+	headersAt := int(C.sizeof_ks_message)
+	rest := headersAt + len(m.Headers)*int(C.sizeof_ks_header)
+	// put copies b into the buffer and returns its C address; with NUL appends a terminator.
+	put := func(b []byte, nul bool) unsafe.Pointer {
+		p := unsafe.Pointer(&buf[rest])
+		rest += copy(buf[rest:], b)
+		if nul {
+			buf[rest] = 0
+			rest++
+		}
+		return p
+	}
+	msg.topic = (*C.char)(put([]byte(m.Topic), true))
+	if m.Key != nil {
+		msg.key, msg.key_len = (*C.uint8_t)(put(m.Key, false)), C.size_t(len(m.Key))
+	}
+	if m.Value != nil {
+		msg.value, msg.value_len = (*C.uint8_t)(put(m.Value, false)), C.size_t(len(m.Value))
+	}
+	if len(m.Headers) > 0 {
+		headers := unsafe.Slice((*C.ks_header)(unsafe.Pointer(&buf[headersAt])), len(m.Headers))
+		for i, h := range m.Headers {
+			headers[i] = C.ks_header{key: (*C.char)(put([]byte(h.Key), true))}
+			if h.Value != nil {
+				headers[i].value, headers[i].value_len = (*C.uint8_t)(put(h.Value, false)), C.size_t(len(h.Value))
+			}
+		}
+		msg.headers, msg.headers_len = &headers[0], C.size_t(len(m.Headers))
+	}
+	if m.Partition != nil {
+		msg.partition = C.int32_t(*m.Partition)
+	}
+	if !m.Timestamp.IsZero() {
+		msg.timestamp_ms = C.int64_t(m.Timestamp.UnixMilli())
+	}
+	return msg
+}
+
+// SendAsync sends a message; onDelivery runs exactly once with its report, on the producer's
+// delivery thread (keep it short). It returns an error, and never calls onDelivery, only for
+// what is known at once: an invalid message, a closed producer, or a full queue after
+// enqueue.timeout.ms. It blocks only while the queue is full.
+func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
+	if onDelivery == nil {
+		onDelivery = func(DeliveryReport) {}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
+	}
+	msg := cMessage(&m)
+	defer C.free(unsafe.Pointer(msg))
+	handle := cgo.NewHandle(onDelivery)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := lastError(C.ks_go_send(p.p, msg, C.uintptr_t(handle))); err != nil {
+		handle.Delete() // not accepted: no callback will come for it
+		return err
+	}
+	return nil
+}
+
+// Send sends a message and waits for its report or for ctx. A delivery failure is returned as
+// the error (an *Error) together with the report. When ctx ends first, ctx.Err() is returned and
+// the message may still be delivered later.
+func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) {
+	if err := ctx.Err(); err != nil {
+		return DeliveryReport{}, err
+	}
+	done := make(chan DeliveryReport, 1) // buffered: a late report never blocks the delivery thread
+	if err := p.SendAsync(m, func(r DeliveryReport) { done <- r }); err != nil {
+		return DeliveryReport{}, err
+	}
+	select {
+	case r := <-done:
+		return r, r.Err
+	case <-ctx.Done():
+		return DeliveryReport{}, ctx.Err()
+	}
+}
+
+// Flush waits until every message sent so far has been reported, or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for {
+		// Short slices, so a cancelled ctx is noticed promptly.
+		status := C.ks_producer_flush(p.p, 50)
+		if status != C.KS_STATUS_TIMEOUT {
+			return lastError(status)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// InFlight is the number of messages sent and not yet reported.
+func (p *Producer) InFlight() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return int(C.ks_producer_in_flight(p.p))
+}
+
+// Close stops the producer: it waits up to close.timeout.ms (default 10s) for messages in flight,
+// reports the rest as failed (KindClosed), and frees it. Every callback has run when Close
+// returns. Safe to call more than once and from any goroutine; later calls do nothing.
+func (p *Producer) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.p == nil {
+		return nil
+	}
+	C.ks_producer_free(p.p) // closes first, with the producer's close.timeout.ms
+	p.p = nil
+	runtime.SetFinalizer(p, nil)
+	return nil
+}
+
+//export goDelivery
+func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
+	h := cgo.Handle(handle)
+	defer h.Delete()
+	defer func() {
+		// A panicking callback must not unwind into C; it is dropped like the Rust core does.
+		_ = recover()
+	}()
+	report := DeliveryReport{
+		Topic:     C.GoString(r.topic),
+		Partition: int32(r.partition),
+		Offset:    int64(r.offset),
+		Attempts:  uint32(r.attempts),
+		Latency:   time.Duration(r.latency_us) * time.Microsecond,
+	}
+	if r.timestamp_ms >= 0 {
+		report.Timestamp = time.UnixMilli(int64(r.timestamp_ms))
+	}
+	if r.key != nil {
+		report.Key = C.GoBytes(unsafe.Pointer(r.key), C.int(r.key_len))
+	}
+	if r.outcome != C.KS_OUTCOME_DELIVERED {
+		report.Err = statusError(r.status, C.GoString(r.error))
+	}
+	h.Value().(func(DeliveryReport))(report)
+}

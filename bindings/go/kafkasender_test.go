@@ -1,0 +1,241 @@
+package kafkasender
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func cluster(t *testing.T, topic string, partitions int32) *MockCluster {
+	t.Helper()
+	c, err := NewMockCluster(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.CreateTopic(topic, partitions, 3); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func producer(t *testing.T, c *MockCluster, extra map[string]string) *Producer {
+	t.Helper()
+	config := map[string]string{"bootstrap.servers": c.BootstrapServers()}
+	for k, v := range extra {
+		config[k] = v
+	}
+	p, err := NewProducer(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func readBack(t *testing.T, c *MockCluster, topic string) []ConsumedRecord {
+	t.Helper()
+	records, err := c.ReadTopic(topic, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return records
+}
+
+func TestAsyncAndSyncSendsAreReportedAndReadBackWithKeysAndHeaders(t *testing.T) {
+	c := cluster(t, "go-orders", 4)
+	p := producer(t, c, nil)
+	const n = 1000
+	var mu sync.Mutex
+	var reports []DeliveryReport
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		m := Message{
+			Topic:   "go-orders",
+			Key:     []byte(fmt.Sprintf("customer-%d", i%10)),
+			Value:   []byte(fmt.Sprintf("order-%d", i)),
+			Headers: []Header{{Key: "seq", Value: []byte(fmt.Sprint(i))}, {Key: "null", Value: nil}},
+		}
+		if err := p.SendAsync(m, func(r DeliveryReport) { mu.Lock(); reports = append(reports, r); mu.Unlock(); wg.Done() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	r, err := p.Send(context.Background(), Message{Topic: "go-orders", Key: []byte{}, Value: []byte("a\x00b")})
+	if err != nil || r.Offset < 0 || r.Partition < 0 {
+		t.Fatalf("sync send: %+v %v", r, err)
+	}
+	for _, r := range reports {
+		if r.Err != nil || r.Offset < 0 || r.Topic != "go-orders" || !strings.HasPrefix(string(r.Key), "customer-") {
+			t.Fatalf("bad report %+v", r)
+		}
+	}
+
+	records := readBack(t, c, "go-orders")
+	if len(records) != n+1 {
+		t.Fatalf("read back %d of %d", len(records), n+1)
+	}
+	partitionOfKey := map[string]int32{}
+	lastSeq := map[string]int{}
+	for _, rec := range records {
+		if bytes.Equal(rec.Value, []byte("a\x00b")) {
+			if rec.Key == nil || len(rec.Key) != 0 {
+				t.Fatalf("empty key must stay empty and present: %q", rec.Key)
+			}
+			continue
+		}
+		key := string(rec.Key)
+		if p, seen := partitionOfKey[key]; seen && p != rec.Partition {
+			t.Fatalf("key %s in partitions %d and %d", key, p, rec.Partition)
+		}
+		partitionOfKey[key] = rec.Partition
+		if len(rec.Headers) != 2 || rec.Headers[0].Key != "seq" || rec.Headers[1].Value != nil {
+			t.Fatalf("headers %+v", rec.Headers)
+		}
+		var seq int
+		fmt.Sscan(string(rec.Headers[0].Value), &seq)
+		if prev, seen := lastSeq[key]; seen && prev >= seq {
+			t.Fatalf("per-key order broken for %s: %d then %d", key, prev, seq)
+		}
+		lastSeq[key] = seq
+	}
+}
+
+func TestManyGoroutinesShareOneProducer(t *testing.T) {
+	c := cluster(t, "go-goroutines", 4)
+	p := producer(t, c, nil)
+	const goroutines, each = 16, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := p.Send(context.Background(), Message{Topic: "go-goroutines", Value: []byte(fmt.Sprintf("%d-%d", g, i))}); err != nil {
+					errs <- err
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, rec := range readBack(t, c, "go-goroutines") {
+		seen[string(rec.Value)] = true
+	}
+	if len(seen) != goroutines*each {
+		t.Fatalf("read back %d distinct of %d", len(seen), goroutines*each)
+	}
+}
+
+func TestSendReturnsWhenTheContextEnds(t *testing.T) {
+	c := cluster(t, "go-stalled", 1)
+	p := producer(t, c, map[string]string{"close.timeout.ms": "200ms"})
+	if _, err := p.Send(context.Background(), Message{Topic: "go-stalled", Value: []byte("warm-up")}); err != nil {
+		t.Fatal(err)
+	}
+	for id := int32(1); id <= 3; id++ {
+		if err := c.BrokerDown(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Send(cancelled, Message{Topic: "go-stalled", Value: []byte("x")}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer stop()
+	started := time.Now()
+	_, err := p.Send(ctx, Message{Topic: "go-stalled", Value: []byte("stuck")})
+	if !errors.Is(err, context.DeadlineExceeded) && err == nil {
+		t.Fatalf("expected the deadline (or a failure), got %v", err)
+	}
+	if time.Since(started) > 5*time.Second {
+		t.Fatalf("Send did not return promptly: %v", time.Since(started))
+	}
+	flushCtx, stopFlush := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer stopFlush()
+	if err := p.Flush(flushCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+func TestUseAfterCloseIsAnErrorAndCloseIsIdempotent(t *testing.T) {
+	c := cluster(t, "go-closed", 1)
+	p := producer(t, c, nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	reported := 0
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		if err := p.SendAsync(Message{Topic: "go-closed", Value: []byte("v")}, func(DeliveryReport) { mu.Lock(); reported++; mu.Unlock(); wg.Done() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if reported != 100 {
+		t.Fatalf("%d of 100 reported after Close", reported)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	err := p.SendAsync(Message{Topic: "go-closed", Value: []byte("late")}, nil)
+	var kerr *Error
+	if !errors.As(err, &kerr) || kerr.Kind() != KindClosed || !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+	if err := p.Flush(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("flush after close: %v", err)
+	}
+}
+
+func TestErrorsAreTypedAndNameTheProblem(t *testing.T) {
+	_, err := NewProducer(map[string]string{"linger.ms": "soon", "no.such.key": "1"})
+	var kerr *Error
+	if !errors.As(err, &kerr) || kerr.Kind() != KindConfig {
+		t.Fatalf("config error: %v", err)
+	}
+	for _, want := range []string{"linger.ms", "no.such.key", "bootstrap.servers"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("config error does not name %s: %v", want, err)
+		}
+	}
+	if KindQueueFull.String() != "queue_full" {
+		t.Errorf("kind name %q", KindQueueFull.String())
+	}
+
+	c := cluster(t, "go-errors", 1)
+	p := producer(t, c, map[string]string{"message.max.bytes": "1000"})
+	cases := []struct {
+		message Message
+		kind    Kind
+	}{
+		{Message{Topic: "bad topic", Value: []byte("v")}, KindInvalidRecord},
+		{Message{Topic: "bad\xffutf8", Value: []byte("v")}, KindInvalidUTF8},
+		{Message{Topic: "go-errors", Value: make([]byte, 2000)}, KindMessageTooLarge},
+		{Message{Topic: "go-errors", Value: []byte("v"), Partition: Partition(-7)}, KindInvalidRecord},
+	}
+	for _, tc := range cases {
+		err := p.SendAsync(tc.message, func(DeliveryReport) { t.Error("rejected message called back") })
+		if !errors.As(err, &kerr) || kerr.Kind() != tc.kind {
+			t.Errorf("%q: got %v, want kind %s", tc.message.Topic, err, tc.kind)
+		}
+	}
+	if records := readBack(t, c, "go-errors"); len(records) != 0 {
+		t.Fatalf("rejected messages landed: %d", len(records))
+	}
+}
