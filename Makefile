@@ -38,13 +38,12 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-c test-go test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-c test-go examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
-test-rust: ## Core and CLI tests against the in-process mock cluster, and the Rust example
+test-rust: ## Core and CLI tests against the in-process mock cluster
 	$(CARGO) test --$(PROFILE) --workspace
-	$(CARGO) run --$(PROFILE) --quiet -p kafkasender --example send
 
 $(CBINDGEN):
 	$(CARGO) install --quiet --locked --root .cache/tools cbindgen --version $(CBINDGEN_VERSION)
@@ -78,6 +77,30 @@ test-c: target/c/test_ffi target/c/test_ffi_asan ## C API tests: plain, under va
 .PHONY: test-go
 test-go: build ## Go package tests with the race detector
 	cd bindings/go && go vet ./... && go test -race -count=1 -v ./...
+
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: install
+install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.pc under PREFIX (default /usr/local)
+	install -D -m 644 include/kafkasender.h $(PREFIX)/include/kafkasender.h
+	install -D -m 755 $(LIB_DIR)/libkafkasender.so $(PREFIX)/lib/libkafkasender.so
+	install -D -m 644 $(LIB_DIR)/libkafkasender.a $(PREFIX)/lib/libkafkasender.a
+	@mkdir -p $(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/kafkasender.pc.in > $(PREFIX)/lib/pkgconfig/kafkasender.pc
+
+.PHONY: examples
+examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config)
+	$(MAKE) --no-print-directory install PREFIX=target/install
+	@mkdir -p target/examples
+	PKG_CONFIG_PATH=target/install/lib/pkgconfig $(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
+	  $$(PKG_CONFIG_PATH=target/install/lib/pkgconfig pkg-config --cflags --libs kafkasender) \
+	  -Wl,-rpath,$(abspath target/install/lib) -o target/examples/producer-c
+	target/examples/producer-c
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -Iinclude examples/cpp/main.cpp -o target/examples/producer-cpp $(C_LIBS)
+	target/examples/producer-cpp
+	cd examples/go && go run .
+	$(CARGO) run --$(PROFILE) --quiet -p kafkasender --example send
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)
