@@ -115,6 +115,15 @@ test-demo: build ## The demo with a small count; fails unless read-back == sent
 bench: build ## Benchmark send against raw librdkafka (medians and ratios)
 	$(BIN) bench
 
+target/c/bench_ffi: tests/c/bench_ffi.c include/kafkasender.h build
+	@mkdir -p target/c
+	$(CC) $(C_FLAGS) -O2 tests/c/bench_ffi.c -o $@ $(C_LIBS)
+
+.PHONY: bench-faces
+bench-faces: build target/c/bench_ffi ## Benchmark Rust, C and Go faces and raw librdkafka on one mock cluster
+	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
+	scripts/bench-faces.sh
+
 .PHONY: kafka-up
 kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its address
 	scripts/kafka/up.sh

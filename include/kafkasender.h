@@ -404,11 +404,31 @@ void ks_mock_cluster_free(struct ks_mock_cluster *cluster);
 /**
  * Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
  * ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
+ * Delivery callbacks run on that thread.
  *
  * Ownership: `config` stays the caller's (it may be freed right after). On success
  * `*producer_out` is the caller's, to free with ks_producer_free(). Does not block.
  */
 enum ks_status ks_producer_new(const struct ks_config *config, struct ks_producer **producer_out);
+
+/**
+ * Like ks_producer_new(), but delivery callbacks run only inside ks_producer_poll(), on the
+ * thread that calls it. Call it regularly: reports wait (holding their messages' memory) until
+ * polled. ks_producer_free() runs the callbacks of reports still waiting.
+ */
+enum ks_status ks_producer_new_polled(const struct ks_config *config,
+                                      struct ks_producer **producer_out);
+
+/**
+ * For a producer made by ks_producer_new_polled(): runs the callbacks of every report that has
+ * arrived, on the calling thread, waiting up to `timeout_ms` for the first. `*served_out` (may be
+ * NULL) receives how many ran. KS_STATUS_INVALID_ARGUMENT for a producer not in poll mode.
+ *
+ * Blocking: up to `timeout_ms`. Thread safety: any thread; callbacks run on whichever polls.
+ */
+enum ks_status ks_producer_poll(const struct ks_producer *producer,
+                                uint32_t timeout_ms,
+                                uint64_t *served_out);
 
 /**
  * Sends a message. On KS_STATUS_OK, `callback` (if not NULL) later runs exactly once with the

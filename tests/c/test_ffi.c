@@ -312,6 +312,54 @@ static void test_close_in_flight_calls_back_once_each_and_use_after_close_fails(
   free(per_message);
 }
 
+typedef struct polled_counter {
+  pthread_t poller;
+  int calls, on_poller;
+} polled_counter;
+
+static void count_on_thread(const ks_delivery_report *report, void *user_data) {
+  polled_counter *c = user_data; /* no lock needed: in poll mode only the polling thread runs this */
+  (void)report;
+  c->calls++;
+  if (pthread_equal(pthread_self(), c->poller)) c->on_poller++;
+}
+
+static void test_poll_mode_runs_callbacks_on_the_polling_thread(ks_mock_cluster *cluster) {
+  ks_config *config = ks_config_new();
+  ks_producer *producer = NULL;
+  ks_config_set(config, "bootstrap.servers", ks_mock_cluster_bootstrap_servers(cluster));
+  CHECK_STATUS(ks_producer_new_polled(config, &producer), KS_STATUS_OK);
+  ks_config_free(config);
+  const int n = scaled(200);
+  polled_counter c = {pthread_self(), 0, 0};
+  for (int i = 0; i < n; i++) {
+    ks_message m = message("polled", "v");
+    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c), KS_STATUS_OK);
+  }
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  CHECK(c.calls == 0, "no callback before polling: %d", c.calls);
+  uint64_t served = 0, total = 0;
+  for (int round = 0; round < 100 && total < (uint64_t)n; round++) {
+    CHECK_STATUS(ks_producer_poll(producer, 100, &served), KS_STATUS_OK);
+    total += served;
+  }
+  CHECK(c.calls == n && c.on_poller == n, "calls %d, on the polling thread %d, of %d", c.calls, c.on_poller, n);
+
+  for (int i = 0; i < 10; i++) {
+    ks_message m = message("polled", "never polled");
+    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c), KS_STATUS_OK);
+  }
+  ks_producer_free(producer); /* runs the callbacks nobody polled for */
+  CHECK(c.calls == n + 10, "free ran the remaining callbacks: %d", c.calls);
+
+  ks_producer *threaded = producer_for(cluster, NULL, NULL);
+  CHECK_STATUS(ks_producer_poll(threaded, 0, NULL), KS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(ks_producer_poll(NULL, 0, NULL), KS_STATUS_NULL_ARGUMENT);
+  ks_producer_free(threaded);
+  topic_contents t = read_back(cluster, "polled");
+  CHECK(t.count == n + 10, "read back %d of %d", t.count, n + 10);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -324,6 +372,7 @@ int main(void) {
   test_invalid_messages_are_rejected_and_nothing_is_sent(cluster);
   test_deliveries_match_what_is_read_back(cluster);
   test_eight_threads_share_one_producer(cluster);
+  test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   ks_mock_cluster_free(cluster);
 

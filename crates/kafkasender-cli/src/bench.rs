@@ -27,6 +27,9 @@ pub struct Args {
     /// Runs per contender (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also print one tab-separated line per contender and run: `result NAME MSG_PER_S P50_MS P99_MS`.
+    #[arg(long)]
+    tsv: bool,
 }
 
 struct RunResult {
@@ -73,11 +76,13 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
             run,
             "librdkafka ",
             raw_librdkafka(&config, topic, &payload, args.count)?,
+            args.tsv,
         ));
         ours.push(print_run(
             run,
             "kafkasender",
             kafkasender_send(&config, topic, &payload, args.count)?,
+            args.tsv,
         ));
     }
     let (raw, ours) = (median(raw), median(ours));
@@ -98,7 +103,16 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     Ok(true)
 }
 
-fn print_run(run: usize, contender: &str, result: RunResult) -> RunResult {
+fn print_run(run: usize, contender: &str, result: RunResult, tsv: bool) -> RunResult {
+    if tsv {
+        println!(
+            "result\t{}\t{:.0}\t{:.3}\t{:.3}",
+            contender.trim(),
+            result.rate,
+            result.p50.as_secs_f64() * 1e3,
+            result.p99.as_secs_f64() * 1e3
+        );
+    }
     eprintln!(
         "run {run}: {contender} {:>10} msg/s  p50 {:?}  p99 {:?}",
         thousands(result.rate as u64),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod mock;
 mod produce;
 mod tally;
 
@@ -32,6 +33,8 @@ enum Command {
     Produce(produce::Args),
     /// Measure send throughput and latency against raw librdkafka on the same cluster.
     Bench(bench::Args),
+    /// Serve a mock cluster to other processes; prints its bootstrap address, runs until stdin closes.
+    MockCluster(mock::Args),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args, &cli.set),
         Command::Produce(args) => produce::run(&args, &cli.set),
         Command::Bench(args) => bench::run(&args, &cli.set),
+        Command::MockCluster(args) => mock::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! `ks_producer`: sends messages and reports each one exactly once through a C callback.
 
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use core::{DeliveryReport, Header, Outcome, Producer, Record};
@@ -14,6 +16,51 @@ use crate::ks_status;
 /// A producer. Opaque. Safe to use from many threads at once.
 pub struct ks_producer {
     producer: Producer,
+    /// In poll mode, reports wait here until ks_producer_poll() runs their callbacks.
+    polled: Option<Arc<PollQueue>>,
+}
+
+/// Reports waiting for ks_producer_poll(), with their callbacks.
+#[derive(Default)]
+struct PollQueue {
+    ready: Mutex<VecDeque<(UserCallback, DeliveryReport)>>,
+    arrived: Condvar,
+}
+
+impl PollQueue {
+    fn push(&self, callback: UserCallback, report: DeliveryReport) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back((callback, report));
+        self.arrived.notify_one();
+    }
+
+    /// Runs the callbacks of every waiting report, waiting up to `timeout` for the first.
+    fn serve(&self, timeout: Duration) -> usize {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut ready, _) = self
+            .arrived
+            .wait_timeout_while(ready, timeout, |ready| ready.is_empty())
+            .unwrap_or_else(PoisonError::into_inner);
+        let batch = std::mem::take(&mut *ready);
+        drop(ready); // callbacks may send, which may push: never hold the lock while they run
+        let served = batch.len();
+        for (callback, report) in batch {
+            callback.call(&report);
+        }
+        served
+    }
+}
+
+impl Drop for ks_producer {
+    fn drop(&mut self) {
+        // Close first, so every report is in; then run the callbacks nobody polled for.
+        self.producer.close(self.producer.settings().close_timeout);
+        if let Some(queue) = &self.polled {
+            queue.serve(Duration::ZERO);
+        }
+    }
 }
 
 /// One header of a message.
@@ -97,6 +144,7 @@ pub type ks_delivery_cb =
 
 /// Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
 /// ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
+/// Delivery callbacks run on that thread.
 ///
 /// Ownership: `config` stays the caller's (it may be freed right after). On success
 /// `*producer_out` is the caller's, to free with ks_producer_free(). Does not block.
@@ -104,6 +152,25 @@ pub type ks_delivery_cb =
 pub extern "C" fn ks_producer_new(
     config: *const ks_config,
     producer_out: *mut *mut ks_producer,
+) -> ks_status {
+    new_producer(config, producer_out, false)
+}
+
+/// Like ks_producer_new(), but delivery callbacks run only inside ks_producer_poll(), on the
+/// thread that calls it. Call it regularly: reports wait (holding their messages' memory) until
+/// polled. ks_producer_free() runs the callbacks of reports still waiting.
+#[no_mangle]
+pub extern "C" fn ks_producer_new_polled(
+    config: *const ks_config,
+    producer_out: *mut *mut ks_producer,
+) -> ks_status {
+    new_producer(config, producer_out, true)
+}
+
+fn new_producer(
+    config: *const ks_config,
+    producer_out: *mut *mut ks_producer,
+    polled: bool,
 ) -> ks_status {
     boundary(|| {
         // SAFETY: C passes a live config or NULL, and a writable pointer or NULL.
@@ -115,9 +182,39 @@ pub extern "C" fn ks_producer_new(
             ));
         }
         let producer = Producer::new(config)?;
-        let handle = registry::add(Box::into_raw(Box::new(ks_producer { producer })));
+        let polled = polled.then(Arc::default);
+        let handle = registry::add(Box::into_raw(Box::new(ks_producer { producer, polled })));
         // SAFETY: checked non-NULL above.
         unsafe { write_out(producer_out, handle, "producer_out") }?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// For a producer made by ks_producer_new_polled(): runs the callbacks of every report that has
+/// arrived, on the calling thread, waiting up to `timeout_ms` for the first. `*served_out` (may be
+/// NULL) receives how many ran. KS_STATUS_INVALID_ARGUMENT for a producer not in poll mode.
+///
+/// Blocking: up to `timeout_ms`. Thread safety: any thread; callbacks run on whichever polls.
+#[no_mangle]
+pub extern "C" fn ks_producer_poll(
+    producer: *const ks_producer,
+    timeout_ms: u32,
+    served_out: *mut u64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        let queue = producer.polled.as_ref().ok_or_else(|| {
+            Failure::new(
+                ks_status::InvalidArgument,
+                "this producer delivers on its own thread; make it with ks_producer_new_polled",
+            )
+        })?;
+        let served = queue.serve(Duration::from_millis(u64::from(timeout_ms)));
+        if !served_out.is_null() {
+            // SAFETY: non-NULL out pointers are writable.
+            unsafe { served_out.write(served as u64) };
+        }
         Ok(ks_status::Ok)
     })
 }
@@ -233,15 +330,25 @@ pub extern "C" fn ks_producer_send(
         let (producer, message) =
             unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
         let record = unsafe { record_of(message) }?;
-        let on_delivery: core::DeliveryCallback = match callback {
-            Some(callback) => {
+        let on_delivery: core::DeliveryCallback = match (callback, &producer.polled) {
+            (None, _) => Box::new(|_| {}),
+            (Some(callback), None) => {
                 let user = UserCallback {
                     callback,
                     user_data,
                 };
                 Box::new(move |report| user.call(&report))
             }
-            None => Box::new(|_| {}),
+            (Some(callback), Some(queue)) => {
+                let (user, queue) = (
+                    UserCallback {
+                        callback,
+                        user_data,
+                    },
+                    queue.clone(),
+                );
+                Box::new(move |report| queue.push(user, report))
+            }
         };
         producer.producer.send(&record, on_delivery)?;
         Ok(ks_status::Ok)

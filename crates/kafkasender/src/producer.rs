@@ -292,6 +292,11 @@ impl Producer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// kafkasender's own settings this producer runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
     /// Messages sent but not yet reported.
     pub fn in_flight(&self) -> usize {
         self.shared.tracker.in_flight()
