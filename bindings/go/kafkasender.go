@@ -107,8 +107,9 @@ func newProducer(config *C.ks_config, keys map[string]string) (*Producer, error)
 		return nil, err
 	}
 	producer := &Producer{p: p}
-	// A producer dropped without Close still reports and frees everything.
-	runtime.SetFinalizer(producer, func(p *Producer) { _ = p.Close() })
+	// A producer dropped without Close still reports and frees everything; off the runtime's one
+	// finalizer goroutine, since closing may wait for close.timeout.ms.
+	runtime.SetFinalizer(producer, func(p *Producer) { go func() { _ = p.Close() }() })
 	return producer, nil
 }
 
