@@ -252,6 +252,11 @@ pub(crate) unsafe fn arg_bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8
     (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// Bytes as C sees them: NULL and 0 for absent, otherwise pointer and length (borrowed).
+pub(crate) fn c_bytes(bytes: Option<&[u8]>) -> (*const u8, usize) {
+    bytes.map_or((std::ptr::null(), 0), |b| (b.as_ptr(), b.len()))
+}
+
 /// Writes `value` through an output pointer, which must not be NULL.
 ///
 /// # Safety

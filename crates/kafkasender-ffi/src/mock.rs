@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use core::testing::{read_topic, MockCluster};
 
-use crate::boundary::{arg_ref, arg_str, boundary, free_handle, registry, write_out, Failure};
+use crate::boundary::{
+    arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_out, Failure,
+};
 use crate::ks_status;
 use crate::producer::ks_header;
 
@@ -170,19 +172,17 @@ pub extern "C" fn ks_mock_cluster_read_topic(
                 .headers
                 .iter()
                 .zip(&header_keys)
-                .map(|((_, value), key)| ks_header {
-                    key: key.as_ptr(),
-                    value: value.as_deref().map_or(std::ptr::null(), <[u8]>::as_ptr),
-                    value_len: value.as_deref().map_or(0, <[u8]>::len),
+                .map(|((_, value), key)| {
+                    let (value, value_len) = c_bytes(value.as_deref());
+                    ks_header {
+                        key: key.as_ptr(),
+                        value,
+                        value_len,
+                    }
                 })
                 .collect();
-            let bytes = |b: &Option<Vec<u8>>| {
-                (
-                    b.as_deref().map_or(std::ptr::null(), <[u8]>::as_ptr),
-                    b.as_deref().map_or(0, <[u8]>::len),
-                )
-            };
-            let ((key, key_len), (value, value_len)) = (bytes(&record.key), bytes(&record.value));
+            let (key, key_len) = c_bytes(record.key.as_deref());
+            let (value, value_len) = c_bytes(record.value.as_deref());
             let c_record = ks_consumed_record {
                 partition: record.partition,
                 offset: record.offset,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use core::{DeliveryReport, Header, Outcome, Producer, Record};
 
 use crate::boundary::{
-    arg_bytes, arg_ref, arg_str, boundary, free_handle, registry, write_out, Failure,
+    arg_bytes, arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_out, Failure,
 };
 use crate::config::ks_config;
 use crate::ks_status;
@@ -244,14 +244,14 @@ impl UserCallback {
             Outcome::Delivered => ks_outcome::Delivered,
             Outcome::Failed(_) => ks_outcome::Failed,
         };
-        let key = report.key.as_deref();
+        let (key, key_len) = c_bytes(report.key.as_deref());
         let c_report = ks_delivery_report {
             topic: topic.as_ptr(),
             partition: report.partition,
             offset: report.offset,
             timestamp_ms: report.timestamp.unwrap_or(-1),
-            key: key.map_or(std::ptr::null(), <[u8]>::as_ptr),
-            key_len: key.map_or(0, <[u8]>::len),
+            key,
+            key_len,
             attempts: report.attempts,
             latency_us: u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX),
             outcome,
