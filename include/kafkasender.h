@@ -96,6 +96,24 @@ typedef enum ks_status {
 } ks_status;
 
 /**
+ * How healthy a producer is.
+ */
+typedef enum ks_health {
+  /**
+   * Everything works.
+   */
+  KS_HEALTH_HEALTHY = 0,
+  /**
+   * Messages still flow, but something is wrong.
+   */
+  KS_HEALTH_DEGRADED = 1,
+  /**
+   * Messages cannot be delivered now.
+   */
+  KS_HEALTH_UNHEALTHY = 2,
+} ks_health;
+
+/**
  * How a message ended.
  */
 typedef enum ks_outcome {
@@ -185,6 +203,64 @@ typedef struct ks_consumed_record {
  * Receives one record read back by ks_mock_cluster_read_topic(), on the calling thread.
  */
 typedef void (*ks_consumed_cb)(const struct ks_consumed_record *record, void *user_data);
+
+/**
+ * A producer's counters and delivery-latency percentiles at one moment.
+ */
+typedef struct ks_metrics {
+  /**
+   * Sends accepted (each is reported exactly once).
+   */
+  uint64_t sent;
+  /**
+   * Messages delivered.
+   */
+  uint64_t delivered;
+  /**
+   * Messages reported failed.
+   */
+  uint64_t failed;
+  /**
+   * Key, value and header bytes of accepted sends.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Messages sent and not yet reported.
+   */
+  uint64_t in_flight;
+  /**
+   * Messages failed because the producer closed before they were acknowledged.
+   */
+  uint64_t purged;
+  /**
+   * Delivery callbacks that panicked (Rust callbacks only; C cannot panic).
+   */
+  uint64_t callback_panics;
+  /**
+   * Produce requests librdkafka re-sent on the wire (idempotent).
+   */
+  uint64_t wire_retries;
+  /**
+   * Delivery latency percentiles of delivered messages, in microseconds.
+   */
+  uint64_t latency_p50_us;
+  /**
+   * 90th percentile.
+   */
+  uint64_t latency_p90_us;
+  /**
+   * 99th percentile.
+   */
+  uint64_t latency_p99_us;
+  /**
+   * 99.9th percentile.
+   */
+  uint64_t latency_p999_us;
+  /**
+   * Largest.
+   */
+  uint64_t latency_max_us;
+} ks_metrics;
 
 /**
  * A message to send. Everything it points to is copied by ks_producer_send() before it returns.
@@ -400,6 +476,35 @@ enum ks_status ks_mock_cluster_read_topic(const struct ks_mock_cluster *cluster,
  * nothing; a second free is detected and reported in ks_last_error().
  */
 void ks_mock_cluster_free(struct ks_mock_cluster *cluster);
+
+/**
+ * Writes the producer's metrics to `*metrics_out`. Does not block.
+ */
+enum ks_status ks_producer_metrics(const struct ks_producer *producer,
+                                   struct ks_metrics *metrics_out);
+
+/**
+ * The producer's metrics in Prometheus text format (names prefixed `kafkasender_`), or NULL on
+ * error (see ks_last_error()).
+ *
+ * Ownership: the caller owns the string and frees it with ks_string_free(). Does not block.
+ */
+char *ks_producer_metrics_prometheus(const struct ks_producer *producer);
+
+/**
+ * Writes the producer's health to `*status_out` and, if `reasons_out` is not NULL, a string of
+ * the reasons ("; "-separated, empty when healthy) to `*reasons_out`, which the caller frees
+ * with ks_string_free(). Does not block.
+ */
+enum ks_status ks_producer_health(const struct ks_producer *producer,
+                                  enum ks_health *status_out,
+                                  char **reasons_out);
+
+/**
+ * Frees a string returned by kafkasender. NULL does nothing; a second free is detected and
+ * reported in ks_last_error().
+ */
+void ks_string_free(char *string);
 
 /**
  * Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -276,4 +277,91 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 		report.Err = statusError(r.status, C.GoString(r.error))
 	}
 	h.Value().(func(DeliveryReport))(report)
+}
+
+// Metrics are a producer's counters and delivery-latency percentiles at one moment.
+type Metrics struct {
+	Sent, Delivered, Failed, BytesSent, InFlight, Purged, CallbackPanics, WireRetries uint64
+	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax                       time.Duration
+}
+
+// Metrics returns the producer's metrics.
+func (p *Producer) Metrics() (Metrics, error) {
+	var m C.ks_metrics
+	if err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_metrics(c, &m) }); err != nil {
+		return Metrics{}, err
+	}
+	us := func(v C.uint64_t) time.Duration { return time.Duration(v) * time.Microsecond }
+	return Metrics{
+		Sent: uint64(m.sent), Delivered: uint64(m.delivered), Failed: uint64(m.failed),
+		BytesSent: uint64(m.bytes_sent), InFlight: uint64(m.in_flight), Purged: uint64(m.purged),
+		CallbackPanics: uint64(m.callback_panics), WireRetries: uint64(m.wire_retries),
+		LatencyP50: us(m.latency_p50_us), LatencyP90: us(m.latency_p90_us), LatencyP99: us(m.latency_p99_us),
+		LatencyP999: us(m.latency_p999_us), LatencyMax: us(m.latency_max_us),
+	}, nil
+}
+
+// MetricsPrometheus returns the metrics in Prometheus text format (names prefixed kafkasender_).
+func (p *Producer) MetricsPrometheus() (string, error) {
+	var text *C.char
+	err := p.call(func(c *C.ks_producer) uint32 {
+		if text = C.ks_producer_metrics_prometheus(c); text == nil {
+			return uint32(C.KS_STATUS_INTERNAL)
+		}
+		return uint32(C.KS_STATUS_OK)
+	})
+	if err != nil {
+		return "", err
+	}
+	defer C.ks_string_free(text)
+	return C.GoString(text), nil
+}
+
+// HealthStatus says how healthy a producer is.
+type HealthStatus int
+
+// Health statuses, from best to worst.
+const (
+	Healthy   HealthStatus = C.KS_HEALTH_HEALTHY
+	Degraded  HealthStatus = C.KS_HEALTH_DEGRADED
+	Unhealthy HealthStatus = C.KS_HEALTH_UNHEALTHY
+)
+
+// String is "healthy", "degraded" or "unhealthy".
+func (s HealthStatus) String() string {
+	return [...]string{"healthy", "degraded", "unhealthy"}[s]
+}
+
+// Health is a producer's health and the reasons when it is not healthy.
+type Health struct {
+	Status  HealthStatus
+	Reasons []string
+}
+
+// Health returns the producer's health: broker states (from librdkafka's statistics), queue
+// fill, the recent error ratio, and whether it is closed.
+func (p *Producer) Health() (Health, error) {
+	var status uint32 // cgo maps enum ks_health to uint32
+	var reasons *C.char
+	if err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_health(c, &status, &reasons) }); err != nil {
+		return Health{}, err
+	}
+	defer C.ks_string_free(reasons)
+	health := Health{Status: HealthStatus(status)}
+	if text := C.GoString(reasons); text != "" {
+		health.Reasons = strings.Split(text, "; ")
+	}
+	return health, nil
+}
+
+// call runs one C call on the open producer, on a locked thread so the last error belongs to it.
+func (p *Producer) call(f func(*C.ks_producer) uint32) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return lastError(f(p.p))
 }

@@ -239,3 +239,32 @@ func TestErrorsAreTypedAndNameTheProblem(t *testing.T) {
 		t.Fatalf("rejected messages landed: %d", len(records))
 	}
 }
+
+func TestMetricsAndHealthDescribeTheProducer(t *testing.T) {
+	c := cluster(t, "go-observed", 2)
+	p := producer(t, c, nil)
+	for i := 0; i < 10; i++ {
+		if _, err := p.Send(context.Background(), Message{Topic: "go-observed", Value: []byte("0123456789")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := p.Metrics()
+	if err != nil || m.Sent != 10 || m.Delivered != 10 || m.Failed != 0 || m.BytesSent != 100 || m.LatencyP50 <= 0 {
+		t.Fatalf("metrics %+v, %v", m, err)
+	}
+	text, err := p.MetricsPrometheus()
+	if err != nil || !strings.Contains(text, `kafkasender_messages_delivered_total{client_id="kafkasender"} 10`) {
+		t.Fatalf("prometheus text %q, %v", text, err)
+	}
+	h, err := p.Health()
+	if err != nil || h.Status != Healthy || len(h.Reasons) != 0 {
+		t.Fatalf("health %+v, %v", h, err)
+	}
+	if got := len(readBack(t, c, "go-observed")); got != 10 {
+		t.Fatalf("read back %d of 10", got)
+	}
+	_ = p.Close()
+	if _, err := p.Health(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("health after close: %v", err)
+	}
+}

@@ -360,6 +360,49 @@ static void test_poll_mode_runs_callbacks_on_the_polling_thread(ks_mock_cluster 
   CHECK(t.count == n + 10, "read back %d of %d", t.count, n + 10);
 }
 
+static void test_metrics_and_health_describe_the_producer(ks_mock_cluster *cluster) {
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  ks_message m = message("observed", "0123456789");
+  for (int i = 0; i < 10; i++) CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, NULL, NULL), KS_STATUS_OK);
+  /* A sync send returns as its callback runs; the message leaves "in flight" when it returns. */
+  CHECK_STATUS(ks_producer_flush(producer, 30000), KS_STATUS_OK);
+  ks_metrics metrics;
+  CHECK_STATUS(ks_producer_metrics(producer, &metrics), KS_STATUS_OK);
+  CHECK(metrics.sent == 10 && metrics.delivered == 10 && metrics.failed == 0 && metrics.bytes_sent == 100 &&
+            metrics.in_flight == 0,
+        "sent %llu delivered %llu failed %llu bytes %llu", (unsigned long long)metrics.sent,
+        (unsigned long long)metrics.delivered, (unsigned long long)metrics.failed, (unsigned long long)metrics.bytes_sent);
+  CHECK(metrics.latency_p50_us > 0 && metrics.latency_p99_us >= metrics.latency_p50_us, "latency p50 %llu",
+        (unsigned long long)metrics.latency_p50_us);
+
+  char *text = ks_producer_metrics_prometheus(producer);
+  CHECK(text != NULL && strstr(text, "kafkasender_messages_delivered_total{client_id=\"kafkasender\"} 10\n") != NULL,
+        "prometheus text: %s", text ? text : "(null)");
+  ks_string_free(text);
+  ks_string_free(text); /* double free: detected, reported, no crash */
+  CHECK(strstr(ks_last_error(), "twice") != NULL, "double string free reported: %s", ks_last_error());
+
+  ks_health health = KS_HEALTH_UNHEALTHY;
+  char *reasons = NULL;
+  CHECK_STATUS(ks_producer_health(producer, &health, &reasons), KS_STATUS_OK);
+  CHECK(health == KS_HEALTH_HEALTHY && reasons != NULL && reasons[0] == 0, "health %d: %s", (int)health, reasons);
+  ks_string_free(reasons);
+  CHECK_STATUS(ks_producer_close(producer, 1000, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_health(producer, &health, &reasons), KS_STATUS_OK);
+  CHECK(health == KS_HEALTH_UNHEALTHY && strstr(reasons, "closed") != NULL, "after close %d: %s", (int)health, reasons);
+  ks_string_free(reasons);
+
+  CHECK_STATUS(ks_producer_metrics(NULL, &metrics), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_metrics(producer, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK(ks_producer_metrics_prometheus(NULL) == NULL, "prometheus of NULL");
+  CHECK_STATUS(ks_producer_health(NULL, &health, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_health(producer, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  ks_string_free(NULL);
+  ks_producer_free(producer);
+  topic_contents t = read_back(cluster, "observed");
+  CHECK(t.count == 10, "read back %d of 10", t.count);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -373,6 +416,7 @@ int main(void) {
   test_deliveries_match_what_is_read_back(cluster);
   test_eight_threads_share_one_producer(cluster);
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
+  test_metrics_and_health_describe_the_producer(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   ks_mock_cluster_free(cluster);
 

@@ -12,6 +12,7 @@
 mod boundary;
 mod config;
 mod mock;
+mod observe;
 mod producer;
 
 use std::ffi::c_char;
@@ -19,6 +20,7 @@ use std::ffi::c_char;
 pub use boundary::ks_status;
 pub use config::*;
 pub use mock::*;
+pub use observe::*;
 pub use producer::*;
 
 use boundary::{boundary, last_error_ptr};

@@ -53,6 +53,12 @@ impl PollQueue {
     }
 }
 
+impl ks_producer {
+    pub(crate) fn inner(&self) -> &Producer {
+        &self.producer
+    }
+}
+
 impl Drop for ks_producer {
     fn drop(&mut self) {
         // Close first, so every report is in; then run the callbacks nobody polled for.

@@ -159,6 +159,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("acks", "all"),
     ("linger.ms", "5"),
     ("partitioner", "murmur2_random"),
+    // Health reads broker states from librdkafka's statistics; one small JSON a second.
+    ("statistics.interval.ms", "1000"),
 ];
 
 /// librdkafka's default `message.max.bytes`.

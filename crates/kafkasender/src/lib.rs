@@ -22,6 +22,8 @@
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod producer;
 pub mod record;
 pub mod testing;
@@ -29,6 +31,8 @@ pub mod testing;
 pub use config::{Config, ConfigBuilder};
 pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
+pub use health::{Health, HealthStatus};
+pub use metrics::{LatencySummary, MetricsSnapshot};
 pub use producer::{CloseReport, DeliveryFuture, Producer};
 pub use record::{Header, Record};
 

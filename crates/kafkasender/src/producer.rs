@@ -29,6 +29,8 @@ use sync_wrapper::SyncWrapper;
 use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
+use crate::health::{BrokerView, Health, HealthStatus};
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::record::Record;
 
 /// How long one poll of librdkafka's queue waits; also the longest a close waits for the
@@ -59,6 +61,7 @@ struct Shared {
     stop: AtomicBool,
     settings: Settings,
     max_message_bytes: usize,
+    client_id: String,
 }
 
 /// What a closed producer reports.
@@ -117,6 +120,7 @@ impl Producer {
             stop: AtomicBool::new(false),
             settings: config.settings().clone(),
             max_message_bytes: config.max_message_bytes(),
+            client_id: config.get("client.id").unwrap_or_default().to_string(),
         });
         let thread_shared = shared.clone();
         let delivery_thread = thread::Builder::new()
@@ -277,7 +281,7 @@ impl Producer {
         }
         CloseReport {
             in_flight_at_close,
-            purged: tracker.purged.load(Ordering::Acquire),
+            purged: tracker.metrics.purged.load(Ordering::Acquire),
             elapsed: started.elapsed(),
             already_closed: false,
         }
@@ -292,6 +296,39 @@ impl Producer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The producer's counters, gauges and delivery-latency summary now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let tracker = &self.shared.tracker;
+        tracker.metrics.snapshot(
+            tracker.accepted.load(Ordering::SeqCst),
+            tracker.in_flight() as u64,
+        )
+    }
+
+    /// [`Producer::metrics`] in Prometheus text exposition format, names prefixed `kafkasender_`.
+    pub fn metrics_prometheus(&self) -> String {
+        self.metrics().to_prometheus(&self.shared.client_id)
+    }
+
+    /// Healthy, degraded or unhealthy, with the reasons. Broker states and the recent error
+    /// ratio come from librdkafka's statistics, refreshed every `statistics.interval.ms`.
+    pub fn health(&self) -> Health {
+        let mut health = Health::new();
+        if self.is_closed() {
+            health.flag(HealthStatus::Unhealthy, "the producer is closed");
+        }
+        if let Some(fatal) = self.shared.fatal_error() {
+            health.flag(HealthStatus::Unhealthy, fatal.message());
+        }
+        let metrics = &self.shared.tracker.metrics;
+        lock(&self.shared.tracker.brokers).assess(
+            &mut health,
+            metrics.delivered(),
+            metrics.failed(),
+        );
+        health
+    }
+
     /// kafkasender's own settings this producer runs with.
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
@@ -304,13 +341,21 @@ impl Producer {
 
     /// Delivery callbacks that panicked (each panic is caught and logged; the thread goes on).
     pub fn callback_panics(&self) -> u64 {
-        self.shared.tracker.callback_panics.load(Ordering::Relaxed)
+        self.shared
+            .tracker
+            .metrics
+            .callback_panics
+            .load(Ordering::Relaxed)
     }
 
     /// Produce requests librdkafka has re-sent on the wire (idempotent: no duplicates). Updated
     /// every `statistics.interval.ms`; stays 0 unless that property is set.
     pub fn wire_retries(&self) -> u64 {
-        self.shared.tracker.wire_retries.load(Ordering::Relaxed)
+        self.shared
+            .tracker
+            .metrics
+            .wire_retries
+            .load(Ordering::Relaxed)
     }
 
     fn on_delivery_thread(&self) -> bool {
@@ -366,7 +411,10 @@ impl Producer {
         let mut deadline = None;
         loop {
             match self.shared.client.send(base) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    tracker.metrics.record_sent(record.size());
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     // Backpressure: wait for room, never spin, never drop.
                     base = returned;
@@ -424,6 +472,10 @@ impl Shared {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn closed_error() -> Error {
     Error::new(ErrorKind::Closed, "the producer is closed")
 }
@@ -445,10 +497,9 @@ struct Tracker {
     accepted: CachePadded<AtomicU64>,
     /// Messages done: reported, or never enqueued after all.
     completed: CachePadded<AtomicU64>,
-    purged: AtomicU64,
-    callback_panics: AtomicU64,
-    /// Produce requests librdkafka re-sent on the wire, from its statistics.
-    wire_retries: AtomicU64,
+    metrics: Metrics,
+    /// Broker states and recent outcomes from librdkafka's statistics, for health.
+    brokers: Mutex<BrokerView>,
     fatal: AtomicBool,
     waiters: AtomicUsize,
     lock: Mutex<()>,
@@ -544,7 +595,9 @@ impl ClientContext for Context {
             .values()
             .map(|broker| broker.txretries)
             .sum();
-        self.tracker.wire_retries.store(retries, Ordering::Relaxed);
+        let metrics = &self.tracker.metrics;
+        metrics.wire_retries.store(retries, Ordering::Relaxed);
+        lock(&self.tracker.brokers).update(&statistics, metrics.delivered(), metrics.failed());
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -574,7 +627,7 @@ impl ProducerContext for Context {
                     Some(
                         code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
                     ) => {
-                        self.tracker.purged.fetch_add(1, Ordering::AcqRel);
+                        self.tracker.metrics.purged.fetch_add(1, Ordering::AcqRel);
                         Error::from_code(
                             code,
                             "the producer closed before the message was acknowledged",
@@ -601,9 +654,16 @@ impl ProducerContext for Context {
             latency: sent_at.elapsed(),
             outcome,
         };
+        match &report.outcome {
+            Outcome::Delivered => self.tracker.metrics.record_delivered(report.latency),
+            Outcome::Failed(error) => self.tracker.metrics.record_failed(error.kind()),
+        }
         // A panicking callback must not take the delivery thread (and every later report) with it.
         if panic::catch_unwind(AssertUnwindSafe(|| on_delivery(report))).is_err() {
-            self.tracker.callback_panics.fetch_add(1, Ordering::Relaxed);
+            self.tracker
+                .metrics
+                .callback_panics
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
         }
         self.tracker.finish_one();

@@ -529,3 +529,147 @@ fn conflicts_found_only_by_librdkafka_are_config_errors() {
     let error = Producer::new(config).err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Config, "{error}");
 }
+
+#[test]
+fn prometheus_output_parses_and_its_counters_match_the_reports() {
+    let topic = "metrics";
+    let cluster = cluster_with_topic(topic, 2);
+    let config = cluster.config().client_id("metrics-test");
+    let producer = stalled_producer(&cluster, topic, config);
+    // The warm-up delivered one; now 20 stall and are purged at close.
+    let reports = Reports::default();
+    for _ in 0..20 {
+        producer
+            .send(
+                &Record::new(topic).key("k").value("0123456789"),
+                reports.callback(),
+            )
+            .unwrap();
+    }
+    producer.close(Duration::from_millis(100));
+    let reports = reports.take();
+    let delivered = 1 + reports.iter().filter(|r| r.is_delivered()).count() as u64;
+    let closed = reports
+        .iter()
+        .filter(|r| r.error().map(|e| e.kind()) == Some(ErrorKind::Closed))
+        .count() as u64;
+    assert_eq!(delivered + closed, 21);
+
+    let snapshot = producer.metrics();
+    assert_eq!(
+        (snapshot.sent, snapshot.delivered, snapshot.failed),
+        (21, delivered, closed)
+    );
+    assert_eq!(snapshot.purged, closed);
+    assert_eq!(snapshot.in_flight, 0);
+    assert_eq!(snapshot.bytes_sent, "warm-up".len() as u64 + 20 * 11);
+    assert_eq!(snapshot.latency.count, delivered);
+
+    let text = producer.metrics_prometheus();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+    let value = |name: &str, kind: Option<&str>| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && kind.is_none_or(|k| s.labels.get("kind") == Some(k)))
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"));
+        assert_eq!(sample.labels.get("client_id"), Some("metrics-test"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: unexpected {other:?}"),
+        }
+    };
+    assert_eq!(value("kafkasender_messages_sent_total", None), 21.0);
+    assert_eq!(
+        value("kafkasender_messages_delivered_total", None),
+        delivered as f64
+    );
+    assert_eq!(
+        value("kafkasender_messages_failed_total", Some("closed")),
+        closed as f64
+    );
+    assert_eq!(
+        value("kafkasender_messages_failed_total", Some("timeout")),
+        0.0
+    );
+    assert_eq!(value("kafkasender_messages_in_flight", None), 0.0);
+    let summary = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "kafkasender_delivery_latency_seconds")
+        .expect("latency summary");
+    match &summary.value {
+        prometheus_parse::Value::Summary(quantiles) => assert_eq!(quantiles.len(), 4),
+        other => panic!("latency is not a summary: {other:?}"),
+    }
+}
+
+/// Polls `health` until it has `status`, for at most `limit`.
+fn wait_for_health(
+    producer: &Producer,
+    status: kafkasender::HealthStatus,
+    limit: Duration,
+) -> kafkasender::Health {
+    let deadline = Instant::now() + limit;
+    loop {
+        let health = producer.health();
+        if health.status == status || Instant::now() > deadline {
+            return health;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
+    use kafkasender::HealthStatus;
+    let topic = "health";
+    let cluster = cluster_with_topic(topic, 3);
+    let config = cluster.config().set("statistics.interval.ms", "100");
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("before"), FLUSH_TIMEOUT)
+        .unwrap();
+    let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(10));
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+
+    for broker in cluster.broker_ids() {
+        cluster.broker_down(broker).unwrap();
+    }
+    let (sender, outcome) = mpsc::channel();
+    producer
+        .send(
+            &Record::new(topic).value("during"),
+            Box::new(move |r| sender.send(r).unwrap()),
+        )
+        .unwrap();
+    let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(20));
+    assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
+    assert!(
+        health
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("no broker reachable")),
+        "{health:?}"
+    );
+
+    for broker in cluster.broker_ids() {
+        cluster.broker_up(broker).unwrap();
+    }
+    let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(30));
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert!(
+        outcome.recv_timeout(FLUSH_TIMEOUT).unwrap().is_delivered(),
+        "the message sent while down is delivered"
+    );
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    let values: HashSet<String> = read.iter().map(value_of).collect();
+    assert_eq!(
+        values,
+        HashSet::from(["before".to_string(), "during".to_string()])
+    );
+    assert_eq!(read.len(), 2);
+}
