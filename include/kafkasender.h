@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /**
- * The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 13 are
+ * The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 14 are
  * the core's error kinds; 100 and up are misuse of the C API itself.
  */
 typedef enum ks_status {
@@ -77,6 +77,10 @@ typedef enum ks_status {
    * A bug or unexpected state inside kafkasender or librdkafka.
    */
   KS_STATUS_INTERNAL = 13,
+  /**
+   * The rate limit had no token within `enqueue.timeout.ms`; nothing was enqueued.
+   */
+  KS_STATUS_RATE_LIMITED = 14,
   /**
    * A required pointer argument was NULL.
    */

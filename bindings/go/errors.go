@@ -25,6 +25,7 @@ const (
 	KindFatal                   Kind = C.KS_STATUS_FATAL
 	KindBroker                  Kind = C.KS_STATUS_BROKER
 	KindInternal                Kind = C.KS_STATUS_INTERNAL
+	KindRateLimited             Kind = C.KS_STATUS_RATE_LIMITED
 	KindNullArgument            Kind = C.KS_STATUS_NULL_ARGUMENT
 	KindInvalidUTF8             Kind = C.KS_STATUS_INVALID_UTF8
 	KindInvalidArgument         Kind = C.KS_STATUS_INVALID_ARGUMENT

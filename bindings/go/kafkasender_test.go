@@ -268,3 +268,21 @@ func TestMetricsAndHealthDescribeTheProducer(t *testing.T) {
 		t.Fatalf("health after close: %v", err)
 	}
 }
+
+func TestARateLimitedSendIsATypedError(t *testing.T) {
+	c := cluster(t, "go-limited", 1)
+	p := producer(t, c, map[string]string{
+		"ratelimit.messages.per.second": "1", "ratelimit.burst": "1", "enqueue.timeout.ms": "50ms",
+	})
+	if _, err := p.Send(context.Background(), Message{Topic: "go-limited", Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	err := p.SendAsync(Message{Topic: "go-limited", Value: []byte("second")}, nil)
+	var kerr *Error
+	if !errors.As(err, &kerr) || kerr.Kind() != KindRateLimited {
+		t.Fatalf("expected rate_limited, got %v", err)
+	}
+	if records := readBack(t, c, "go-limited"); len(records) != 1 {
+		t.Fatalf("read back %d, want 1", len(records))
+	}
+}

@@ -210,8 +210,21 @@ static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_clust
   CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, &partition, &offset), KS_STATUS_OK);
   CHECK(partition >= 0 && offset == 0, "partition %d offset %lld", partition, (long long)offset);
   ks_producer_free(producer);
+
+  ks_config *limited = ks_config_new();
+  ks_config_set(limited, "bootstrap.servers", ks_mock_cluster_bootstrap_servers(cluster));
+  ks_config_set(limited, "ratelimit.messages.per.second", "1");
+  ks_config_set(limited, "ratelimit.burst", "1");
+  ks_config_set(limited, "enqueue.timeout.ms", "50ms");
+  CHECK_STATUS(ks_producer_new(limited, &producer), KS_STATUS_OK);
+  ks_config_free(limited);
+  m = message("rejects", "fits");
+  CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, NULL, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_RATE_LIMITED);
+  CHECK(strstr(ks_last_error(), "rate") != NULL, "rate limit named: %s", ks_last_error());
+  ks_producer_free(producer);
   topic_contents t = read_back(cluster, "rejects");
-  CHECK(t.count == 1 && strcmp(t.last_value, "fits") == 0, "only the valid message landed: %d", t.count);
+  CHECK(t.count == 2 && strcmp(t.last_value, "fits") == 0, "only the valid messages landed: %d", t.count);
 }
 
 static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use core::{Error, ErrorKind};
 
-/// The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 13 are
+/// The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 14 are
 /// the core's error kinds; 100 and up are misuse of the C API itself.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum ks_status {
     Broker = 12,
     /// A bug or unexpected state inside kafkasender or librdkafka.
     Internal = 13,
+    /// The rate limit had no token within `enqueue.timeout.ms`; nothing was enqueued.
+    RateLimited = 14,
     /// A required pointer argument was NULL.
     NullArgument = 100,
     /// A string argument was not valid UTF-8.
@@ -67,12 +69,13 @@ impl From<ErrorKind> for ks_status {
             ErrorKind::Fatal => ks_status::Fatal,
             ErrorKind::Broker => ks_status::Broker,
             ErrorKind::Internal => ks_status::Internal,
+            ErrorKind::RateLimited => ks_status::RateLimited,
         }
     }
 }
 
 impl ks_status {
-    const ALL: [ks_status; 18] = [
+    const ALL: [ks_status; 19] = [
         ks_status::Ok,
         ks_status::Config,
         ks_status::InvalidRecord,
@@ -87,6 +90,7 @@ impl ks_status {
         ks_status::Fatal,
         ks_status::Broker,
         ks_status::Internal,
+        ks_status::RateLimited,
         ks_status::NullArgument,
         ks_status::InvalidUtf8,
         ks_status::InvalidArgument,
@@ -115,6 +119,7 @@ impl ks_status {
             ks_status::Fatal => c"fatal",
             ks_status::Broker => c"broker",
             ks_status::Internal => c"internal",
+            ks_status::RateLimited => c"rate_limited",
             ks_status::NullArgument => c"null_argument",
             ks_status::InvalidUtf8 => c"invalid_utf8",
             ks_status::InvalidArgument => c"invalid_argument",

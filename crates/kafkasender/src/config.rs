@@ -123,9 +123,11 @@ pub const SETTINGS: &[Setting] = &[
     setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
         "`off`, `error`, `warn`, `info`, `debug` or `trace`; also sets librdkafka's `log_level`."),
     setting("ratelimit.messages.per.second", "KAFKA_RATE_LIMIT_REQUESTS", COUNT, Target::Own, "off",
-        "Token-bucket rate limit on sends (resilience layer; not yet active)."),
-    setting("ratelimit.burst", "KAFKA_RATE_LIMIT_BURST", COUNT, Target::Own, "off",
-        "Burst size of the rate limit (resilience layer; not yet active)."),
+        "Token-bucket limit on sends per second; `send` waits for a token up to `enqueue.timeout.ms`, then fails with `rate_limited`."),
+    setting("ratelimit.burst", "KAFKA_RATE_LIMIT_BURST", COUNT, Target::Own, "the rate",
+        "Sends allowed at once above the rate (the bucket size)."),
+    setting("ratelimit.bytes.per.second", "KAFKA_RATE_LIMIT_BYTES", COUNT, Target::Own, "off",
+        "Token-bucket limit on key + value + header bytes per second (bucket: one second's worth)."),
     setting("breaker.max.requests", "KAFKA_BREAKER_MAX_REQUESTS", COUNT, Target::Own, "off",
         "Probes a half-open circuit breaker lets through (resilience layer; not yet active)."),
     setting("breaker.interval.ms", "KAFKA_BREAKER_INTERVAL", ValueKind::Duration, Target::Own, "off",
@@ -234,6 +236,8 @@ pub struct ResilienceSettings {
     pub rate_limit_per_second: Option<u64>,
     /// `ratelimit.burst`
     pub rate_limit_burst: Option<u64>,
+    /// `ratelimit.bytes.per.second`
+    pub rate_limit_bytes_per_second: Option<u64>,
     /// `breaker.max.requests`
     pub breaker_max_requests: Option<u64>,
     /// `breaker.interval.ms`
@@ -247,14 +251,9 @@ pub struct ResilienceSettings {
 }
 
 impl ResilienceSettings {
-    /// The keys that are set, for the error that says they are not active yet.
-    pub(crate) fn keys_set(&self) -> Vec<&'static str> {
+    /// The keys that are set but not applied yet, for the error that says so.
+    pub(crate) fn inactive_keys_set(&self) -> Vec<&'static str> {
         let set = [
-            (
-                "ratelimit.messages.per.second",
-                self.rate_limit_per_second.is_some(),
-            ),
-            ("ratelimit.burst", self.rate_limit_burst.is_some()),
             ("breaker.max.requests", self.breaker_max_requests.is_some()),
             ("breaker.interval.ms", self.breaker_interval.is_some()),
             ("breaker.timeout.ms", self.breaker_timeout.is_some()),
@@ -585,7 +584,7 @@ impl ConfigBuilder {
                 properties.insert((*key).to_string(), (*value).to_string());
             }
         }
-        check_combinations(&properties, &latest, &mut problems);
+        check_combinations(&properties, &settings, &latest, &mut problems);
 
         if problems.is_empty() {
             Ok(Config {
@@ -601,6 +600,7 @@ impl ConfigBuilder {
 /// Checks rules that involve more than one key.
 fn check_combinations(
     properties: &BTreeMap<String, String>,
+    settings: &Settings,
     given: &BTreeMap<String, Entry>,
     problems: &mut Vec<ConfigProblem>,
 ) {
@@ -617,6 +617,14 @@ fn check_combinations(
             message: "required: the brokers to connect to (set bootstrap.servers or KAFKA_BROKERS)"
                 .into(),
         }),
+    }
+    if settings.resilience.rate_limit_burst.is_some()
+        && settings.resilience.rate_limit_per_second.is_none()
+    {
+        problems.push(ConfigProblem {
+            key: label("ratelimit.burst"),
+            message: "needs ratelimit.messages.per.second".into(),
+        });
     }
     let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
     if !idempotent {
@@ -753,6 +761,7 @@ fn apply_own(settings: &mut Settings, key: &str, value: String) {
         "log.level" => settings.log_level = LogLevel::parse(&value),
         "ratelimit.messages.per.second" => resilience.rate_limit_per_second = count(),
         "ratelimit.burst" => resilience.rate_limit_burst = count(),
+        "ratelimit.bytes.per.second" => resilience.rate_limit_bytes_per_second = count(),
         "breaker.max.requests" => resilience.breaker_max_requests = count(),
         "breaker.interval.ms" => resilience.breaker_interval = Some(millis()),
         "breaker.timeout.ms" => resilience.breaker_timeout = Some(millis()),
@@ -1008,5 +1017,15 @@ mod tests {
                 "README.md lacks the row starting {row}"
             );
         }
+    }
+
+    #[test]
+    fn a_burst_without_a_rate_is_a_problem() {
+        let error = Config::builder()
+            .brokers("x:1")
+            .set("ratelimit.burst", "10")
+            .build()
+            .unwrap_err();
+        assert_eq!(error.problems()[0].key, "ratelimit.burst");
     }
 }

@@ -34,11 +34,13 @@ pub enum ErrorKind {
     Broker,
     /// A bug or an unexpected state inside kafkasender or librdkafka.
     Internal,
+    /// The rate limit had no token for the send within `enqueue.timeout.ms`; nothing was enqueued.
+    RateLimited,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (bindings use it to check their mappings are complete).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Config,
         ErrorKind::InvalidRecord,
         ErrorKind::MessageTooLarge,
@@ -52,6 +54,7 @@ impl ErrorKind {
         ErrorKind::Fatal,
         ErrorKind::Broker,
         ErrorKind::Internal,
+        ErrorKind::RateLimited,
     ];
 
     /// A stable snake_case name, used in logs, metrics labels and binding error codes.
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Fatal => "fatal",
             ErrorKind::Broker => "broker",
             ErrorKind::Internal => "internal",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 }
@@ -117,7 +121,10 @@ impl Error {
             code: None,
             retriable: matches!(
                 kind,
-                ErrorKind::QueueFull | ErrorKind::Timeout | ErrorKind::BrokerTransport
+                ErrorKind::QueueFull
+                    | ErrorKind::Timeout
+                    | ErrorKind::BrokerTransport
+                    | ErrorKind::RateLimited
             ),
             problems: Vec::new(),
         }

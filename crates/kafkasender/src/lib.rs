@@ -25,6 +25,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod producer;
+mod ratelimit;
 pub mod record;
 pub mod testing;
 

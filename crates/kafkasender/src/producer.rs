@@ -31,6 +31,7 @@ use crate::delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
 use crate::health::{BrokerView, Health, HealthStatus};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::ratelimit::RateLimit;
 use crate::record::Record;
 
 /// How long one poll of librdkafka's queue waits; also the longest a close waits for the
@@ -62,6 +63,7 @@ struct Shared {
     settings: Settings,
     max_message_bytes: usize,
     client_id: String,
+    rate_limit: Option<RateLimit>,
 }
 
 /// What a closed producer reports.
@@ -88,7 +90,7 @@ impl CloseReport {
 impl Producer {
     /// Creates a producer and its delivery thread. Nothing connects until the first send.
     pub fn new(config: Config) -> Result<Producer> {
-        let pending_features = config.settings().resilience.keys_set();
+        let pending_features = config.settings().resilience.inactive_keys_set();
         if !pending_features.is_empty() {
             return Err(Error::config(
                 pending_features
@@ -121,6 +123,7 @@ impl Producer {
             settings: config.settings().clone(),
             max_message_bytes: config.max_message_bytes(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
+            rate_limit: RateLimit::from_settings(config.settings()),
         });
         let thread_shared = shared.clone();
         let delivery_thread = thread::Builder::new()
@@ -373,7 +376,10 @@ impl Producer {
     /// The send path. Resilience stages go between validation and librdkafka.
     fn enqueue(&self, record: &Record<'_>, pending: Box<Pending>) -> Result<()> {
         record.validate(self.shared.max_message_bytes)?;
-        // (rate limiter: acquire a token here)
+        if let Some(rate_limit) = &self.shared.rate_limit {
+            self.check_open()?; // a closed producer fails at once rather than wait for a token
+            rate_limit.acquire(record.size())?;
+        }
         // (circuit breaker: fail fast or spool here)
         let open = self
             .shared

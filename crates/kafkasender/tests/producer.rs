@@ -673,3 +673,81 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
     );
     assert_eq!(read.len(), 2);
 }
+
+#[test]
+fn a_rate_limit_of_1000_per_second_with_burst_100_paces_3000_messages_and_loses_none() {
+    let topic = "paced";
+    let cluster = cluster_with_topic(topic, 4);
+    let config = cluster
+        .config()
+        .set("ratelimit.messages.per.second", "1000")
+        .set("ratelimit.burst", "100");
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    let reports = Reports::default();
+    let started = Instant::now();
+    for i in 0..3_000 {
+        let value = i.to_string();
+        producer
+            .send(&Record::new(topic).value(&value), reports.callback())
+            .unwrap();
+    }
+    let elapsed = started.elapsed();
+    // 100 at once, then 2,900 at 1,000 per second.
+    assert!(
+        elapsed >= Duration::from_millis(2_850),
+        "3,000 sends took only {elapsed:?}"
+    );
+    producer.flush(FLUSH_TIMEOUT).unwrap();
+    assert!(reports.take().iter().all(DeliveryReport::is_delivered));
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    assert_eq!(
+        read.iter().map(value_of).collect::<HashSet<_>>().len(),
+        3_000
+    );
+}
+
+#[test]
+fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_limited() {
+    let topic = "limited";
+    let cluster = cluster_with_topic(topic, 1);
+    let config = cluster
+        .config()
+        .set("ratelimit.messages.per.second", "1")
+        .set("ratelimit.burst", "1")
+        .set("ratelimit.bytes.per.second", "1000")
+        .enqueue_timeout(Duration::from_millis(100));
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("first"), FLUSH_TIMEOUT)
+        .unwrap();
+    let started = Instant::now();
+    let error = producer
+        .send(
+            &Record::new(topic).value("second"),
+            Box::new(|_| panic!("never sent")),
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(error.is_retriable());
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "a hopeless wait is not waited out"
+    );
+
+    thread::sleep(Duration::from_millis(1_100));
+    let big = vec![b'x'; 1_001];
+    let error = producer
+        .send(
+            &Record::new(topic).value(&big),
+            Box::new(|_| panic!("never sent")),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::RateLimited,
+        "larger than the byte bucket: {error}"
+    );
+    producer.close(FLUSH_TIMEOUT);
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    assert_eq!(read.len(), 1, "only the first message was sent");
+}
