@@ -17,6 +17,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"runtime/cgo"
 	"sort"
@@ -173,21 +174,14 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 	if onDelivery == nil {
 		onDelivery = func(DeliveryReport) {}
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
-		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
-	}
 	msg := cMessage(&m)
 	defer C.free(unsafe.Pointer(msg))
 	handle := cgo.NewHandle(onDelivery)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := lastError(C.ks_go_send(p.p, msg, C.uintptr_t(handle))); err != nil {
+	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_go_send(c, msg, C.uintptr_t(handle)) })
+	if err != nil {
 		handle.Delete() // not accepted: no callback will come for it
-		return err
 	}
-	return nil
+	return err
 }
 
 // Send sends a message and waits for its report or for ctx. A delivery failure is returned as
@@ -211,18 +205,12 @@ func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) 
 
 // Flush waits until every message sent so far has been reported, or ctx ends.
 func (p *Producer) Flush(ctx context.Context) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
-		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	for {
-		// Short slices, so a cancelled ctx is noticed promptly.
-		status := C.ks_producer_flush(p.p, 50)
-		if status != C.KS_STATUS_TIMEOUT {
-			return lastError(status)
+		// Short slices, so that a cancelled ctx is noticed promptly and Close is never held up.
+		err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_flush(c, 50) })
+		var kerr *Error
+		if !errors.As(err, &kerr) || kerr.Kind() != KindTimeout {
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
