@@ -342,14 +342,22 @@ func (p *Producer) Health() (Health, error) {
 	return health, nil
 }
 
-// call runs one C call on the open producer, on a locked thread so the last error belongs to it.
+// call runs one C call on the open producer (see callOn).
 func (p *Producer) call(f func(*C.ks_producer) uint32) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.p == nil {
-		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
+	return callOn(&p.mu, &p.p, "the producer is closed", f)
+}
+
+// callOn runs one C call on a live handle, read under mu, with the goroutine locked to its OS
+// thread so that the thread-local last error read after the call belongs to it.
+// (Generic over the pointer: cgo's opaque C types cannot be type arguments themselves.)
+func callOn[P comparable](mu *sync.RWMutex, handle *P, closed string, f func(P) uint32) error {
+	mu.RLock()
+	defer mu.RUnlock()
+	var null P
+	if *handle == null {
+		return statusError(C.KS_STATUS_CLOSED, closed)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	return lastError(f(p.p))
+	return lastError(f(*handle))
 }

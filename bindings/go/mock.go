@@ -42,16 +42,9 @@ func (m *MockCluster) BootstrapServers() string {
 	return C.GoString(C.ks_mock_cluster_bootstrap_servers(m.c))
 }
 
-// call runs one C call on a locked thread, so the thread-local last error belongs to it.
+// call runs one C call on the open cluster (see callOn).
 func (m *MockCluster) call(f func(*C.ks_mock_cluster) uint32) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.c == nil {
-		return statusError(C.KS_STATUS_CLOSED, "the mock cluster is closed")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return lastError(f(m.c))
+	return callOn(&m.mu, &m.c, "the mock cluster is closed", f)
 }
 
 // CreateTopic creates a topic.
