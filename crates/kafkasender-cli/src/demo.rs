@@ -125,7 +125,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     }
     let flushed = producer.flush(FLUSH_TIMEOUT);
     let elapsed = started.elapsed();
-    let wire_retries = producer.wire_retries();
+    let wire_retries = producer.metrics().wire_retries;
     producer.close(FLUSH_TIMEOUT);
     progress.finish_with_message("done");
     if let Err(error) = flushed {

@@ -37,6 +37,14 @@ pub use metrics::{LatencySummary, MetricsSnapshot};
 pub use producer::{CloseReport, DeliveryFuture, Producer};
 pub use record::{Header, Record};
 
+/// Locks a mutex, going on past a poisoned one: a panicking user callback must not make every
+/// later report or metric unusable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The kafkasender version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

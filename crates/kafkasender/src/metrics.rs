@@ -4,13 +4,14 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use crate::error::ErrorKind;
+use crate::lock;
 
 /// Live counters, shared by the sending threads and the delivery thread.
 pub(crate) struct Metrics {
@@ -51,10 +52,7 @@ impl Metrics {
     pub(crate) fn record_delivered(&self, latency: Duration) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .saturating_record(micros);
+        lock(&self.latency_us).saturating_record(micros);
     }
 
     pub(crate) fn record_failed(&self, kind: ErrorKind) {
@@ -74,10 +72,7 @@ impl Metrics {
 
     pub(crate) fn snapshot(&self, sent: u64, in_flight: u64) -> MetricsSnapshot {
         let latency = {
-            let h = self
-                .latency_us
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let h = lock(&self.latency_us);
             let at = |q| Duration::from_micros(h.value_at_quantile(q));
             LatencySummary {
                 count: h.len(),

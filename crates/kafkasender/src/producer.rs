@@ -30,6 +30,7 @@ use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
 use crate::health::{BrokerView, Health, HealthStatus};
+use crate::lock;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::ratelimit::RateLimit;
 use crate::record::Record;
@@ -273,11 +274,7 @@ impl Producer {
         }
         self.shared.stop.store(true, Ordering::Release);
         if waiting_allowed {
-            let handle = self
-                .delivery_thread
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
+            let handle = lock(&self.delivery_thread).take();
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
@@ -340,25 +337,6 @@ impl Producer {
     /// Messages sent but not yet reported.
     pub fn in_flight(&self) -> usize {
         self.shared.tracker.in_flight()
-    }
-
-    /// Delivery callbacks that panicked (each panic is caught and logged; the thread goes on).
-    pub fn callback_panics(&self) -> u64 {
-        self.shared
-            .tracker
-            .metrics
-            .callback_panics
-            .load(Ordering::Relaxed)
-    }
-
-    /// Produce requests librdkafka has re-sent on the wire (idempotent: no duplicates). Updated
-    /// every `statistics.interval.ms`; stays 0 unless that property is set.
-    pub fn wire_retries(&self) -> u64 {
-        self.shared
-            .tracker
-            .metrics
-            .wire_retries
-            .load(Ordering::Relaxed)
     }
 
     fn on_delivery_thread(&self) -> bool {
@@ -478,10 +456,6 @@ impl Shared {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn closed_error() -> Error {
     Error::new(ErrorKind::Closed, "the producer is closed")
 }
@@ -525,14 +499,14 @@ impl Tracker {
         self.completed.fetch_add(1, Ordering::SeqCst);
         // Waiters register before checking their condition, so this SeqCst pair never misses one.
         if self.waiters.load(Ordering::SeqCst) > 0 && self.in_flight() == 0 {
-            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let _guard = lock(&self.lock);
             self.wakeup.notify_all();
         }
     }
 
     /// Sleeps until `done()` holds or `deadline` passes; returns whether it holds.
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = lock(&self.lock);
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
             if done() {
@@ -709,10 +683,9 @@ impl Batch {
     }
 
     fn complete(&self, index: usize, report: DeliveryReport) {
-        self.reports.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(report);
+        lock(&self.reports)[index] = Some(report);
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let reports =
-                std::mem::take(&mut *self.reports.lock().unwrap_or_else(PoisonError::into_inner));
+            let reports = std::mem::take(&mut *lock(&self.reports));
             self.finish(
                 reports
                     .into_iter()
@@ -727,12 +700,7 @@ impl Batch {
     }
 
     fn finish(&self, reports: Vec<DeliveryReport>) {
-        if let Some(on_delivery) = self
-            .on_delivery
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(on_delivery) = lock(&self.on_delivery).take() {
             on_delivery(reports);
         }
     }

@@ -472,7 +472,7 @@ fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
         .send_and_wait(&Record::new(topic).value("fine"), FLUSH_TIMEOUT)
         .unwrap();
     assert!(report.is_delivered());
-    assert_eq!(producer.callback_panics(), 1);
+    assert_eq!(producer.metrics().callback_panics, 1);
 }
 
 #[test]
