@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 
-use crate::tally::{latency_histogram, thousands};
+use crate::tally::thousands;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,6 +30,11 @@ pub struct Args {
     /// Also print one tab-separated line per contender and run: `result NAME MSG_PER_S P50_MS P99_MS`.
     #[arg(long)]
     tsv: bool,
+}
+
+/// A histogram of microseconds from 1 µs to an hour, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
 struct RunResult {
@@ -260,4 +265,16 @@ fn raw_librdkafka(
     done.store(true, Ordering::Release);
     poller.join().expect("poll thread");
     context.0.result(count, elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_up_to_an_hour_are_kept_not_clamped() {
+        let mut histogram = latency_histogram();
+        histogram.saturating_record(2_500_000);
+        assert!(histogram.value_at_quantile(0.5) >= 2_490_000);
+    }
 }

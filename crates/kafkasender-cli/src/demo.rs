@@ -11,7 +11,7 @@ use kafkasender::testing::{read_topic, MockCluster};
 use kafkasender::{Producer, Record};
 use serde_json::json;
 
-use crate::tally::{millis, table, thousands, Tally};
+use crate::tally::{delivery_rows, table, thousands, FirstErrors};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,7 +75,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         .set("statistics.interval.ms", "250")
         .build()?;
     let producer = Producer::new(config)?;
-    let tally = Tally::new();
+    let errors = FirstErrors::new();
     let progress = ProgressBar::new(args.count).with_style(ProgressStyle::with_template(
         "{bar:40.cyan/blue} {pos}/{len} delivered  {per_sec}  {msg}",
     )?);
@@ -114,7 +114,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
             .header("event-type", event_type)
             .header("correlation-id", &correlation_id)
             .header("source", "kafkasender-demo");
-        match producer.send(&record, tally.callback(&progress)) {
+        match producer.send(&record, errors.callback(&progress)) {
             Ok(()) => sent += 1,
             Err(error) => {
                 rejected += 1;
@@ -125,8 +125,8 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     }
     let flushed = producer.flush(FLUSH_TIMEOUT);
     let elapsed = started.elapsed();
-    let wire_retries = producer.metrics().wire_retries;
     producer.close(FLUSH_TIMEOUT);
+    let metrics = producer.metrics();
     progress.finish_with_message("done");
     if let Err(error) = flushed {
         eprintln!("flush: {error}");
@@ -142,34 +142,28 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         })
         .collect();
 
-    let delivered = tally.delivered();
     let ok = rejected == 0
-        && tally.failed() == 0
+        && metrics.failed == 0
         && read.len() as u64 == sent
         && unique.len() as u64 == sent;
-    let rows = [
-        ("sent", thousands(sent)),
-        ("delivered", thousands(delivered)),
-        ("failed", thousands(tally.failed() + rejected)),
-        ("retries (librdkafka, idempotent)", thousands(wire_retries)),
+    let mut rows = delivery_rows(&metrics, rejected, elapsed);
+    rows.insert(
+        3,
         (
-            "throughput",
-            format!(
-                "{} msg/s",
-                thousands((delivered as f64 / elapsed.as_secs_f64()) as u64)
-            ),
+            "retries (librdkafka, idempotent)",
+            thousands(metrics.wire_retries),
         ),
-        ("delivery latency p50", millis(tally.latency(0.50))),
-        ("delivery latency p99", millis(tally.latency(0.99))),
+    );
+    rows.extend([
         ("read back by a consumer", thousands(read.len() as u64)),
         ("distinct events read back", thousands(unique.len() as u64)),
         (
             "read back == sent",
             if ok { "yes".into() } else { "NO".into() },
         ),
-    ];
+    ]);
     println!("{}", table("kafkasender demo", &rows));
-    for line in tally.error_lines() {
+    for line in errors.lines(&metrics) {
         println!("  {line}");
     }
     Ok(ok)

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kafkasender::{Producer, Record};
 
-use crate::tally::{millis, table, thousands, Tally};
+use crate::tally::{delivery_rows, table, FirstErrors};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,7 +36,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> {
     let producer = Producer::new(crate::config(overrides, None).build()?)?;
-    let tally = Tally::new();
+    let errors = FirstErrors::new();
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
         ProgressStyle::with_template("{spinner} {pos} delivered  {per_sec}  {elapsed}")?,
     );
@@ -72,7 +72,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
                     record = record.header(k, v);
                 }
                 producer
-                    .send(&record, tally.callback(&progress))
+                    .send(&record, errors.callback(&progress))
                     .map_err(|e| e.to_string())
             });
             match outcome {
@@ -92,30 +92,17 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         eprintln!("flush: {error} ({} purged)", close.purged);
     }
 
-    let failed = tally.failed() + rejected;
-    let rows = [
-        ("sent", thousands(sent)),
-        ("delivered", thousands(tally.delivered())),
-        ("failed", thousands(failed)),
-        ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())),
-        (
-            "throughput",
-            format!(
-                "{} msg/s",
-                thousands((tally.delivered() as f64 / elapsed.as_secs_f64()) as u64)
-            ),
-        ),
-        ("delivery latency p50", millis(tally.latency(0.50))),
-        ("delivery latency p99", millis(tally.latency(0.99))),
-    ];
+    let metrics = producer.metrics();
+    let mut rows = delivery_rows(&metrics, rejected, elapsed);
+    rows.insert(3, ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())));
     eprint!(
         "{}",
         table(&format!("kafkasender produce → {}", args.topic), &rows)
     );
-    for line in tally.error_lines() {
+    for line in errors.lines(&metrics) {
         eprintln!("  {line}");
     }
-    Ok(failed == 0 && tally.delivered() == sent)
+    Ok(rejected == 0 && metrics.failed == 0 && metrics.delivered == sent)
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {

@@ -1,101 +1,70 @@
-//! Counts delivery outcomes and latencies from callbacks, and prints the summary table.
+//! The summary tables of `demo` and `produce`. Counts and latencies come from the producer's own
+//! metrics; all the CLI adds is the first error message of each kind, kept by a delivery callback.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use kafkasender::{DeliveryCallback, DeliveryReport};
+use kafkasender::{DeliveryCallback, ErrorKind, MetricsSnapshot};
 
-/// Outcomes of many sends, filled in by delivery callbacks.
-pub struct Tally {
-    inner: Mutex<Counts>,
+/// The first error message of each kind, filled in by delivery callbacks.
+#[derive(Default)]
+pub struct FirstErrors {
+    first: Mutex<BTreeMap<&'static str, String>>,
 }
 
-struct Counts {
-    delivered: u64,
-    failed: u64,
-    /// Failures per error kind, with the first message seen.
-    errors: BTreeMap<&'static str, (u64, String)>,
-    latency_us: Histogram<u64>,
-}
-
-impl Tally {
-    pub fn new() -> Arc<Tally> {
-        Arc::new(Tally {
-            inner: Mutex::new(Counts {
-                delivered: 0,
-                failed: 0,
-                errors: BTreeMap::new(),
-                latency_us: latency_histogram(),
-            }),
-        })
+impl FirstErrors {
+    pub fn new() -> Arc<FirstErrors> {
+        Arc::default()
     }
 
-    /// A delivery callback that records into this tally and advances `progress`.
+    /// A delivery callback that keeps the first error of each kind and advances `progress`.
     pub fn callback(self: &Arc<Self>, progress: &ProgressBar) -> DeliveryCallback {
-        let tally = self.clone();
+        let errors = self.clone();
         let progress = progress.clone();
         Box::new(move |report| {
-            tally.record(&report);
+            if let Some(error) = report.error() {
+                let mut first = errors.first.lock().unwrap();
+                first
+                    .entry(error.kind().as_str())
+                    .or_insert_with(|| error.to_string());
+            }
             progress.inc(1);
         })
     }
 
-    pub fn record(&self, report: &DeliveryReport) {
-        let mut counts = self.inner.lock().unwrap();
-        match report.error() {
-            None => {
-                counts.delivered += 1;
-                counts
-                    .latency_us
-                    .saturating_record(report.latency.as_micros() as u64);
-            }
-            Some(error) => {
-                counts.failed += 1;
-                counts
-                    .errors
-                    .entry(error.kind().as_str())
-                    .or_insert((0, error.to_string()))
-                    .0 += 1;
-            }
-        }
-    }
-
-    pub fn delivered(&self) -> u64 {
-        self.inner.lock().unwrap().delivered
-    }
-
-    pub fn failed(&self) -> u64 {
-        self.inner.lock().unwrap().failed
-    }
-
-    /// The latency at `quantile` (0..=1) of delivered messages.
-    pub fn latency(&self, quantile: f64) -> Duration {
-        Duration::from_micros(
-            self.inner
-                .lock()
-                .unwrap()
-                .latency_us
-                .value_at_quantile(quantile),
-        )
-    }
-
-    /// One line per error kind: count and first message.
-    pub fn error_lines(&self) -> Vec<String> {
-        let counts = self.inner.lock().unwrap();
-        counts
-            .errors
+    /// One line per error kind: its count from the metrics and its first message.
+    pub fn lines(&self, metrics: &MetricsSnapshot) -> Vec<String> {
+        let first = self.first.lock().unwrap();
+        metrics
+            .failed_by_kind
             .iter()
-            .map(|(kind, (n, first))| format!("{n} × {kind} (first: {first})"))
+            .map(|(kind, n)| {
+                let message = first
+                    .get(ErrorKind::as_str(*kind))
+                    .map_or("", String::as_str);
+                format!("{n} × {kind} (first: {message})")
+            })
             .collect()
     }
 }
 
-/// A histogram of microseconds from 1 µs to an hour, 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+/// The rows every summary starts with. `rejected` counts sends refused at once (never reported).
+pub fn delivery_rows(
+    metrics: &MetricsSnapshot,
+    rejected: u64,
+    elapsed: Duration,
+) -> Vec<(&'static str, String)> {
+    let rate = (metrics.delivered as f64 / elapsed.as_secs_f64()) as u64;
+    vec![
+        ("sent", thousands(metrics.sent)),
+        ("delivered", thousands(metrics.delivered)),
+        ("failed", thousands(metrics.failed + rejected)),
+        ("throughput", format!("{} msg/s", thousands(rate))),
+        ("delivery latency p50", millis(metrics.latency.p50)),
+        ("delivery latency p99", millis(metrics.latency.p99)),
+    ]
 }
 
 /// Formats `n` with thousands separators.
@@ -155,12 +124,5 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn latencies_up_to_an_hour_are_kept_not_clamped() {
-        let mut histogram = latency_histogram();
-        histogram.saturating_record(2_500_000);
-        assert!(histogram.value_at_quantile(0.5) >= 2_490_000);
     }
 }
