@@ -8,10 +8,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # librdkafka and OpenSSL are compiled once; see .cargo/config.toml.
 TARGET := x86_64-unknown-linux-gnu
 PROFILE := release
-BIN := target/$(TARGET)/$(PROFILE)/kafkasender
+LIB_DIR := target/$(TARGET)/$(PROFILE)
+BIN := $(LIB_DIR)/kafkasender
 CARGO := cargo
 PYTHON ?= python3
-LIB_DIR := target/$(TARGET)/$(PROFILE)
 CC ?= cc
 C_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
 C_LIBS := -L$(LIB_DIR) -lkafkasender -lpthread -Wl,-rpath,$(abspath $(LIB_DIR))
@@ -19,6 +19,7 @@ C_LIBS := -L$(LIB_DIR) -lkafkasender -lpthread -Wl,-rpath,$(abspath $(LIB_DIR))
 # cbindgen, pinned, installed into .cache/tools by `make header` or `make test`.
 CBINDGEN_VERSION := 0.29.2
 CBINDGEN := .cache/tools/bin/cbindgen
+CBINDGEN_TO = $(CBINDGEN) --quiet --config crates/kafkasender-ffi/cbindgen.toml --crate kafkasender-ffi crates/kafkasender-ffi --output
 
 DEMO_COUNT ?= 50000
 DEMO_RATE ?= 10000
@@ -50,12 +51,12 @@ $(CBINDGEN):
 
 .PHONY: header
 header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-ffi
-	$(CBINDGEN) --quiet --config crates/kafkasender-ffi/cbindgen.toml --crate kafkasender-ffi --output include/kafkasender.h crates/kafkasender-ffi
+	$(CBINDGEN_TO) include/kafkasender.h
 
 .PHONY: test-header
 test-header: $(CBINDGEN) ## Fail when the committed header differs from a freshly generated one
 	@mkdir -p target/header
-	$(CBINDGEN) --quiet --config crates/kafkasender-ffi/cbindgen.toml --crate kafkasender-ffi --output target/header/kafkasender.h crates/kafkasender-ffi
+	$(CBINDGEN_TO) target/header/kafkasender.h
 	@diff -u include/kafkasender.h target/header/kafkasender.h || { echo "include/kafkasender.h is stale: run make header and commit it"; exit 1; }
 
 target/c/test_ffi: tests/c/test_ffi.c include/kafkasender.h build
@@ -93,7 +94,7 @@ install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.p
 examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config)
 	$(MAKE) --no-print-directory install PREFIX=target/install
 	@mkdir -p target/examples
-	PKG_CONFIG_PATH=target/install/lib/pkgconfig $(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
+	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
 	  $$(PKG_CONFIG_PATH=target/install/lib/pkgconfig pkg-config --cflags --libs kafkasender) \
 	  -Wl,-rpath,$(abspath target/install/lib) -o target/examples/producer-c
 	target/examples/producer-c
