@@ -186,6 +186,9 @@ static void test_invalid_configuration_lists_every_problem(void) {
             strstr(why, "sasl.password"),
         "every problem named: %s", why);
   CHECK(strstr(why, "hunter2") == NULL, "no secret in errors");
+  ks_producer_free((ks_producer *)(void *)config); /* the wrong _free: refused, config untouched */
+  CHECK(strstr(ks_last_error(), "wrong function") != NULL, "wrong free reported: %s", ks_last_error());
+  CHECK_STATUS(ks_config_set(config, "linger.ms", "5"), KS_STATUS_OK);
   ks_config_free(config);
 }
 

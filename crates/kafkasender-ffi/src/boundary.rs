@@ -278,33 +278,59 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, name: &str) -> Result<(
     Ok(())
 }
 
-/// Live handles, so that a double free is an error instead of a crash.
-pub(crate) mod registry {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, PoisonError};
-
-    static LIVE: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
-
-    pub fn add<T>(ptr: *mut T) -> *mut T {
-        LIVE.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(HashSet::new)
-            .insert(ptr as usize);
-        ptr
-    }
-
-    /// Whether `ptr` was live (and now no longer is).
-    pub fn remove<T>(ptr: *mut T) -> bool {
-        LIVE.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .is_some_and(|live| live.remove(&(ptr as usize)))
+/// Writes `value()` through an output pointer the caller may leave NULL; then nothing is written
+/// and `value` is not even called (it may allocate).
+///
+/// # Safety
+/// A non-NULL `out` must be valid for writes.
+pub(crate) unsafe fn write_optional_out<T>(out: *mut T, value: impl FnOnce() -> T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable per the caller's contract.
+        unsafe { out.write(value()) };
     }
 }
 
-/// Frees a handle made by `Box::into_raw` + `registry::add`, once. NULL does nothing; a pointer
-/// that is not live (freed already, or never ours) sets ks_last_error() and is left alone.
-pub(crate) fn free_handle<T>(ptr: *mut T, what: &str) {
+/// Live handles and the type each was made as, so that a double free, or a free through the wrong
+/// `_free` function, is an error instead of a crash.
+pub(crate) mod registry {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+
+    static LIVE: Mutex<Option<HashMap<usize, TypeId>>> = Mutex::new(None);
+
+    pub fn add<T: 'static>(ptr: *mut T) -> *mut T {
+        LIVE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .insert(ptr as usize, TypeId::of::<T>());
+        ptr
+    }
+
+    /// Whether `ptr` was live as a `T` (and now no longer is).
+    pub fn remove<T: 'static>(ptr: *mut T) -> bool {
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(live) = live.as_mut() else {
+            return false;
+        };
+        if live.get(&(ptr as usize)) != Some(&TypeId::of::<T>()) {
+            return false;
+        }
+        live.remove(&(ptr as usize));
+        true
+    }
+}
+
+/// Frees a handle made by `Box::into_raw` + `registry::add`, once (see `free_registered`).
+pub(crate) fn free_handle<T: 'static>(ptr: *mut T, what: &str) {
+    // SAFETY: registered handles all come from Box::into_raw.
+    free_registered(ptr, what, |ptr| drop(unsafe { Box::from_raw(ptr) }));
+}
+
+/// Frees a registered pointer with `free`, once. NULL does nothing; a pointer that is not live
+/// (freed already, or never ours) sets ks_last_error() and is left alone, so `free` only ever
+/// sees a pointer made by the allocation it undoes and not freed yet.
+pub(crate) fn free_registered<T: 'static>(ptr: *mut T, what: &str, free: impl FnOnce(*mut T)) {
     boundary(|| {
         if ptr.is_null() {
             return Ok(());
@@ -312,11 +338,12 @@ pub(crate) fn free_handle<T>(ptr: *mut T, what: &str) {
         if !registry::remove(ptr) {
             return Err(Failure::new(
                 ks_status::InvalidArgument,
-                format!("{what} freed twice, or not made by kafkasender"),
+                format!(
+                    "{what} freed twice, not made by kafkasender, or freed with the wrong function"
+                ),
             ));
         }
-        // SAFETY: the registry proves it came from Box::into_raw and has not been freed yet.
-        drop(unsafe { Box::from_raw(ptr) });
+        free(ptr);
         Ok(())
     })
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use core::testing::{read_topic, MockCluster};
 
 use crate::boundary::{
-    arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_out, Failure,
+    arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_optional_out, write_out,
+    Failure,
 };
 use crate::ks_status;
 use crate::producer::ks_header;
@@ -200,10 +201,8 @@ pub extern "C" fn ks_mock_cluster_read_topic(
             // SAFETY: the C caller vouches for its callback and data; the record outlives the call.
             unsafe { callback(&c_record, user_data) };
         }
-        if !count_out.is_null() {
-            // SAFETY: non-NULL out pointers are writable.
-            unsafe { count_out.write(records.len() as u64) };
-        }
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe { write_optional_out(count_out, || records.len() as u64) };
         Ok(ks_status::Ok)
     })
 }

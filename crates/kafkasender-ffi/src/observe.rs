@@ -4,7 +4,9 @@ use std::ffi::{c_char, CString};
 
 use core::HealthStatus;
 
-use crate::boundary::{arg_ref, boundary, registry, write_out, Failure};
+use crate::boundary::{
+    arg_ref, boundary, free_registered, registry, write_optional_out, write_out,
+};
 use crate::ks_status;
 use crate::producer::ks_producer;
 
@@ -116,14 +118,10 @@ pub extern "C" fn ks_producer_health(
             HealthStatus::Degraded => ks_health::Degraded,
             HealthStatus::Unhealthy => ks_health::Unhealthy,
         };
-        if status_out.is_null() {
-            return Err(Failure::new(ks_status::NullArgument, "status_out is NULL"));
-        }
-        // SAFETY: checked non-NULL; C passes writable pointers.
-        unsafe { status_out.write(status) };
-        if !reasons_out.is_null() {
-            // SAFETY: non-NULL out pointers are writable.
-            unsafe { reasons_out.write(owned_string(health.reasons.join("; "))) };
+        // SAFETY: C passes writable pointers or NULL.
+        unsafe {
+            write_out(status_out, status, "status_out")?;
+            write_optional_out(reasons_out, || owned_string(health.reasons.join("; ")));
         }
         Ok(ks_status::Ok)
     })
@@ -139,18 +137,6 @@ fn owned_string(text: String) -> *mut c_char {
 /// reported in ks_last_error().
 #[no_mangle]
 pub extern "C" fn ks_string_free(string: *mut c_char) {
-    boundary(|| {
-        if string.is_null() {
-            return Ok(());
-        }
-        if !registry::remove(string) {
-            return Err(Failure::new(
-                ks_status::InvalidArgument,
-                "string freed twice, or not made by kafkasender",
-            ));
-        }
-        // SAFETY: the registry proves it came from CString::into_raw and was not freed yet.
-        drop(unsafe { CString::from_raw(string) });
-        Ok(())
-    })
+    // SAFETY: registered strings all come from CString::into_raw (owned_string).
+    free_registered(string, "string", |s| drop(unsafe { CString::from_raw(s) }));
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use core::{DeliveryReport, Header, Outcome, Producer, Record};
 
 use crate::boundary::{
-    arg_bytes, arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_out, Failure,
+    arg_bytes, arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_optional_out,
+    write_out, Failure,
 };
 use crate::config::ks_config;
 use crate::ks_status;
@@ -217,10 +218,8 @@ pub extern "C" fn ks_producer_poll(
             )
         })?;
         let served = queue.serve(Duration::from_millis(u64::from(timeout_ms)));
-        if !served_out.is_null() {
-            // SAFETY: non-NULL out pointers are writable.
-            unsafe { served_out.write(served as u64) };
-        }
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe { write_optional_out(served_out, || served as u64) };
         Ok(ks_status::Ok)
     })
 }
@@ -385,12 +384,8 @@ pub extern "C" fn ks_producer_send_sync(
             .send_and_wait(&record, Duration::from_millis(u64::from(timeout_ms)))?;
         // SAFETY: each out pointer is either NULL (not wanted) or writable.
         unsafe {
-            if !partition_out.is_null() {
-                partition_out.write(report.partition);
-            }
-            if !offset_out.is_null() {
-                offset_out.write(report.offset);
-            }
+            write_optional_out(partition_out, || report.partition);
+            write_optional_out(offset_out, || report.offset);
         }
         Ok(ks_status::Ok)
     })
@@ -432,10 +427,8 @@ pub extern "C" fn ks_producer_close(
         let report = producer
             .producer
             .close(Duration::from_millis(u64::from(timeout_ms)));
-        if !purged_out.is_null() {
-            // SAFETY: non-NULL out pointers are writable.
-            unsafe { purged_out.write(report.purged) };
-        }
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe { write_optional_out(purged_out, || report.purged) };
         Ok(ks_status::Ok)
     })
 }
