@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /**
- * The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 14 are
+ * The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 16 are
  * the core's error kinds; 100 and up are misuse of the C API itself.
  */
 typedef enum ks_status {
@@ -82,6 +82,14 @@ typedef enum ks_status {
    */
   KS_STATUS_RATE_LIMITED = 14,
   /**
+   * The circuit breaker is open and no spool is configured; nothing was enqueued.
+   */
+  KS_STATUS_CIRCUIT_OPEN = 15,
+  /**
+   * The spool could not take the message (full, or a disk error).
+   */
+  KS_STATUS_SPOOL = 16,
+  /**
    * A required pointer argument was NULL.
    */
   KS_STATUS_NULL_ARGUMENT = 100,
@@ -126,9 +134,19 @@ typedef enum ks_outcome {
    */
   KS_OUTCOME_DELIVERED = 0,
   /**
-   * Not delivered; `status` and `error` say why.
+   * Not delivered and not kept; `status` and `error` say why.
    */
   KS_OUTCOME_FAILED = 1,
+  /**
+   * Written to the dead-letter topic (`destination`) instead; `partition` and `offset` are
+   * there; `status` and `error` say why it could not go to its own topic.
+   */
+  KS_OUTCOME_DEAD_LETTERED = 2,
+  /**
+   * Kept in the local spool file `destination`, to be re-sent by a replay; `status` and
+   * `error` say why it could not be delivered now.
+   */
+  KS_OUTCOME_SPOOLED = 3,
 } ks_outcome;
 
 /**
@@ -241,7 +259,7 @@ typedef struct ks_metrics {
    */
   uint64_t callback_panics;
   /**
-   * Produce requests librdkafka re-sent on the wire (idempotent).
+   * Message transmissions librdkafka repeated on the wire (idempotent).
    */
   uint64_t wire_retries;
   /**
@@ -264,6 +282,42 @@ typedef struct ks_metrics {
    * Largest.
    */
   uint64_t latency_max_us;
+  /**
+   * Messages written to the dead-letter topic instead of their own.
+   */
+  uint64_t dead_lettered;
+  /**
+   * Messages kept in the local spool.
+   */
+  uint64_t spooled;
+  /**
+   * Client re-sends after librdkafka gave up on a message (at-least-once).
+   */
+  uint64_t retried;
+  /**
+   * Records re-sent from the spool.
+   */
+  uint64_t replayed;
+  /**
+   * Torn or corrupt spool records skipped by replays.
+   */
+  uint64_t spool_torn_records;
+  /**
+   * Bytes in the spool's files now.
+   */
+  uint64_t spool_bytes;
+  /**
+   * Messages in librdkafka's queue now.
+   */
+  uint64_t queue_depth;
+  /**
+   * The circuit breaker's state now: 0 closed (or no breaker), 1 open, 2 half-open.
+   */
+  uint32_t breaker_state;
+  /**
+   * How often the circuit breaker opened.
+   */
+  uint64_t breaker_trips;
 } ks_metrics;
 
 /**
@@ -350,13 +404,18 @@ typedef struct ks_delivery_report {
    */
   enum ks_outcome outcome;
   /**
-   * KS_STATUS_OK when delivered, otherwise the error kind.
+   * KS_STATUS_OK when delivered, otherwise the kind of error that kept it from its topic.
    */
   enum ks_status status;
   /**
    * Error message, NUL-terminated, or NULL when delivered.
    */
   const char *error;
+  /**
+   * Where a dead-lettered (the topic) or spooled (the file path) message went,
+   * NUL-terminated; NULL otherwise.
+   */
+  const char *destination;
 } ks_delivery_report;
 
 /**
@@ -513,7 +572,8 @@ void ks_string_free(char *string);
 /**
  * Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
  * ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
- * Delivery callbacks run on that thread.
+ * Delivery callbacks run on that thread. The first producer of a process installs kafkasender's
+ * stderr logger (`log.level`, `log.format`).
  *
  * Ownership: `config` stays the caller's (it may be freed right after). On success
  * `*producer_out` is the caller's, to free with ks_producer_free(). Does not block.
@@ -567,6 +627,21 @@ enum ks_status ks_producer_send_sync(const struct ks_producer *producer,
                                      uint32_t timeout_ms,
                                      int32_t *partition_out,
                                      int64_t *offset_out);
+
+/**
+ * Re-sends every record of the producer's spool (`spool.dir`) and returns once all are enqueued;
+ * their reports go to the metrics only (their senders were told `KS_OUTCOME_SPOOLED`). A spool
+ * file is deleted once every record in it has been reported again. `*records_out` and
+ * `*torn_out` (each may be NULL) receive how many records were re-sent and how many torn or
+ * corrupt records were skipped. Replays also happen by themselves when the circuit breaker
+ * closes and when a producer starts on a spool. KS_STATUS_CONFIG without a `spool.dir`,
+ * KS_STATUS_CIRCUIT_OPEN while the breaker is open.
+ *
+ * Blocking: while records wait for queue room. Thread safety: any thread except the delivery thread.
+ */
+enum ks_status ks_producer_replay_spool(const struct ks_producer *producer,
+                                        uint64_t *records_out,
+                                        uint64_t *torn_out);
 
 /**
  * Waits until every message sent so far has been reported, at most `timeout_ms`.

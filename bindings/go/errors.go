@@ -26,6 +26,8 @@ const (
 	KindBroker                  Kind = C.KS_STATUS_BROKER
 	KindInternal                Kind = C.KS_STATUS_INTERNAL
 	KindRateLimited             Kind = C.KS_STATUS_RATE_LIMITED
+	KindCircuitOpen             Kind = C.KS_STATUS_CIRCUIT_OPEN
+	KindSpool                   Kind = C.KS_STATUS_SPOOL
 	KindNullArgument            Kind = C.KS_STATUS_NULL_ARGUMENT
 	KindInvalidUTF8             Kind = C.KS_STATUS_INVALID_UTF8
 	KindInvalidArgument         Kind = C.KS_STATUS_INVALID_ARGUMENT

@@ -51,14 +51,34 @@ func Partition(p int32) *int32 { return &p }
 // DeliveryReport says what happened to one message.
 type DeliveryReport struct {
 	Topic     string
-	Partition int32 // -1 if none was assigned
-	Offset    int64 // -1 unless delivered
+	Partition int32 // -1 if none was assigned; the dead-letter topic's when dead-lettered
+	Offset    int64 // -1 unless delivered or dead-lettered
 	Timestamp time.Time
 	Key       []byte
 	Attempts  uint32
 	Latency   time.Duration
-	// Err is nil when the message was delivered, otherwise an *Error.
+	Outcome   Outcome
+	// Destination is the dead-letter topic (OutcomeDeadLettered) or the spool file
+	// (OutcomeSpooled); empty otherwise.
+	Destination string
+	// Err is nil when the message was delivered, otherwise the *Error that kept it from its topic.
 	Err error
+}
+
+// Outcome says how a message ended.
+type Outcome int
+
+// Outcomes. Only OutcomeFailed loses the message.
+const (
+	OutcomeDelivered    Outcome = C.KS_OUTCOME_DELIVERED
+	OutcomeFailed       Outcome = C.KS_OUTCOME_FAILED
+	OutcomeDeadLettered Outcome = C.KS_OUTCOME_DEAD_LETTERED
+	OutcomeSpooled      Outcome = C.KS_OUTCOME_SPOOLED
+)
+
+// String is the outcome's snake_case name.
+func (o Outcome) String() string {
+	return [...]string{"delivered", "failed", "dead_lettered", "spooled"}[o]
 }
 
 // Producer sends messages. It is safe for concurrent use. Close it when done.
@@ -184,9 +204,10 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 	return err
 }
 
-// Send sends a message and waits for its report or for ctx. A delivery failure is returned as
-// the error (an *Error) together with the report. When ctx ends first, ctx.Err() is returned and
-// the message may still be delivered later.
+// Send sends a message and waits for its report or for ctx. A lost message (OutcomeFailed) is
+// returned as the error (an *Error) together with the report; a dead-lettered or spooled one is
+// kept, so its error is nil and its report says where. When ctx ends first, ctx.Err() is returned
+// and the message may still be delivered later.
 func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) {
 	if err := ctx.Err(); err != nil {
 		return DeliveryReport{}, err
@@ -197,6 +218,9 @@ func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) 
 	}
 	select {
 	case r := <-done:
+		if r.Outcome != OutcomeFailed {
+			return r, nil
+		}
 		return r, r.Err
 	case <-ctx.Done():
 		return DeliveryReport{}, ctx.Err()
@@ -254,6 +278,10 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 		Offset:    int64(r.offset),
 		Attempts:  uint32(r.attempts),
 		Latency:   time.Duration(r.latency_us) * time.Microsecond,
+		Outcome:   Outcome(r.outcome),
+	}
+	if r.destination != nil {
+		report.Destination = C.GoString(r.destination)
 	}
 	if r.timestamp_ms >= 0 {
 		report.Timestamp = time.UnixMilli(int64(r.timestamp_ms))
@@ -269,8 +297,30 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 
 // Metrics are a producer's counters and delivery-latency percentiles at one moment.
 type Metrics struct {
-	Sent, Delivered, Failed, BytesSent, InFlight, Purged, CallbackPanics, WireRetries uint64
-	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax                       time.Duration
+	Sent, Delivered, DeadLettered, Spooled, Failed, BytesSent, InFlight, QueueDepth uint64
+	Purged, CallbackPanics, WireRetries, Retried, Replayed, SpoolTornRecords        uint64
+	SpoolBytes, BreakerTrips                                                        uint64
+	BreakerState                                                                    BreakerState
+	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax                     time.Duration
+}
+
+// BreakerState is the circuit breaker's state.
+type BreakerState int
+
+// Breaker states; a producer without a breaker is always BreakerClosed.
+const (
+	BreakerClosed   BreakerState = 0
+	BreakerOpen     BreakerState = 1
+	BreakerHalfOpen BreakerState = 2
+)
+
+// ReplaySpool re-sends every record of the producer's spool (spool.dir) and returns once all are
+// enqueued: how many were, and how many torn records were skipped. Replays also happen by
+// themselves when the circuit breaker closes and when a producer starts on a spool.
+func (p *Producer) ReplaySpool() (records, torn uint64, err error) {
+	var r, t C.uint64_t
+	err = p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_replay_spool(c, &r, &t) })
+	return uint64(r), uint64(t), err
 }
 
 // Metrics returns the producer's metrics.
@@ -282,9 +332,13 @@ func (p *Producer) Metrics() (Metrics, error) {
 	us := func(v C.uint64_t) time.Duration { return time.Duration(v) * time.Microsecond }
 	return Metrics{
 		Sent: uint64(m.sent), Delivered: uint64(m.delivered), Failed: uint64(m.failed),
-		BytesSent: uint64(m.bytes_sent), InFlight: uint64(m.in_flight), Purged: uint64(m.purged),
-		CallbackPanics: uint64(m.callback_panics), WireRetries: uint64(m.wire_retries),
-		LatencyP50: us(m.latency_p50_us), LatencyP90: us(m.latency_p90_us), LatencyP99: us(m.latency_p99_us),
+		DeadLettered: uint64(m.dead_lettered), Spooled: uint64(m.spooled),
+		BytesSent: uint64(m.bytes_sent), InFlight: uint64(m.in_flight), QueueDepth: uint64(m.queue_depth),
+		Purged: uint64(m.purged), CallbackPanics: uint64(m.callback_panics), WireRetries: uint64(m.wire_retries),
+		Retried: uint64(m.retried), Replayed: uint64(m.replayed), SpoolTornRecords: uint64(m.spool_torn_records),
+		SpoolBytes: uint64(m.spool_bytes), BreakerTrips: uint64(m.breaker_trips),
+		BreakerState: BreakerState(m.breaker_state),
+		LatencyP50:   us(m.latency_p50_us), LatencyP90: us(m.latency_p90_us), LatencyP99: us(m.latency_p99_us),
 		LatencyP999: us(m.latency_p999_us), LatencyMax: us(m.latency_max_us),
 	}, nil
 }

@@ -286,3 +286,79 @@ func TestARateLimitedSendIsATypedError(t *testing.T) {
 		t.Fatalf("read back %d, want 1", len(records))
 	}
 }
+
+func TestAnOutageSpoolsAndTheBreakerClosingReplaysTheSpool(t *testing.T) {
+	c, err := NewMockCluster(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.CreateTopic("go-outage", 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BrokerDown(1); err != nil {
+		t.Fatal(err)
+	}
+	resilient := map[string]string{
+		"message.timeout.ms": "300ms", "retry.max": "0", "breaker.enabled": "true",
+		"breaker.consecutive.failures": "1", "breaker.timeout.ms": "300ms",
+	}
+	withSpool := map[string]string{"spool.dir": t.TempDir()}
+	for k, v := range resilient {
+		withSpool[k] = v
+	}
+	p := producer(t, c, withSpool)
+	const n = 20
+	sent := 0
+	for i := 0; i < n; i++ {
+		r, err := p.Send(context.Background(), Message{Topic: "go-outage", Value: []byte(fmt.Sprintf("o-%d", i))})
+		var kerr *Error
+		if err != nil || r.Outcome != OutcomeSpooled || r.Destination == "" || !errors.As(r.Err, &kerr) {
+			t.Fatalf("message %d: %+v, %v", i, r, err)
+		}
+		sent++
+	}
+	if m, _ := p.Metrics(); m.Spooled != n || m.BreakerState != BreakerOpen || m.BreakerTrips == 0 {
+		t.Fatalf("metrics during the outage %+v", m)
+	}
+
+	// Without a spool, an open breaker refuses at once.
+	resilient["breaker.timeout.ms"] = "1h"
+	refusing := producer(t, c, resilient)
+	if _, err := refusing.Send(context.Background(), Message{Topic: "go-outage", Value: []byte("lost")}); err == nil {
+		t.Fatal("with no spool and no retries, a timed-out message is lost and says so")
+	}
+	err = refusing.SendAsync(Message{Topic: "go-outage", Value: []byte("refused")}, nil)
+	var kerr *Error
+	if !errors.As(err, &kerr) || kerr.Kind() != KindCircuitOpen {
+		t.Fatalf("expected circuit_open, got %v", err)
+	}
+	_ = refusing.Close()
+
+	if err := c.BrokerUp(1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for m, _ := p.Metrics(); m.BreakerState != BreakerClosed; m, _ = p.Metrics() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not close: %+v", m)
+		}
+		if err := p.SendAsync(Message{Topic: "go-outage", Value: []byte(fmt.Sprintf("probe-%d", sent))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		time.Sleep(100 * time.Millisecond)
+	}
+	for m, _ := p.Metrics(); m.Replayed != m.Spooled || m.InFlight != 0; m, _ = p.Metrics() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool was not replayed: %+v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if records, torn, err := p.ReplaySpool(); err != nil || records != 0 || torn != 0 {
+		t.Fatalf("replay after replay: %d %d %v", records, torn, err)
+	}
+	if got := len(readBack(t, c, "go-outage")); got != sent {
+		t.Fatalf("read back %d, want %d", got, sent)
+	}
+}

@@ -3,10 +3,14 @@
  * topic back. Built with -Wall -Wextra -Werror, and run plain, under valgrind and with ASan/UBSan.
  * KS_TEST_SCALE (default 1.0) shrinks message counts for the slow valgrind run.
  */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, nanosleep */
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kafkasender.h"
 
@@ -419,6 +423,113 @@ static void test_metrics_and_health_describe_the_producer(ks_mock_cluster *clust
   CHECK(t.count == 10, "read back %d of 10", t.count);
 }
 
+typedef struct outcomes {
+  pthread_mutex_t lock;
+  int delivered, spooled, spooled_with_reason, other;
+} outcomes;
+
+static void count_outcome(const ks_delivery_report *report, void *user_data) {
+  outcomes *o = user_data;
+  pthread_mutex_lock(&o->lock);
+  if (report->outcome == KS_OUTCOME_DELIVERED) {
+    o->delivered++;
+  } else if (report->outcome == KS_OUTCOME_SPOOLED) {
+    o->spooled++;
+    if (report->destination != NULL && report->status != KS_STATUS_OK && report->error != NULL) o->spooled_with_reason++;
+  } else {
+    o->other++;
+  }
+  pthread_mutex_unlock(&o->lock);
+}
+
+static ks_metrics metrics_of(ks_producer *producer) {
+  ks_metrics m;
+  memset(&m, 0, sizeof m);
+  CHECK_STATUS(ks_producer_metrics(producer, &m), KS_STATUS_OK);
+  return m;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+static void test_an_outage_spools_and_the_breaker_closing_replays_the_spool(void) {
+  ks_mock_cluster *cluster = NULL;
+  CHECK_STATUS(ks_mock_cluster_new(1, &cluster), KS_STATUS_OK);
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, "spooled", 2, 1), KS_STATUS_OK);
+  CHECK_STATUS(ks_mock_cluster_broker_down(cluster, 1), KS_STATUS_OK);
+  char dir[] = "/tmp/ks-c-spool-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL, "temporary directory");
+  const char *settings[][2] = {
+      {"bootstrap.servers", ks_mock_cluster_bootstrap_servers(cluster)},
+      {"message.timeout.ms", "300"},
+      {"retry.max", "0"},
+      {"breaker.enabled", "true"},
+      {"breaker.consecutive.failures", "1"},
+      {"breaker.timeout.ms", "300ms"},
+      {"spool.dir", dir},
+  };
+  ks_config *config = ks_config_new();
+  for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+    CHECK_STATUS(ks_config_set(config, settings[i][0], settings[i][1]), KS_STATUS_OK);
+  }
+  ks_producer *producer = NULL;
+  CHECK_STATUS(ks_producer_new(config, &producer), KS_STATUS_OK);
+  ks_config_free(config);
+
+  outcomes o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+  const int n = 20;
+  for (int i = 0; i < n; i++) {
+    ks_message m = message("spooled", "during the outage");
+    CHECK_STATUS(ks_producer_send(producer, &m, count_outcome, &o), KS_STATUS_OK);
+  }
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  CHECK(o.spooled == n && o.spooled_with_reason == n, "spooled %d (%d with reason and path) of %d", o.spooled,
+        o.spooled_with_reason, n);
+  ks_metrics m = metrics_of(producer);
+  CHECK(m.spooled == (uint64_t)n && m.breaker_trips >= 1 && m.breaker_state == 1 && m.spool_bytes > 0,
+        "spooled %llu trips %llu state %u", (unsigned long long)m.spooled, (unsigned long long)m.breaker_trips,
+        m.breaker_state);
+
+  /* The broker comes back; sends after the open timeout probe it, and the breaker closes. */
+  CHECK_STATUS(ks_mock_cluster_broker_up(cluster, 1), KS_STATUS_OK);
+  int probes = 0;
+  for (int tries = 0; tries < 300 && metrics_of(producer).breaker_state != 0; tries++) {
+    ks_message probe = message("spooled", "probe");
+    CHECK_STATUS(ks_producer_send(producer, &probe, count_outcome, &o), KS_STATUS_OK);
+    probes++;
+    sleep_ms(100);
+  }
+  CHECK(metrics_of(producer).breaker_state == 0, "the breaker closed after %d probes", probes);
+  for (int tries = 0; tries < 600; tries++) {
+    m = metrics_of(producer);
+    if (m.replayed == m.spooled && m.in_flight == 0) break;
+    sleep_ms(100);
+  }
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  m = metrics_of(producer);
+  CHECK(m.replayed == m.spooled && m.failed == 0 && m.spool_bytes == 0, "replayed %llu of %llu, failed %llu",
+        (unsigned long long)m.replayed, (unsigned long long)m.spooled, (unsigned long long)m.failed);
+  topic_contents t = read_back(cluster, "spooled");
+  CHECK(t.count == n + probes, "read back %d of %d", t.count, n + probes);
+
+  uint64_t records = 99, torn = 99;
+  CHECK_STATUS(ks_producer_replay_spool(producer, &records, &torn), KS_STATUS_OK);
+  CHECK(records == 0 && torn == 0, "nothing left to replay: %llu %llu", (unsigned long long)records,
+        (unsigned long long)torn);
+  CHECK_STATUS(ks_producer_replay_spool(NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  ks_producer_free(producer);
+
+  ks_producer *plain = producer_for(cluster, NULL, NULL);
+  CHECK_STATUS(ks_producer_replay_spool(plain, NULL, NULL), KS_STATUS_CONFIG);
+  ks_producer_free(plain);
+  ks_mock_cluster_free(cluster);
+  char lock_file[64];
+  snprintf(lock_file, sizeof lock_file, "%s/.lock", dir);
+  CHECK(remove(lock_file) == 0 && rmdir(dir) == 0, "the spool directory holds nothing else");
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -434,6 +545,7 @@ int main(void) {
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_metrics_and_health_describe_the_producer(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
+  test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
   ks_mock_cluster_free(cluster);
 
   printf("c: %d passed, %d failed\n", passed, failed);

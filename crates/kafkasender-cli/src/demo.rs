@@ -171,7 +171,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
 
 /// Sleeps so that `done` sends take at least `done / rate` seconds.
 fn pace(started: Instant, done: u64, rate: u64) {
-    if rate == 0 || done % 100 != 0 {
+    if rate == 0 || !done.is_multiple_of(100) {
         return;
     }
     let due = started + Duration::from_secs_f64(done as f64 / rate as f64);

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use core::{Error, ErrorKind};
 
-/// The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 14 are
+/// The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 16 are
 /// the core's error kinds; 100 and up are misuse of the C API itself.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub enum ks_status {
     Internal = 13,
     /// The rate limit had no token within `enqueue.timeout.ms`; nothing was enqueued.
     RateLimited = 14,
+    /// The circuit breaker is open and no spool is configured; nothing was enqueued.
+    CircuitOpen = 15,
+    /// The spool could not take the message (full, or a disk error).
+    Spool = 16,
     /// A required pointer argument was NULL.
     NullArgument = 100,
     /// A string argument was not valid UTF-8.
@@ -70,12 +74,14 @@ impl From<ErrorKind> for ks_status {
             ErrorKind::Broker => ks_status::Broker,
             ErrorKind::Internal => ks_status::Internal,
             ErrorKind::RateLimited => ks_status::RateLimited,
+            ErrorKind::CircuitOpen => ks_status::CircuitOpen,
+            ErrorKind::Spool => ks_status::Spool,
         }
     }
 }
 
 impl ks_status {
-    const ALL: [ks_status; 19] = [
+    const ALL: [ks_status; 21] = [
         ks_status::Ok,
         ks_status::Config,
         ks_status::InvalidRecord,
@@ -91,6 +97,8 @@ impl ks_status {
         ks_status::Broker,
         ks_status::Internal,
         ks_status::RateLimited,
+        ks_status::CircuitOpen,
+        ks_status::Spool,
         ks_status::NullArgument,
         ks_status::InvalidUtf8,
         ks_status::InvalidArgument,
@@ -120,6 +128,8 @@ impl ks_status {
             ks_status::Broker => c"broker",
             ks_status::Internal => c"internal",
             ks_status::RateLimited => c"rate_limited",
+            ks_status::CircuitOpen => c"circuit_open",
+            ks_status::Spool => c"spool",
             ks_status::NullArgument => c"null_argument",
             ks_status::InvalidUtf8 => c"invalid_utf8",
             ks_status::InvalidArgument => c"invalid_argument",
@@ -155,7 +165,7 @@ thread_local! {
 
 pub(crate) fn set_last_error(message: &str) {
     // An interior NUL would end the C string early; show it instead of failing.
-    let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    let message = c_text(message);
     LAST_ERROR.with(|last| *last.borrow_mut() = message);
 }
 
@@ -255,6 +265,11 @@ pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a s
 pub(crate) unsafe fn arg_bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
     // SAFETY: per the caller's contract; from_raw_parts needs a non-NULL pointer even for len 0.
     (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Text as a C string; an interior NUL (impossible in topics, rare in messages) becomes `\0`.
+pub(crate) fn c_text(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }
 
 /// Bytes as C sees them: NULL and 0 for absent, otherwise pointer and length (borrowed).

@@ -6,8 +6,8 @@ use std::time::Duration;
 use core::testing::{read_topic, MockCluster};
 
 use crate::boundary::{
-    arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_optional_out, write_out,
-    Failure,
+    arg_ref, arg_str, boundary, c_bytes, c_text, free_handle, registry, write_optional_out,
+    write_out, Failure,
 };
 use crate::ks_status;
 use crate::producer::ks_header;
@@ -164,11 +164,7 @@ pub extern "C" fn ks_mock_cluster_read_topic(
         for record in &records {
             let Some(callback) = callback else { break };
             // Keys are kept alive by `header_keys` for the duration of the call.
-            let header_keys: Vec<CString> = record
-                .headers
-                .iter()
-                .map(|(k, _)| CString::new(k.replace('\0', "\\0")).unwrap_or_default())
-                .collect();
+            let header_keys: Vec<CString> = record.headers.iter().map(|(k, _)| c_text(k)).collect();
             let headers: Vec<ks_header> = record
                 .headers
                 .iter()

@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use core::HealthStatus;
 
 use crate::boundary::{
-    arg_ref, boundary, free_registered, registry, write_optional_out, write_out,
+    arg_ref, boundary, c_text, free_registered, registry, write_optional_out, write_out,
 };
 use crate::ks_status;
 use crate::producer::ks_producer;
@@ -28,7 +28,7 @@ pub struct ks_metrics {
     pub purged: u64,
     /// Delivery callbacks that panicked (Rust callbacks only; C cannot panic).
     pub callback_panics: u64,
-    /// Produce requests librdkafka re-sent on the wire (idempotent).
+    /// Message transmissions librdkafka repeated on the wire (idempotent).
     pub wire_retries: u64,
     /// Delivery latency percentiles of delivered messages, in microseconds.
     pub latency_p50_us: u64,
@@ -40,6 +40,24 @@ pub struct ks_metrics {
     pub latency_p999_us: u64,
     /// Largest.
     pub latency_max_us: u64,
+    /// Messages written to the dead-letter topic instead of their own.
+    pub dead_lettered: u64,
+    /// Messages kept in the local spool.
+    pub spooled: u64,
+    /// Client re-sends after librdkafka gave up on a message (at-least-once).
+    pub retried: u64,
+    /// Records re-sent from the spool.
+    pub replayed: u64,
+    /// Torn or corrupt spool records skipped by replays.
+    pub spool_torn_records: u64,
+    /// Bytes in the spool's files now.
+    pub spool_bytes: u64,
+    /// Messages in librdkafka's queue now.
+    pub queue_depth: u64,
+    /// The circuit breaker's state now: 0 closed (or no breaker), 1 open, 2 half-open.
+    pub breaker_state: u32,
+    /// How often the circuit breaker opened.
+    pub breaker_trips: u64,
 }
 
 /// How healthy a producer is.
@@ -79,6 +97,15 @@ pub extern "C" fn ks_producer_metrics(
             latency_p99_us: micros(m.latency.p99),
             latency_p999_us: micros(m.latency.p999),
             latency_max_us: micros(m.latency.max),
+            dead_lettered: m.dead_lettered,
+            spooled: m.spooled,
+            retried: m.retried,
+            replayed: m.replayed,
+            spool_torn_records: m.spool_torn_records,
+            spool_bytes: m.spool_bytes,
+            queue_depth: m.queue_depth,
+            breaker_state: m.breaker_state as u32,
+            breaker_trips: m.breaker_trips,
         };
         // SAFETY: C passes a writable pointer or NULL.
         unsafe { write_out(metrics_out, metrics, "metrics_out") }?;
@@ -129,7 +156,7 @@ pub extern "C" fn ks_producer_health(
 
 /// A string for C to own, registered so that ks_string_free() can tell a double free.
 fn owned_string(text: String) -> *mut c_char {
-    let c = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    let c = c_text(&text);
     registry::add(c.into_raw())
 }
 

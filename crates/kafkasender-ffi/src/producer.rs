@@ -8,8 +8,8 @@ use std::time::Duration;
 use core::{DeliveryReport, Header, Outcome, Producer, Record};
 
 use crate::boundary::{
-    arg_bytes, arg_ref, arg_str, boundary, c_bytes, free_handle, registry, write_optional_out,
-    write_out, Failure,
+    arg_bytes, arg_ref, arg_str, boundary, c_bytes, c_text, free_handle, registry,
+    write_optional_out, write_out, Failure,
 };
 use crate::config::ks_config;
 use crate::ks_status;
@@ -111,8 +111,14 @@ pub struct ks_message {
 pub enum ks_outcome {
     /// Acknowledged by the brokers; `partition` and `offset` are set.
     Delivered = 0,
-    /// Not delivered; `status` and `error` say why.
+    /// Not delivered and not kept; `status` and `error` say why.
     Failed = 1,
+    /// Written to the dead-letter topic (`destination`) instead; `partition` and `offset` are
+    /// there; `status` and `error` say why it could not go to its own topic.
+    DeadLettered = 2,
+    /// Kept in the local spool file `destination`, to be re-sent by a replay; `status` and
+    /// `error` say why it could not be delivered now.
+    Spooled = 3,
 }
 
 /// What happened to one message. Valid only during the callback that receives it: copy what you
@@ -137,10 +143,13 @@ pub struct ks_delivery_report {
     pub latency_us: u64,
     /// How it ended.
     pub outcome: ks_outcome,
-    /// KS_STATUS_OK when delivered, otherwise the error kind.
+    /// KS_STATUS_OK when delivered, otherwise the kind of error that kept it from its topic.
     pub status: ks_status,
     /// Error message, NUL-terminated, or NULL when delivered.
     pub error: *const c_char,
+    /// Where a dead-lettered (the topic) or spooled (the file path) message went,
+    /// NUL-terminated; NULL otherwise.
+    pub destination: *const c_char,
 }
 
 /// Receives one delivery report, exactly once per accepted send. Runs on the producer's delivery
@@ -151,7 +160,8 @@ pub type ks_delivery_cb =
 
 /// Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
 /// ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
-/// Delivery callbacks run on that thread.
+/// Delivery callbacks run on that thread. The first producer of a process installs kafkasender's
+/// stderr logger (`log.level`, `log.format`).
 ///
 /// Ownership: `config` stays the caller's (it may be freed right after). On success
 /// `*producer_out` is the caller's, to free with ks_producer_free(). Does not block.
@@ -188,6 +198,8 @@ fn new_producer(
                 "producer_out is NULL",
             ));
         }
+        // C has no logger of its own to hand us: log to stderr at `log.level`, as librdkafka would.
+        core::logging::init_from(config.settings());
         let producer = Producer::new(config)?;
         let polled = polled.then(Arc::default);
         let handle = registry::add(Box::into_raw(Box::new(ks_producer { producer, polled })));
@@ -238,16 +250,20 @@ impl UserCallback {
     fn call(self, report: &DeliveryReport) {
         // Topics are validated (no NUL) before sending; error texts are escaped.
         let topic = CString::new(report.topic.as_str()).unwrap_or_default();
-        let (status, error) = match &report.outcome {
-            Outcome::Delivered => (ks_status::Ok, None),
-            Outcome::Failed(error) => (
+        let (status, error) = match report.outcome.error() {
+            None => (ks_status::Ok, None),
+            Some(error) => (
                 ks_status::from(error.kind()),
-                Some(CString::new(error.to_string().replace('\0', "\\0")).unwrap_or_default()),
+                Some(c_text(&error.to_string())),
             ),
         };
-        let outcome = match report.outcome {
-            Outcome::Delivered => ks_outcome::Delivered,
-            Outcome::Failed(_) => ks_outcome::Failed,
+        let (outcome, destination) = match &report.outcome {
+            Outcome::Delivered => (ks_outcome::Delivered, None),
+            Outcome::Failed(_) => (ks_outcome::Failed, None),
+            Outcome::DeadLettered { topic, .. } => (ks_outcome::DeadLettered, Some(c_text(topic))),
+            Outcome::Spooled { path, .. } => {
+                (ks_outcome::Spooled, Some(c_text(&path.to_string_lossy())))
+            }
         };
         let (key, key_len) = c_bytes(report.key.as_deref());
         let c_report = ks_delivery_report {
@@ -262,6 +278,9 @@ impl UserCallback {
             outcome,
             status,
             error: error.as_ref().map_or(std::ptr::null(), |e| e.as_ptr()),
+            destination: destination
+                .as_ref()
+                .map_or(std::ptr::null(), |d| d.as_ptr()),
         };
         // SAFETY: the function pointer and user_data come from the C caller, who vouches for them;
         // the report and everything it points to live until the call returns.
@@ -386,6 +405,34 @@ pub extern "C" fn ks_producer_send_sync(
         unsafe {
             write_optional_out(partition_out, || report.partition);
             write_optional_out(offset_out, || report.offset);
+        }
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Re-sends every record of the producer's spool (`spool.dir`) and returns once all are enqueued;
+/// their reports go to the metrics only (their senders were told `KS_OUTCOME_SPOOLED`). A spool
+/// file is deleted once every record in it has been reported again. `*records_out` and
+/// `*torn_out` (each may be NULL) receive how many records were re-sent and how many torn or
+/// corrupt records were skipped. Replays also happen by themselves when the circuit breaker
+/// closes and when a producer starts on a spool. KS_STATUS_CONFIG without a `spool.dir`,
+/// KS_STATUS_CIRCUIT_OPEN while the breaker is open.
+///
+/// Blocking: while records wait for queue room. Thread safety: any thread except the delivery thread.
+#[no_mangle]
+pub extern "C" fn ks_producer_replay_spool(
+    producer: *const ks_producer,
+    records_out: *mut u64,
+    torn_out: *mut u64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        let replayed = producer.producer.replay_spool()?;
+        // SAFETY: C passes writable pointers or NULL.
+        unsafe {
+            write_optional_out(records_out, || replayed.records);
+            write_optional_out(torn_out, || replayed.torn.len() as u64);
         }
         Ok(ks_status::Ok)
     })

@@ -15,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 
 use crate::error::{ConfigProblem, Error, Result};
+use crate::record::validate_topic;
 
 /// How a setting's value is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,10 @@ pub enum ValueKind {
     Acks,
     /// One of a fixed list (case-insensitive).
     Choice(&'static [&'static str]),
+    /// A number above 0 and at most 1 (`0.5`).
+    Ratio,
+    /// A number of at least 1 (`2`, `1.5`).
+    Factor,
 }
 
 /// Where a setting ends up.
@@ -87,6 +92,8 @@ const COUNT_OR_ZERO: ValueKind = ValueKind::Count { allows_zero: true };
 const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+const LOG_FORMATS: &[&str] = &["text", "json"];
+const FSYNC_POLICIES: &[&str] = &["always", "interval", "never"];
 
 /// Every setting with a name of its own; any other key is taken as a librdkafka property.
 pub const SETTINGS: &[Setting] = &[
@@ -128,16 +135,36 @@ pub const SETTINGS: &[Setting] = &[
         "Sends allowed at once above the rate (the bucket size)."),
     setting("ratelimit.bytes.per.second", "KAFKA_RATE_LIMIT_BYTES", COUNT, Target::Own, "off",
         "Token-bucket limit on key + value + header bytes per second (bucket: one second's worth)."),
-    setting("breaker.max.requests", "KAFKA_BREAKER_MAX_REQUESTS", COUNT, Target::Own, "off",
-        "Probes a half-open circuit breaker lets through (resilience layer; not yet active)."),
-    setting("breaker.interval.ms", "KAFKA_BREAKER_INTERVAL", ValueKind::Duration, Target::Own, "off",
-        "Window over which the breaker counts failures (resilience layer; not yet active)."),
-    setting("breaker.timeout.ms", "KAFKA_BREAKER_TIMEOUT", ValueKind::Duration, Target::Own, "off",
-        "How long an open breaker fails fast (resilience layer; not yet active)."),
+    setting("retry.max", "KAFKA_RETRY_MAX", COUNT_OR_ZERO, Target::Own, "2",
+        "Client re-sends of a message after librdkafka gave up on it with a retriable error (0 = off); at-least-once."),
+    setting("retry.backoff.base.ms", "KAFKA_RETRY_BACKOFF_BASE", ValueKind::Duration, Target::Own, "100ms",
+        "First re-send waits up to this long (full jitter: a random wait from zero to the backoff)."),
+    setting("retry.backoff.cap.ms", "KAFKA_RETRY_BACKOFF_CAP", ValueKind::Duration, Target::Own, "10s",
+        "Longest backoff between re-sends."),
+    setting("retry.backoff.multiplier", "KAFKA_RETRY_BACKOFF_MULTIPLIER", ValueKind::Factor, Target::Own, "2",
+        "Backoff growth per re-send (at least 1)."),
+    setting("breaker.enabled", "KAFKA_BREAKER_ENABLED", ValueKind::Bool, Target::Own, "false",
+        "Circuit breaker: fail fast (`circuit_open`) or spool while the brokers keep failing."),
+    setting("breaker.max.requests", "KAFKA_BREAKER_MAX_REQUESTS", COUNT, Target::Own, "1",
+        "Probes a half-open breaker lets through; that many successes close it, one failure reopens it."),
+    setting("breaker.interval.ms", "KAFKA_BREAKER_INTERVAL", ValueKind::Duration, Target::Own, "60s",
+        "Window over which a closed breaker counts failures (counts restart every window)."),
+    setting("breaker.timeout.ms", "KAFKA_BREAKER_TIMEOUT", ValueKind::Duration, Target::Own, "30s",
+        "How long an open breaker fails fast before it lets probes through."),
+    setting("breaker.consecutive.failures", "KAFKA_BREAKER_CONSECUTIVE_FAILURES", COUNT, Target::Own, "5",
+        "Consecutive failed deliveries that open the breaker."),
+    setting("breaker.failure.ratio", "KAFKA_BREAKER_FAILURE_RATIO", ValueKind::Ratio, Target::Own, "0.5",
+        "Failure ratio in the window (of at least 20 results) that opens the breaker."),
     setting("dlq.topic", "KAFKA_DLQ_TOPIC", ValueKind::Text, Target::Own, "off",
-        "Dead-letter topic for undeliverable messages (resilience layer; not yet active)."),
+        "Dead-letter topic for messages that exhausted their re-sends or failed for good at the broker."),
     setting("spool.dir", "KAFKA_SPOOL_DIR", ValueKind::Text, Target::Own, "off",
-        "Directory of the durable local spool (resilience layer; not yet active)."),
+        "Directory of the durable local spool: what neither the topic nor the dead-letter topic took."),
+    setting("spool.fsync", "KAFKA_SPOOL_FSYNC", ValueKind::Choice(FSYNC_POLICIES), Target::Own, "interval",
+        "`always` (each record), `interval` (at most 200 ms of records at risk on power loss) or `never`."),
+    setting("spool.max.bytes", "KAFKA_SPOOL_MAX_BYTES", COUNT, Target::Own, "1073741824",
+        "Spool size cap; a message that does not fit is reported failed with `spool`."),
+    setting("log.format", "KAFKA_LOG_FORMAT", ValueKind::Choice(LOG_FORMATS), Target::Own, "text",
+        "`text` or `json`, for the logger the CLI and the bindings install."),
 ];
 
 /// Prefix of environment variables that pass any librdkafka property through:
@@ -150,6 +177,8 @@ const OWN_ENV_PREFIXES: &[&str] = &[
     "KAFKA_PRODUCER_",
     "KAFKA_BREAKER_",
     "KAFKA_RATE_LIMIT_",
+    "KAFKA_RETRY_",
+    "KAFKA_SPOOL_",
     "KAFKA_SASL_",
 ];
 
@@ -228,9 +257,61 @@ impl LogLevel {
     }
 }
 
-/// Settings of the resilience layer. They are parsed and validated now; a producer refuses to
-/// start with any of them set until the layer that applies them exists, rather than ignoring them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How `fsync` is applied to spool appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every record: nothing is lost on power failure; slowest.
+    Always,
+    /// At most every 200 ms and on close: a process crash loses nothing, a power failure at most
+    /// that much.
+    Interval,
+    /// Left to the operating system.
+    Never,
+}
+
+/// Client re-sends (`retry.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    /// `retry.max`: re-sends after the first attempt; 0 turns client retries off.
+    pub max: u32,
+    /// `retry.backoff.base.ms`.
+    pub base: Duration,
+    /// `retry.backoff.cap.ms`.
+    pub cap: Duration,
+    /// `retry.backoff.multiplier`.
+    pub multiplier: f64,
+}
+
+/// The circuit breaker (`breaker.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// `breaker.enabled`.
+    pub enabled: bool,
+    /// `breaker.max.requests`: probes while half-open.
+    pub max_requests: u32,
+    /// `breaker.interval.ms`: the counting window while closed.
+    pub interval: Duration,
+    /// `breaker.timeout.ms`: how long it stays open.
+    pub timeout: Duration,
+    /// `breaker.consecutive.failures`.
+    pub consecutive_failures: u32,
+    /// `breaker.failure.ratio`.
+    pub failure_ratio: f64,
+}
+
+/// The durable spool (`spool.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// `spool.dir`; `None` turns spooling off.
+    pub dir: Option<PathBuf>,
+    /// `spool.fsync`.
+    pub fsync: FsyncPolicy,
+    /// `spool.max.bytes`.
+    pub max_bytes: u64,
+}
+
+/// Settings of the resilience layer: what happens around librdkafka when the brokers misbehave.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResilienceSettings {
     /// `ratelimit.messages.per.second`
     pub rate_limit_per_second: Option<u64>,
@@ -238,37 +319,57 @@ pub struct ResilienceSettings {
     pub rate_limit_burst: Option<u64>,
     /// `ratelimit.bytes.per.second`
     pub rate_limit_bytes_per_second: Option<u64>,
-    /// `breaker.max.requests`
-    pub breaker_max_requests: Option<u64>,
-    /// `breaker.interval.ms`
-    pub breaker_interval: Option<Duration>,
-    /// `breaker.timeout.ms`
-    pub breaker_timeout: Option<Duration>,
-    /// `dlq.topic`
+    /// `retry.*`
+    pub retry: RetrySettings,
+    /// `breaker.*`
+    pub breaker: BreakerSettings,
+    /// `dlq.topic`; `None` turns dead-lettering off.
     pub dlq_topic: Option<String>,
-    /// `spool.dir`
-    pub spool_dir: Option<PathBuf>,
+    /// `spool.*`
+    pub spool: SpoolSettings,
 }
 
-impl ResilienceSettings {
-    /// The keys that are set but not applied yet, for the error that says so.
-    pub(crate) fn inactive_keys_set(&self) -> Vec<&'static str> {
-        let set = [
-            ("breaker.max.requests", self.breaker_max_requests.is_some()),
-            ("breaker.interval.ms", self.breaker_interval.is_some()),
-            ("breaker.timeout.ms", self.breaker_timeout.is_some()),
-            ("dlq.topic", self.dlq_topic.is_some()),
-            ("spool.dir", self.spool_dir.is_some()),
-        ];
-        set.iter()
-            .filter(|(_, is_set)| *is_set)
-            .map(|(key, _)| *key)
-            .collect()
+impl Default for ResilienceSettings {
+    fn default() -> ResilienceSettings {
+        ResilienceSettings {
+            rate_limit_per_second: None,
+            rate_limit_burst: None,
+            rate_limit_bytes_per_second: None,
+            retry: RetrySettings {
+                max: 2,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                multiplier: 2.0,
+            },
+            breaker: BreakerSettings {
+                enabled: false,
+                max_requests: 1,
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(30),
+                consecutive_failures: 5,
+                failure_ratio: 0.5,
+            },
+            dlq_topic: None,
+            spool: SpoolSettings {
+                dir: None,
+                fsync: FsyncPolicy::Interval,
+                max_bytes: 1 << 30,
+            },
+        }
     }
 }
 
+/// The format of the log lines of [`crate::logging::init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// kafkasender's own settings (everything that is not a librdkafka property).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `enqueue.timeout.ms`: how long `send` waits for queue room.
     pub enqueue_timeout: Duration,
@@ -276,6 +377,8 @@ pub struct Settings {
     pub close_timeout: Duration,
     /// `log.level`.
     pub log_level: LogLevel,
+    /// `log.format`.
+    pub log_format: LogFormat,
     /// The resilience layer's settings.
     pub resilience: ResilienceSettings,
 }
@@ -286,6 +389,7 @@ impl Default for Settings {
             enqueue_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(10),
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             resilience: ResilienceSettings::default(),
         }
     }
@@ -626,6 +730,7 @@ fn check_combinations(
             message: "needs ratelimit.messages.per.second".into(),
         });
     }
+    check_resilience(&settings.resilience, given, &label, problems);
     let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
     if !idempotent {
         return;
@@ -655,6 +760,53 @@ fn check_combinations(
                 ),
             });
         }
+    }
+}
+
+/// Resilience keys that would silently do nothing, and values that contradict each other.
+fn check_resilience(
+    resilience: &ResilienceSettings,
+    given: &BTreeMap<String, Entry>,
+    label: &impl Fn(&str) -> String,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let needs = |prefix: &str, switch: &str, on: bool, problems: &mut Vec<ConfigProblem>| {
+        if on {
+            return;
+        }
+        for key in given
+            .keys()
+            .filter(|k| k.starts_with(prefix) && *k != switch)
+        {
+            problems.push(ConfigProblem {
+                key: label(key),
+                message: format!("has no effect unless {switch} is set"),
+            });
+        }
+    };
+    needs(
+        "breaker.",
+        "breaker.enabled",
+        resilience.breaker.enabled,
+        problems,
+    );
+    needs(
+        "spool.",
+        "spool.dir",
+        resilience.spool.dir.is_some(),
+        problems,
+    );
+    if resilience.retry.base > resilience.retry.cap {
+        problems.push(ConfigProblem {
+            key: label("retry.backoff.base.ms"),
+            message: "is longer than retry.backoff.cap.ms".into(),
+        });
+    }
+    if let Some(Err(error)) = resilience.dlq_topic.as_deref().map(validate_topic) {
+        problems.push(ConfigProblem {
+            key: label("dlq.topic"),
+            message: error.message().to_string(),
+        });
     }
 }
 
@@ -706,6 +858,20 @@ fn normalize(kind: ValueKind, key: &str, raw: &str) -> std::result::Result<Strin
                 shown(key, value)
             )),
         },
+        ValueKind::Ratio => match value.parse::<f64>() {
+            Ok(n) if n > 0.0 && n <= 1.0 => Ok(n.to_string()),
+            _ => Err(format!(
+                "expected a number above 0 and at most 1, got {}",
+                shown(key, value)
+            )),
+        },
+        ValueKind::Factor => match value.parse::<f64>() {
+            Ok(n) if (1.0..=1000.0).contains(&n) => Ok(n.to_string()),
+            _ => Err(format!(
+                "expected a number from 1 to 1000, got {}",
+                shown(key, value)
+            )),
+        },
         ValueKind::Choice(choices) => {
             let lower = value.to_ascii_lowercase();
             if choices.contains(&lower.as_str()) {
@@ -754,6 +920,8 @@ fn check_with_librdkafka(key: &str, value: &str) -> std::result::Result<(), Stri
 fn apply_own(settings: &mut Settings, key: &str, value: String) {
     let millis = || Duration::from_millis(value.parse().unwrap_or_default());
     let count = || value.parse::<u64>().ok();
+    let small_count = || value.parse::<u32>().unwrap_or(u32::MAX);
+    let number = || value.parse::<f64>().unwrap_or(1.0);
     let resilience = &mut settings.resilience;
     match key {
         "enqueue.timeout.ms" => settings.enqueue_timeout = millis(),
@@ -762,11 +930,33 @@ fn apply_own(settings: &mut Settings, key: &str, value: String) {
         "ratelimit.messages.per.second" => resilience.rate_limit_per_second = count(),
         "ratelimit.burst" => resilience.rate_limit_burst = count(),
         "ratelimit.bytes.per.second" => resilience.rate_limit_bytes_per_second = count(),
-        "breaker.max.requests" => resilience.breaker_max_requests = count(),
-        "breaker.interval.ms" => resilience.breaker_interval = Some(millis()),
-        "breaker.timeout.ms" => resilience.breaker_timeout = Some(millis()),
+        "log.format" => {
+            settings.log_format = if value == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            }
+        }
+        "retry.max" => resilience.retry.max = small_count(),
+        "retry.backoff.base.ms" => resilience.retry.base = millis(),
+        "retry.backoff.cap.ms" => resilience.retry.cap = millis(),
+        "retry.backoff.multiplier" => resilience.retry.multiplier = number(),
+        "breaker.enabled" => resilience.breaker.enabled = value == "true",
+        "breaker.max.requests" => resilience.breaker.max_requests = small_count(),
+        "breaker.interval.ms" => resilience.breaker.interval = millis(),
+        "breaker.timeout.ms" => resilience.breaker.timeout = millis(),
+        "breaker.consecutive.failures" => resilience.breaker.consecutive_failures = small_count(),
+        "breaker.failure.ratio" => resilience.breaker.failure_ratio = number(),
         "dlq.topic" => resilience.dlq_topic = Some(value),
-        "spool.dir" => resilience.spool_dir = Some(PathBuf::from(value)),
+        "spool.dir" => resilience.spool.dir = Some(PathBuf::from(value)),
+        "spool.fsync" => {
+            resilience.spool.fsync = match value.as_str() {
+                "always" => FsyncPolicy::Always,
+                "never" => FsyncPolicy::Never,
+                _ => FsyncPolicy::Interval,
+            }
+        }
+        "spool.max.bytes" => resilience.spool.max_bytes = count().unwrap_or(u64::MAX),
         other => unreachable!("own setting {other} has no field"),
     }
 }
@@ -850,12 +1040,17 @@ mod tests {
                 ("KAFKA_PRODUCER_IDEMPOTENT", "true"),
                 ("KAFKA_RATE_LIMIT_REQUESTS", "1000"),
                 ("KAFKA_RATE_LIMIT_BURST", "100"),
+                ("KAFKA_BREAKER_ENABLED", "true"),
                 ("KAFKA_BREAKER_MAX_REQUESTS", "3"),
                 ("KAFKA_BREAKER_INTERVAL", "1m"),
                 ("KAFKA_BREAKER_TIMEOUT", "30s"),
                 ("KAFKA_LOG_LEVEL", "debug"),
                 ("KAFKA_DLQ_TOPIC", "orders.dlq"),
                 ("KAFKA_SPOOL_DIR", "/var/spool/ks"),
+                ("KAFKA_SPOOL_FSYNC", "always"),
+                ("KAFKA_RETRY_MAX", "4"),
+                ("KAFKA_RETRY_BACKOFF_BASE", "50ms"),
+                ("KAFKA_LOG_FORMAT", "json"),
                 ("KAFKA_RDKAFKA_QUEUE_BUFFERING_MAX_MESSAGES", "2000"),
                 ("KAFKA_RDKAFKA_LOG__LEVEL", "5"),
                 ("KAFKA_HOME", "/opt/kafka"),
@@ -887,11 +1082,16 @@ mod tests {
         let r = &settings.resilience;
         assert_eq!(r.rate_limit_per_second, Some(1000));
         assert_eq!(r.rate_limit_burst, Some(100));
-        assert_eq!(r.breaker_max_requests, Some(3));
-        assert_eq!(r.breaker_interval, Some(Duration::from_secs(60)));
-        assert_eq!(r.breaker_timeout, Some(Duration::from_secs(30)));
+        assert!(r.breaker.enabled);
+        assert_eq!(r.breaker.max_requests, 3);
+        assert_eq!(r.breaker.interval, Duration::from_secs(60));
+        assert_eq!(r.breaker.timeout, Duration::from_secs(30));
         assert_eq!(r.dlq_topic.as_deref(), Some("orders.dlq"));
-        assert_eq!(r.spool_dir, Some(PathBuf::from("/var/spool/ks")));
+        assert_eq!(r.spool.dir, Some(PathBuf::from("/var/spool/ks")));
+        assert_eq!(r.spool.fsync, FsyncPolicy::Always);
+        assert_eq!(r.retry.max, 4);
+        assert_eq!(r.retry.base, Duration::from_millis(50));
+        assert_eq!(settings.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -1027,5 +1227,39 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(error.problems()[0].key, "ratelimit.burst");
+    }
+
+    #[test]
+    fn resilience_keys_that_would_do_nothing_or_contradict_are_problems() {
+        let error = Config::builder()
+            .brokers("x:1")
+            .set("breaker.timeout.ms", "5s")
+            .set("spool.fsync", "always")
+            .set("retry.backoff.base.ms", "20s")
+            .set("breaker.failure.ratio", "1.5")
+            .set("dlq.topic", "bad topic")
+            .build()
+            .unwrap_err();
+        let keys: Vec<&str> = error.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "breaker.failure.ratio",
+                "breaker.failure.ratio",
+                "breaker.timeout.ms",
+                "spool.fsync",
+                "retry.backoff.base.ms",
+                "dlq.topic"
+            ],
+            "{error}"
+        );
+        assert!(Config::builder()
+            .brokers("x:1")
+            .set("breaker.enabled", "true")
+            .set("breaker.failure.ratio", "0.25")
+            .set("spool.dir", "/tmp/x")
+            .set("spool.fsync", "never")
+            .build()
+            .is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! The one delivery model: every accepted send ends in exactly one [`DeliveryReport`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -9,25 +10,62 @@ use crate::error::{Error, Result};
 pub enum Outcome {
     /// Acknowledged by the brokers as `acks` requires; `partition` and `offset` are set.
     Delivered,
-    /// Not delivered; the error says why and whether trying again may help.
+    /// Not delivered to its topic, but written to the dead-letter topic (`dlq.topic`);
+    /// `partition` and `offset` are where in the dead-letter topic.
+    DeadLettered {
+        /// The dead-letter topic.
+        topic: String,
+        /// Why the message could not go to its own topic.
+        reason: Error,
+    },
+    /// Not delivered yet, but kept in the local spool, from which it is re-sent later
+    /// (see [`Producer::replay_spool`](crate::Producer::replay_spool)).
+    Spooled {
+        /// The spool file holding it.
+        path: PathBuf,
+        /// Why it could not be delivered now.
+        reason: Error,
+    },
+    /// Not delivered and not kept; the error says why and whether trying again may help.
     Failed(Error),
+}
+
+impl Outcome {
+    /// A stable snake_case name: `delivered`, `dead_lettered`, `spooled` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::DeadLettered { .. } => "dead_lettered",
+            Outcome::Spooled { .. } => "spooled",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// The error that kept the message from its topic, if it did not get there.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            Outcome::Delivered => None,
+            Outcome::DeadLettered { reason, .. } | Outcome::Spooled { reason, .. } => Some(reason),
+            Outcome::Failed(error) => Some(error),
+        }
+    }
 }
 
 /// What happened to one message. Reported exactly once per accepted send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReport {
-    /// The topic the message was sent to.
+    /// The topic the message was sent to (also when it was dead-lettered).
     pub topic: String,
-    /// The partition; -1 if none was assigned.
+    /// The partition (of the dead-letter topic when dead-lettered); -1 if none was assigned.
     pub partition: i32,
-    /// The offset in the partition; -1 unless delivered.
+    /// The offset in the partition; -1 unless delivered or dead-lettered.
     pub offset: i64,
     /// The message timestamp in milliseconds since the epoch, if known.
     pub timestamp: Option<i64>,
     /// The message key.
     pub key: Option<Vec<u8>>,
-    /// How many times kafkasender handed the message to librdkafka (librdkafka's own idempotent
-    /// wire retries are not counted).
+    /// How many times kafkasender handed the message to librdkafka for its topic: 1, plus its
+    /// client re-sends (`retry.max`). librdkafka's own idempotent wire retries are not counted.
     pub attempts: u32,
     /// Time from `send` to this report.
     pub latency: Duration,
@@ -41,19 +79,17 @@ impl DeliveryReport {
         matches!(self.outcome, Outcome::Delivered)
     }
 
-    /// The error, for a message that was not delivered.
+    /// The error that kept the message from its topic, if it did not get there.
     pub fn error(&self) -> Option<&Error> {
-        match &self.outcome {
-            Outcome::Failed(error) => Some(error),
-            Outcome::Delivered => None,
-        }
+        self.outcome.error()
     }
 
-    /// `Ok(self)` when delivered, the error otherwise.
+    /// `Err` only when the message is lost ([`Outcome::Failed`]); a dead-lettered or spooled
+    /// message is kept, so its report is `Ok` and says where.
     pub fn into_result(self) -> Result<DeliveryReport> {
         match self.outcome {
             Outcome::Failed(error) => Err(error),
-            Outcome::Delivered => Ok(self),
+            _ => Ok(self),
         }
     }
 }

@@ -36,11 +36,16 @@ pub enum ErrorKind {
     Internal,
     /// The rate limit had no token for the send within `enqueue.timeout.ms`; nothing was enqueued.
     RateLimited,
+    /// The circuit breaker is open (the brokers keep failing) and no spool is configured;
+    /// nothing was enqueued.
+    CircuitOpen,
+    /// The local spool could not take the message: it is full (`spool.max.bytes`) or the disk failed.
+    Spool,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (bindings use it to check their mappings are complete).
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Config,
         ErrorKind::InvalidRecord,
         ErrorKind::MessageTooLarge,
@@ -55,6 +60,8 @@ impl ErrorKind {
         ErrorKind::Broker,
         ErrorKind::Internal,
         ErrorKind::RateLimited,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Spool,
     ];
 
     /// A stable snake_case name, used in logs, metrics labels and binding error codes.
@@ -74,7 +81,16 @@ impl ErrorKind {
             ErrorKind::Broker => "broker",
             ErrorKind::Internal => "internal",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Spool => "spool",
         }
+    }
+
+    /// The kind named `name` by [`ErrorKind::as_str`].
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -125,6 +141,7 @@ impl Error {
                     | ErrorKind::Timeout
                     | ErrorKind::BrokerTransport
                     | ErrorKind::RateLimited
+                    | ErrorKind::CircuitOpen
             ),
             problems: Vec::new(),
         }
@@ -326,6 +343,9 @@ mod tests {
 
     #[test]
     fn kind_names_are_unique() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
         let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         names.sort();
         names.dedup();

@@ -19,23 +19,31 @@
 
 #![warn(missing_docs)]
 
+mod breaker;
 pub mod config;
 pub mod delivery;
+pub mod dlq;
 pub mod error;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub mod producer;
 mod ratelimit;
 pub mod record;
+mod rescue;
+mod retry;
+pub mod spool;
 pub mod testing;
 
+pub use breaker::BreakerState;
 pub use config::{Config, ConfigBuilder};
 pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, MetricsSnapshot};
-pub use producer::{CloseReport, DeliveryFuture, Producer};
-pub use record::{Header, Record};
+pub use producer::{CloseReport, DeliveryFuture, Producer, StatisticsCallback};
+pub use record::{Header, OwnedRecord, Record};
+pub use rescue::ReplayReport;
 
 /// Locks a mutex, going on past a poisoned one: a panicking user callback must not make every
 /// later report or metric unusable.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
+use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
 use crate::lock;
 
@@ -18,6 +19,8 @@ pub(crate) struct Metrics {
     /// Key + value + header bytes of accepted sends (written by senders).
     bytes_sent: CachePadded<AtomicU64>,
     delivered: AtomicU64,
+    dead_lettered: AtomicU64,
+    spooled: AtomicU64,
     failed_by_kind: [AtomicU64; ErrorKind::ALL.len()],
     pub(crate) purged: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
@@ -32,6 +35,8 @@ impl Default for Metrics {
         Metrics {
             bytes_sent: CachePadded::default(),
             delivered: AtomicU64::default(),
+            dead_lettered: AtomicU64::default(),
+            spooled: AtomicU64::default(),
             failed_by_kind: Default::default(),
             purged: AtomicU64::default(),
             callback_panics: AtomicU64::default(),
@@ -55,6 +60,14 @@ impl Metrics {
         lock(&self.latency_us).saturating_record(micros);
     }
 
+    pub(crate) fn record_dead_lettered(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_spooled(&self) {
+        self.spooled.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_failed(&self, kind: ErrorKind) {
         self.failed_by_kind[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -70,7 +83,7 @@ impl Metrics {
             .sum()
     }
 
-    pub(crate) fn snapshot(&self, sent: u64, in_flight: u64) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self, gauges: Gauges) -> MetricsSnapshot {
         let latency = {
             let h = lock(&self.latency_us);
             let at = |q| Duration::from_micros(h.value_at_quantile(q));
@@ -85,8 +98,10 @@ impl Metrics {
             }
         };
         MetricsSnapshot {
-            sent,
+            sent: gauges.sent,
             delivered: self.delivered(),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
             failed: self.failed(),
             failed_by_kind: ErrorKind::ALL
                 .iter()
@@ -99,13 +114,34 @@ impl Metrics {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
-            in_flight,
+            in_flight: gauges.in_flight,
+            queue_depth: gauges.queue_depth,
             purged: self.purged.load(Ordering::Relaxed),
             callback_panics: self.callback_panics.load(Ordering::Relaxed),
             wire_retries: self.wire_retries.load(Ordering::Relaxed),
+            retried: gauges.retried,
+            replayed: gauges.replayed,
+            spool_torn_records: gauges.spool_torn_records,
+            spool_bytes: gauges.spool_bytes,
+            breaker_state: gauges.breaker_state,
+            breaker_trips: gauges.breaker_trips,
             latency,
         }
     }
+}
+
+/// What a snapshot takes from outside the counters: the tracker's totals and the resilience
+/// layer's own counts.
+pub(crate) struct Gauges {
+    pub(crate) sent: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) queue_depth: u64,
+    pub(crate) retried: u64,
+    pub(crate) replayed: u64,
+    pub(crate) spool_torn_records: u64,
+    pub(crate) spool_bytes: u64,
+    pub(crate) breaker_state: BreakerState,
+    pub(crate) breaker_trips: u64,
 }
 
 /// Delivery latency of delivered messages (time from `send` to the report).
@@ -127,13 +163,19 @@ pub struct LatencySummary {
     pub max: Duration,
 }
 
-/// A producer's metrics at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A producer's metrics at one moment. Every accepted send is counted once in `sent` and, when
+/// reported, once in `delivered`, `dead_lettered`, `spooled` or `failed`; until then it is
+/// `in_flight`. Spool replays count as sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSnapshot {
-    /// Sends accepted (each will be reported exactly once).
+    /// Sends accepted (each will be reported exactly once), spool replays included.
     pub sent: u64,
     /// Messages delivered.
     pub delivered: u64,
+    /// Messages written to the dead-letter topic instead.
+    pub dead_lettered: u64,
+    /// Messages kept in the local spool instead.
+    pub spooled: u64,
     /// Messages reported failed.
     pub failed: u64,
     /// Failures per error kind (kinds with none are left out).
@@ -142,12 +184,26 @@ pub struct MetricsSnapshot {
     pub bytes_sent: u64,
     /// Messages sent and not yet reported.
     pub in_flight: u64,
+    /// Messages in librdkafka's queue now (waiting to be sent or acknowledged).
+    pub queue_depth: u64,
     /// Messages failed because the producer closed before they were acknowledged.
     pub purged: u64,
     /// Delivery callbacks that panicked (caught).
     pub callback_panics: u64,
-    /// Produce requests librdkafka re-sent on the wire (idempotent; from its statistics).
+    /// Message transmissions librdkafka repeated on the wire (idempotent; from its statistics).
     pub wire_retries: u64,
+    /// Client re-sends after librdkafka gave up on a message (at-least-once).
+    pub retried: u64,
+    /// Records re-sent from the spool.
+    pub replayed: u64,
+    /// Torn or corrupt spool records skipped by replays.
+    pub spool_torn_records: u64,
+    /// Bytes in the spool's files now.
+    pub spool_bytes: u64,
+    /// The circuit breaker's state now.
+    pub breaker_state: BreakerState,
+    /// How often the circuit breaker opened.
+    pub breaker_trips: u64,
     /// Delivery latency.
     pub latency: LatencySummary,
 }
@@ -222,8 +278,62 @@ impl MetricsSnapshot {
         family(
             "wire_retries_total",
             "counter",
-            "Produce requests librdkafka re-sent (idempotent).",
+            "Message transmissions librdkafka repeated on the wire (idempotent).",
             &plain(self.wire_retries),
+        );
+        family(
+            "messages_dead_lettered_total",
+            "counter",
+            "Messages written to the dead-letter topic instead of their own.",
+            &plain(self.dead_lettered),
+        );
+        family(
+            "messages_spooled_total",
+            "counter",
+            "Messages kept in the local spool.",
+            &plain(self.spooled),
+        );
+        family(
+            "messages_retried_total",
+            "counter",
+            "Client re-sends after librdkafka gave up on a message.",
+            &plain(self.retried),
+        );
+        family(
+            "messages_replayed_total",
+            "counter",
+            "Records re-sent from the spool.",
+            &plain(self.replayed),
+        );
+        family(
+            "spool_torn_records_total",
+            "counter",
+            "Torn or corrupt spool records skipped.",
+            &plain(self.spool_torn_records),
+        );
+        family(
+            "spool_bytes",
+            "gauge",
+            "Bytes in the spool's files.",
+            &plain(self.spool_bytes),
+        );
+        family(
+            "queue_depth",
+            "gauge",
+            "Messages in librdkafka's queue.",
+            &plain(self.queue_depth),
+        );
+        family(
+            "breaker_state",
+            "gauge",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            &plain(self.breaker_state as u64),
+        );
+        family(
+            "breaker_trips_total",
+            "counter",
+            "How often the circuit breaker opened.",
+            &plain(self.breaker_trips),
         );
         let l = &self.latency;
         let mut latency: Vec<(String, f64)> = [
@@ -270,13 +380,26 @@ mod tests {
         metrics.record_sent(10);
         metrics.record_delivered(Duration::from_millis(5));
         metrics.record_failed(ErrorKind::Timeout);
-        let text = metrics.snapshot(2, 0).to_prometheus("a\"b");
+        let text = metrics
+            .snapshot(Gauges {
+                sent: 2,
+                in_flight: 0,
+                queue_depth: 0,
+                retried: 0,
+                replayed: 0,
+                spool_torn_records: 0,
+                spool_bytes: 0,
+                breaker_state: BreakerState::Open,
+                breaker_trips: 1,
+            })
+            .to_prometheus("a\"b");
         assert!(text.contains("# TYPE kafkasender_messages_sent_total counter"));
         assert!(text.contains("kafkasender_messages_sent_total{client_id=\"a\\\"b\"} 2"));
         assert!(text.contains(
             "kafkasender_messages_failed_total{client_id=\"a\\\"b\",kind=\"timeout\"} 1"
         ));
         assert!(text.contains("kafkasender_delivery_latency_seconds_count{client_id=\"a\\\"b\"} 1"));
+        assert!(text.contains("kafkasender_breaker_state{client_id=\"a\\\"b\"} 1"));
         assert!(text.ends_with('\n'));
     }
 }

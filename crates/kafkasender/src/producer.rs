@@ -1,9 +1,9 @@
 //! The producer: validates and enqueues records into librdkafka, and reports every accepted send
 //! exactly once, on one producer-owned delivery thread.
 //!
-//! The send path has one place per stage, in this order (DESIGN.md): validate → (rate limit) →
-//! (circuit breaker) → librdkafka → (retry, dead-letter, spool). The bracketed stages belong to the
-//! resilience layer and plug in at the marked points of [`Producer::enqueue`] and [`Context::delivery`].
+//! The send path, in order (DESIGN.md): validate → rate limit → circuit breaker → librdkafka
+//! ([`Shared::submit`]); after a failure: re-send with backoff → dead-letter topic → spool
+//! ([`crate::rescue`]).
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -19,21 +19,24 @@ use futures_channel::oneshot;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header as RdHeader, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header as RdHeader, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::statistics::Statistics;
 use sync_wrapper::SyncWrapper;
 
+use crate::breaker::{Admission, BreakerState, Transition};
 use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
 use crate::health::{BrokerView, Health, HealthStatus};
 use crate::lock;
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{Gauges, Metrics, MetricsSnapshot};
 use crate::ratelimit::RateLimit;
-use crate::record::Record;
+use crate::record::{OwnedRecord, Record};
+use crate::rescue::{self, Parcel, ReplayReport, Rescue};
+use crate::spool::{now_ms, SpooledMessage};
 
 /// How long one poll of librdkafka's queue waits; also the longest a close waits for the
 /// delivery thread to notice it should stop.
@@ -42,6 +45,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
+/// What a statistics callback receives: librdkafka's statistics JSON, every `statistics.interval.ms`.
+pub type StatisticsCallback = Box<dyn Fn(&str) + Send + Sync + 'static>;
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
 
@@ -50,18 +55,20 @@ const PURGE_GRACE: Duration = Duration::from_secs(5);
 pub struct Producer {
     shared: Arc<Shared>,
     delivery_thread: Mutex<Option<JoinHandle<()>>>,
+    rescue_thread: Mutex<Option<JoinHandle<()>>>,
     delivery_thread_id: ThreadId,
 }
 
-/// State shared by the sending threads and the delivery thread.
-struct Shared {
+/// State shared by the sending threads, the delivery thread and the rescue worker.
+pub(crate) struct Shared {
     client: BaseProducer<Context>,
     tracker: Arc<Tracker>,
+    pub(crate) rescue: Arc<Rescue>,
     /// `true` while open. Sends hold it for reading, close takes it for writing, so no send can
     /// slip in between close's last check and its purge.
     open: RwLock<bool>,
     stop: AtomicBool,
-    settings: Settings,
+    pub(crate) settings: Settings,
     max_message_bytes: usize,
     client_id: String,
     rate_limit: Option<RateLimit>,
@@ -72,8 +79,8 @@ struct Shared {
 pub struct CloseReport {
     /// Messages still unacknowledged when close began.
     pub in_flight_at_close: usize,
-    /// Messages that were not delivered in time and were purged; each was reported
-    /// `Failed` with [`ErrorKind::Closed`].
+    /// Messages that were not delivered in time and were reported `Failed` with
+    /// [`ErrorKind::Closed`] (with a spool, they are spooled instead and not counted here).
     pub purged: u64,
     /// How long close took.
     pub elapsed: Duration,
@@ -89,25 +96,26 @@ impl CloseReport {
 }
 
 impl Producer {
-    /// Creates a producer and its delivery thread. Nothing connects until the first send.
+    /// Creates a producer, its delivery thread and its rescue worker. Nothing connects until the
+    /// first send; a spool left in `spool.dir` by an earlier producer is replayed right away.
     pub fn new(config: Config) -> Result<Producer> {
-        let pending_features = config.settings().resilience.inactive_keys_set();
-        if !pending_features.is_empty() {
-            return Err(Error::config(
-                pending_features
-                    .into_iter()
-                    .map(|key| ConfigProblem {
-                        key: key.to_string(),
-                        message: "recognised, but the resilience layer that applies it is not in this version yet".into(),
-                    })
-                    .collect(),
-            ));
-        }
+        Producer::with_statistics(config, None)
+    }
+
+    /// Like [`Producer::new`], and passes librdkafka's statistics JSON to `on_statistics` every
+    /// `statistics.interval.ms` (on the delivery thread; keep it short).
+    pub fn with_statistics(
+        config: Config,
+        on_statistics: Option<StatisticsCallback>,
+    ) -> Result<Producer> {
         let tracker = Arc::new(Tracker::default());
+        let rescue = Arc::new(Rescue::new(&config.settings().resilience)?);
         let client: BaseProducer<Context> = config
             .client_config()
             .create_with_context(Context {
                 tracker: tracker.clone(),
+                rescue: rescue.clone(),
+                on_statistics,
             })
             .map_err(|error| match error {
                 KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
@@ -119,6 +127,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             client,
             tracker,
+            rescue,
             open: RwLock::new(true),
             stop: AtomicBool::new(false),
             settings: config.settings().clone(),
@@ -126,19 +135,25 @@ impl Producer {
             client_id: config.get("client.id").unwrap_or_default().to_string(),
             rate_limit: RateLimit::from_settings(config.settings()),
         });
-        let thread_shared = shared.clone();
-        let delivery_thread = thread::Builder::new()
-            .name("kafkasender-delivery".into())
-            .spawn(move || run_delivery_loop(&thread_shared))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot start the delivery thread: {e}"),
-                )
-            })?;
+        let spawn = |name: &str, run: fn(&Shared)| {
+            let thread_shared = shared.clone();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&thread_shared))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("cannot start the {name} thread: {e}"),
+                    )
+                })
+        };
+        let delivery_thread = spawn("kafkasender-delivery", run_delivery_loop)?;
+        let rescue_thread = spawn("kafkasender-rescue", rescue::run_worker)?;
+        shared.rescue.request_replay();
         Ok(Producer {
             delivery_thread_id: delivery_thread.thread().id(),
             delivery_thread: Mutex::new(Some(delivery_thread)),
+            rescue_thread: Mutex::new(Some(rescue_thread)),
             shared,
         })
     }
@@ -150,10 +165,12 @@ impl Producer {
 
     /// Validates and enqueues a record; `on_delivery` later runs exactly once with its report, on
     /// the delivery thread. Returns an error (and never runs `on_delivery`) only for what is known
-    /// at once: an invalid or oversized record, a closed or fatally failed producer, or a queue that
-    /// stayed full for `enqueue.timeout.ms`. Blocks only while the queue is full.
+    /// at once: an invalid or oversized record, a closed or fatally failed producer, a queue that
+    /// stayed full or a rate limit without a token for `enqueue.timeout.ms`, an open circuit
+    /// breaker without a spool, or a full spool. Blocks only while waiting for queue room or a token.
     pub fn send(&self, record: &Record<'_>, on_delivery: DeliveryCallback) -> Result<()> {
-        self.enqueue(record, Box::new(Pending::new(on_delivery)))
+        self.shared
+            .submit(record, Box::new(Pending::new(on_delivery)))
     }
 
     /// Enqueues like [`Producer::send`] and returns a future of the outcome: the report when
@@ -260,6 +277,8 @@ impl Producer {
         let drained =
             waiting_allowed && tracker.wait_until(started + timeout, || tracker.in_flight() == 0);
         if !drained {
+            // Scheduled re-sends go to the spool or fail, then librdkafka's queue is purged.
+            self.shared.rescue.abandon();
             self.shared
                 .client
                 .purge(PurgeConfig::default().queue().inflight());
@@ -272,12 +291,17 @@ impl Producer {
                 );
             }
         }
+        // The worker first, so that whatever it still hands off is reported by the delivery thread.
+        self.shared.rescue.stop_worker();
+        if waiting_allowed {
+            join(&self.rescue_thread);
+        }
         self.shared.stop.store(true, Ordering::Release);
         if waiting_allowed {
-            let handle = lock(&self.delivery_thread).take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
+            join(&self.delivery_thread);
+        }
+        if let Some(spool) = &self.shared.rescue.spool {
+            spool.sync();
         }
         CloseReport {
             in_flight_at_close,
@@ -296,13 +320,36 @@ impl Producer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Re-sends what the spool holds (see [`crate::spool`]); returns once every record is
+    /// enqueued, and each is then reported to the metrics like any send. Happens by itself when
+    /// the circuit breaker closes and when a producer starts on a spool. Fails with
+    /// [`ErrorKind::Config`] without a `spool.dir` and [`ErrorKind::CircuitOpen`] while the
+    /// breaker is open.
+    pub fn replay_spool(&self) -> Result<ReplayReport> {
+        self.check_open()?;
+        rescue::replay(&self.shared)
+    }
+
+    /// The circuit breaker's state (`Closed` when there is no breaker).
+    pub fn breaker_state(&self) -> BreakerState {
+        self.shared.rescue.breaker_state()
+    }
+
     /// The producer's counters, gauges and delivery-latency summary now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let tracker = &self.shared.tracker;
-        tracker.metrics.snapshot(
-            tracker.accepted.load(Ordering::SeqCst),
-            tracker.in_flight() as u64,
-        )
+        let rescue = &self.shared.rescue;
+        tracker.metrics.snapshot(Gauges {
+            sent: tracker.accepted.load(Ordering::SeqCst),
+            in_flight: tracker.in_flight() as u64,
+            queue_depth: u64::try_from(self.shared.client.in_flight_count()).unwrap_or(0),
+            retried: rescue.retried.load(Ordering::Relaxed),
+            replayed: rescue.replayed.load(Ordering::Relaxed),
+            spool_torn_records: rescue.torn_records.load(Ordering::Relaxed),
+            spool_bytes: rescue.spool.as_ref().map_or(0, |s| s.bytes()),
+            breaker_state: rescue.breaker_state(),
+            breaker_trips: rescue.breaker.as_ref().map_or(0, |b| b.trips()),
+        })
     }
 
     /// [`Producer::metrics`] in Prometheus text exposition format, names prefixed `kafkasender_`.
@@ -319,6 +366,30 @@ impl Producer {
         }
         if let Some(fatal) = self.shared.fatal_error() {
             health.flag(HealthStatus::Unhealthy, fatal.message());
+        }
+        match self.breaker_state() {
+            BreakerState::Open => health.flag(
+                HealthStatus::Unhealthy,
+                "the circuit breaker is open: sends fail fast or are spooled",
+            ),
+            BreakerState::HalfOpen => health.flag(
+                HealthStatus::Degraded,
+                "the circuit breaker is half-open: probing the brokers",
+            ),
+            BreakerState::Closed => {}
+        }
+        if let Some(bytes) = self
+            .shared
+            .rescue
+            .spool
+            .as_ref()
+            .map(|s| s.bytes())
+            .filter(|b| *b > 0)
+        {
+            health.flag(
+                HealthStatus::Degraded,
+                format!("{bytes} bytes of messages wait in the spool"),
+            );
         }
         let metrics = &self.shared.tracker.metrics;
         lock(&self.shared.tracker.brokers).assess(
@@ -350,27 +421,85 @@ impl Producer {
             Ok(())
         }
     }
+}
 
-    /// The send path. Resilience stages go between validation and librdkafka.
-    fn enqueue(&self, record: &Record<'_>, pending: Box<Pending>) -> Result<()> {
-        record.validate(self.shared.max_message_bytes)?;
-        if let Some(rate_limit) = &self.shared.rate_limit {
-            self.check_open()?; // a closed producer fails at once rather than wait for a token
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let report = self.close(self.shared.settings.close_timeout);
+        if !report.already_closed && !report.is_clean() {
+            tracing::warn!(
+                purged = report.purged,
+                "producer dropped without close; undelivered messages were reported as failed"
+            );
+        }
+    }
+}
+
+impl Shared {
+    /// The send path up to librdkafka: validate → rate limit → circuit breaker → enqueue.
+    pub(crate) fn submit(&self, record: &Record<'_>, mut pending: Box<Pending>) -> Result<()> {
+        record.validate(self.max_message_bytes)?;
+        if let Some(rate_limit) = &self.rate_limit {
+            if self.is_closed() {
+                return Err(closed_error()); // rather than wait for a token first
+            }
             rate_limit.acquire(record.size())?;
         }
-        // (circuit breaker: fail fast or spool here)
-        let open = self
-            .shared
-            .open
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let admission = self
+            .rescue
+            .breaker
+            .as_ref()
+            .map_or(Admission::Pass, |breaker| breaker.admit(Instant::now()));
+        // Held until the message is enqueued, so close cannot slip in between this check and its purge.
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
         if !*open {
             return Err(closed_error());
         }
-        if let Some(fatal) = self.shared.fatal_error() {
+        if let Some(fatal) = self.fatal_error() {
             return Err(fatal);
         }
+        let tracker = &self.tracker;
+        match admission {
+            Admission::Pass => {}
+            Admission::Probe => pending.probe = true,
+            Admission::Reject => {
+                let owned = OwnedRecord::from(record);
+                let reason = rescue::circuit_open_error();
+                // Without a spool, or with a full one, the caller hears it now.
+                let path = self
+                    .rescue
+                    .spool(&owned, &pending, &reason)
+                    .unwrap_or(Err(reason.clone()))?;
+                tracker.accepted.fetch_add(1, Ordering::SeqCst);
+                tracker.metrics.record_sent(record.size());
+                let report =
+                    DeliveryReport::of_record(&owned, &pending, Outcome::Spooled { path, reason });
+                self.rescue.hand_off((pending, report));
+                return Ok(());
+            }
+        }
+        tracker.accepted.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + self.settings.enqueue_timeout;
+        match self.produce(record, pending, || Instant::now() >= deadline) {
+            Ok(()) => {
+                tracker.metrics.record_sent(record.size());
+                Ok(())
+            }
+            Err((error, _pending)) => {
+                tracker.finish_one();
+                Err(error)
+            }
+        }
+    }
 
+    /// Hands a record to librdkafka, waiting for queue room until `give_up()` (backpressure: never
+    /// spin, never drop). On failure the error comes back with the pending message.
+    pub(crate) fn produce(
+        &self,
+        record: &Record<'_>,
+        pending: Box<Pending>,
+        give_up: impl Fn() -> bool,
+    ) -> std::result::Result<(), (Error, Box<Pending>)> {
         let mut base: BaseRecord<'_, [u8], [u8], Box<Pending>> =
             BaseRecord::with_opaque_to(record.topic, pending);
         base.key = record.key;
@@ -389,61 +518,42 @@ impl Producer {
             );
             base.headers = Some(headers);
         }
-
-        let tracker = &self.shared.tracker;
-        tracker.accepted.fetch_add(1, Ordering::SeqCst);
-        let mut deadline = None;
         loop {
-            match self.shared.client.send(base) {
-                Ok(()) => {
-                    tracker.metrics.record_sent(record.size());
-                    return Ok(());
-                }
+            match self.client.send(base) {
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // Backpressure: wait for room, never spin, never drop.
-                    base = returned;
-                    let now = Instant::now();
-                    let deadline =
-                        *deadline.get_or_insert_with(|| now + self.shared.settings.enqueue_timeout);
-                    if now >= deadline {
-                        tracker.finish_one();
-                        return Err(Error::new(
-                            ErrorKind::QueueFull,
-                            format!(
-                                "the local queue stayed full for enqueue.timeout.ms ({:?})",
-                                self.shared.settings.enqueue_timeout
+                    if give_up() {
+                        return Err((
+                            Error::new(
+                                ErrorKind::QueueFull,
+                                format!(
+                                    "the local queue stayed full for enqueue.timeout.ms ({:?})",
+                                    self.settings.enqueue_timeout
+                                ),
                             ),
+                            returned.delivery_opaque,
                         ));
                     }
+                    base = returned;
                     // Room comes a whole delivered batch at a time, so a short nap between tries
                     // costs nothing in throughput and keeps the delivery thread from waking us per message.
-                    thread::sleep(QUEUE_FULL_RECHECK.min(deadline - now));
+                    thread::sleep(QUEUE_FULL_RECHECK);
                 }
-                Err((error, _returned)) => {
-                    tracker.finish_one();
-                    return Err(match error.rdkafka_error_code() {
+                Err((error, returned)) => {
+                    let error = match error.rdkafka_error_code() {
                         Some(code) => Error::from_code(code, "cannot enqueue"),
                         None => error.into(),
-                    });
+                    };
+                    return Err((error, returned.delivery_opaque));
                 }
             }
         }
     }
-}
 
-impl Drop for Producer {
-    fn drop(&mut self) {
-        let report = self.close(self.shared.settings.close_timeout);
-        if !report.already_closed && !report.is_clean() {
-            tracing::warn!(
-                purged = report.purged,
-                "producer dropped without close; undelivered messages were reported as failed"
-            );
-        }
+    fn is_closed(&self) -> bool {
+        !*self.open.read().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl Shared {
     fn fatal_error(&self) -> Option<Error> {
         if !self.tracker.fatal.load(Ordering::Acquire) {
             return None;
@@ -456,16 +566,40 @@ impl Shared {
     }
 }
 
+/// Whether librdkafka's "N/M brokers are down" says all of them: it also raises the event as
+/// "0/1 brokers are down" while it swaps its bootstrap entry for the brokers it learned of.
+fn all_counted_down(reason: &str) -> bool {
+    let counts = reason
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.split_once('/'));
+    matches!(counts, Some((down, all)) if down == all && all != "0")
+}
+
 fn closed_error() -> Error {
     Error::new(ErrorKind::Closed, "the producer is closed")
 }
 
+fn join(thread: &Mutex<Option<JoinHandle<()>>>) {
+    let handle = lock(thread).take();
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
+}
+
 fn run_delivery_loop(shared: &Shared) {
+    let report_handoffs = || {
+        for (pending, report) in shared.rescue.take_handoffs() {
+            shared.tracker.finish(*pending, report);
+        }
+    };
     while !shared.stop.load(Ordering::Acquire) {
         shared.client.poll(POLL_INTERVAL);
+        report_handoffs();
     }
-    // Reports made ready by a last purge.
+    // Reports made ready by a last purge or a last hand-off.
     shared.client.poll(Duration::ZERO);
+    report_handoffs();
 }
 
 /// Counters and the wake-up signal shared by senders, flush/close and the delivery thread.
@@ -504,6 +638,28 @@ impl Tracker {
         }
     }
 
+    /// Reports one message: counts its outcome, runs its callback (catching a panic), and marks it done.
+    fn finish(&self, pending: Pending, report: DeliveryReport) {
+        match &report.outcome {
+            Outcome::Delivered => self.metrics.record_delivered(report.latency),
+            Outcome::DeadLettered { .. } => self.metrics.record_dead_lettered(),
+            Outcome::Spooled { .. } => self.metrics.record_spooled(),
+            Outcome::Failed(error) => {
+                if error.kind() == ErrorKind::Closed {
+                    self.metrics.purged.fetch_add(1, Ordering::AcqRel);
+                }
+                self.metrics.record_failed(error.kind());
+            }
+        }
+        let on_delivery = pending.on_delivery.into_inner();
+        // A panicking callback must not take the delivery thread (and every later report) with it.
+        if panic::catch_unwind(AssertUnwindSafe(|| on_delivery(report))).is_err() {
+            self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
+        }
+        self.finish_one();
+    }
+
     /// Sleeps until `done()` holds or `deadline` passes; returns whether it holds.
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
         let mut guard = lock(&self.lock);
@@ -530,26 +686,72 @@ impl Tracker {
 }
 
 /// What travels through librdkafka with each message (its opaque pointer): no lookup per message.
-struct Pending {
+pub(crate) struct Pending {
     // librdkafka's opaque must be Sync; the callback is only ever taken out by value, never shared.
     on_delivery: SyncWrapper<DeliveryCallback>,
     sent_at: Instant,
-    attempts: u32,
+    pub(crate) last_attempt_at: Instant,
+    pub(crate) attempts: u32,
+    /// The partition the caller asked for (librdkafka's message only knows the assigned one).
+    partition: Option<i32>,
+    /// A half-open circuit breaker's probe: its result decides the breaker's state.
+    pub(crate) probe: bool,
+    pub(crate) stage: Stage,
+}
+
+/// Where a message is on its way.
+pub(crate) enum Stage {
+    /// Going to its own topic.
+    Original,
+    /// Going to the dead-letter topic instead.
+    DeadLetter {
+        original: Box<OwnedRecord>,
+        reason: Error,
+    },
 }
 
 impl Pending {
     fn new(on_delivery: DeliveryCallback) -> Pending {
+        let now = Instant::now();
         Pending {
             on_delivery: SyncWrapper::new(on_delivery),
-            sent_at: Instant::now(),
+            sent_at: now,
+            last_attempt_at: now,
             attempts: 1,
+            partition: None,
+            probe: false,
+            stage: Stage::Original,
         }
+    }
+
+    /// A message read back from the spool.
+    pub(crate) fn replayed(
+        on_delivery: DeliveryCallback,
+        spooled: &SpooledMessage,
+    ) -> Box<Pending> {
+        let mut pending = Pending::new(on_delivery);
+        pending.attempts = spooled.attempts + 1;
+        pending.partition = spooled.record.partition;
+        Box::new(pending)
+    }
+
+    /// Wall-clock time of the first attempt, in milliseconds since the epoch (derived on the
+    /// failure path only, so the send path reads no wall clock).
+    pub(crate) fn first_attempt_ms(&self) -> i64 {
+        now_ms() - i64::try_from(self.sent_at.elapsed().as_millis()).unwrap_or(0)
+    }
+
+    /// Wall-clock time of the latest attempt, in milliseconds since the epoch.
+    pub(crate) fn last_attempt_ms(&self) -> i64 {
+        now_ms() - i64::try_from(self.last_attempt_at.elapsed().as_millis()).unwrap_or(0)
     }
 }
 
 /// librdkafka's callbacks for our producer.
 struct Context {
     tracker: Arc<Tracker>,
+    rescue: Arc<Rescue>,
+    on_statistics: Option<StatisticsCallback>,
 }
 
 impl ClientContext for Context {
@@ -569,11 +771,31 @@ impl ClientContext for Context {
         }
     }
 
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(on_statistics) = &self.on_statistics {
+            if let Ok(json) = std::str::from_utf8(statistics) {
+                if panic::catch_unwind(AssertUnwindSafe(|| on_statistics(json))).is_err() {
+                    tracing::error!(target: "kafkasender", "the statistics callback panicked; the panic was caught");
+                }
+            }
+        }
+        match serde_json::from_slice(statistics) {
+            Ok(parsed) => self.stats(parsed),
+            Err(error) => {
+                tracing::warn!(target: "kafkasender", %error, "unreadable librdkafka statistics")
+            }
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
+        // librdkafka counts every transmission of a message (`txmsgs`) and every message
+        // produced (`msgs`) per partition; transmissions beyond one per message are wire retries.
         let retries = statistics
-            .brokers
+            .topics
             .values()
-            .map(|broker| broker.txretries)
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|partition| partition.partition >= 0)
+            .map(|partition| partition.txmsgs.saturating_sub(partition.msgs))
             .sum();
         let metrics = &self.tracker.metrics;
         metrics.wire_retries.store(retries, Ordering::Relaxed);
@@ -581,9 +803,15 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+        let code = error.rdkafka_error_code();
+        if code == Some(RDKafkaErrorCode::Fatal) {
             self.tracker.fatal.store(true, Ordering::Release);
             tracing::error!(target: "kafkasender", %error, reason, "producer failed fatally");
+        } else if code == Some(RDKafkaErrorCode::AllBrokersDown) && all_counted_down(reason) {
+            tracing::warn!(target: "kafkasender", reason, "all brokers are down");
+            if let Some(breaker) = &self.rescue.breaker {
+                breaker.trip("all brokers are down", Instant::now());
+            }
         } else {
             tracing::warn!(target: "kafkasender", %error, reason, "client error");
         }
@@ -593,64 +821,104 @@ impl ClientContext for Context {
 impl ProducerContext for Context {
     type DeliveryOpaque = Box<Pending>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
-        let Pending {
-            on_delivery,
-            sent_at,
-            attempts,
-        } = *pending;
-        let on_delivery = on_delivery.into_inner();
-        let (message, outcome) = match result {
-            Ok(message) => (message, Outcome::Delivered),
+    fn delivery(&self, result: &DeliveryResult<'_>, mut pending: Box<Pending>) {
+        let (message, error) = match result {
+            Ok(message) => (message, None),
             Err((error, message)) => {
                 let error = match error.rdkafka_error_code() {
                     Some(
                         code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
-                    ) => {
-                        self.tracker.metrics.purged.fetch_add(1, Ordering::AcqRel);
-                        Error::from_code(
-                            code,
-                            "the producer closed before the message was acknowledged",
-                        )
-                    }
+                    ) => Error::from_code(
+                        code,
+                        "the producer closed before the message was acknowledged",
+                    ),
                     Some(code) => Error::from_code(code, "delivery failed"),
                     None => Error::from(error.clone()),
                 };
-                // (retry with backoff, dead-letter topic and spool take over failed messages here)
-                (message, Outcome::Failed(error))
+                (message, Some(error))
             }
         };
-        let report = DeliveryReport {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: if matches!(outcome, Outcome::Delivered) {
-                message.offset()
-            } else {
-                -1
-            },
-            timestamp: message.timestamp().to_millis(),
-            key: message.key().map(<[u8]>::to_vec),
-            attempts,
-            latency: sent_at.elapsed(),
-            outcome,
+        if let (Stage::Original, Some(breaker)) = (&pending.stage, &self.rescue.breaker) {
+            // Only failures that say the brokers are in trouble count, not refusals of one message.
+            let brokers_failing = error
+                .as_ref()
+                .is_some_and(|e| e.is_retriable() && e.kind() != ErrorKind::Closed);
+            if breaker.record(brokers_failing, pending.probe, Instant::now()) == Transition::Closed
+            {
+                self.rescue.request_replay();
+            }
+        }
+        pending.probe = false;
+        let Some(error) = error else {
+            let outcome = match std::mem::replace(&mut pending.stage, Stage::Original) {
+                Stage::Original => Outcome::Delivered,
+                Stage::DeadLetter { original, reason } => {
+                    let report = DeliveryReport {
+                        topic: original.topic,
+                        ..DeliveryReport::of_message(
+                            message,
+                            &pending,
+                            Outcome::DeadLettered {
+                                topic: message.topic().to_string(),
+                                reason,
+                            },
+                        )
+                    };
+                    return self.tracker.finish(*pending, report);
+                }
+            };
+            let report = DeliveryReport::of_message(message, &pending, outcome);
+            return self.tracker.finish(*pending, report);
         };
-        match &report.outcome {
-            Outcome::Delivered => self.tracker.metrics.record_delivered(report.latency),
-            Outcome::Failed(error) => self.tracker.metrics.record_failed(error.kind()),
+        let record = OwnedRecord::of_message(message, pending.partition);
+        if let Some((pending, report)) = self.rescue.after_failure(Parcel {
+            record,
+            pending,
+            error,
+        }) {
+            self.tracker.finish(*pending, report);
         }
-        // A panicking callback must not take the delivery thread (and every later report) with it.
-        if panic::catch_unwind(AssertUnwindSafe(|| on_delivery(report))).is_err() {
-            self.tracker
-                .metrics
-                .callback_panics
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
-        }
-        self.tracker.finish_one();
     }
 }
 
 impl DeliveryReport {
+    /// The report of a message librdkafka reported on.
+    fn of_message(
+        message: &BorrowedMessage<'_>,
+        pending: &Pending,
+        outcome: Outcome,
+    ) -> DeliveryReport {
+        let placed = matches!(outcome, Outcome::Delivered | Outcome::DeadLettered { .. });
+        DeliveryReport {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: if placed { message.offset() } else { -1 },
+            timestamp: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            attempts: pending.attempts,
+            latency: pending.sent_at.elapsed(),
+            outcome,
+        }
+    }
+
+    /// The report of a message that librdkafka no longer holds (spooled, or failed on the way).
+    pub(crate) fn of_record(
+        record: &OwnedRecord,
+        pending: &Pending,
+        outcome: Outcome,
+    ) -> DeliveryReport {
+        DeliveryReport {
+            topic: record.topic.clone(),
+            partition: record.partition.unwrap_or(-1),
+            offset: -1,
+            timestamp: record.timestamp,
+            key: record.key.clone(),
+            attempts: pending.attempts,
+            latency: pending.sent_at.elapsed(),
+            outcome,
+        }
+    }
+
     /// The report of a record that never reached librdkafka.
     fn not_enqueued(record: &Record<'_>, error: Error) -> DeliveryReport {
         DeliveryReport {
@@ -734,5 +1002,56 @@ impl Future for DeliveryFuture {
                 ))),
             },
         }
+    }
+}
+
+impl From<&Record<'_>> for OwnedRecord {
+    fn from(record: &Record<'_>) -> OwnedRecord {
+        OwnedRecord {
+            topic: record.topic.to_string(),
+            key: record.key.map(<[u8]>::to_vec),
+            value: record.value.map(<[u8]>::to_vec),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+            partition: record.partition,
+            timestamp: record.timestamp,
+        }
+    }
+}
+
+impl OwnedRecord {
+    /// What librdkafka gives back of a failed message, to send again.
+    fn of_message(message: &BorrowedMessage<'_>, partition: Option<i32>) -> OwnedRecord {
+        OwnedRecord {
+            topic: message.topic().to_string(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message.headers().map_or_else(Vec::new, |headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            }),
+            partition,
+            timestamp: message.timestamp().to_millis(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_counted_down;
+
+    #[test]
+    fn only_an_all_brokers_down_event_that_counts_all_of_them_trips_the_breaker() {
+        assert!(all_counted_down("1/1 brokers are down"));
+        assert!(all_counted_down("3/3 brokers are down"));
+        assert!(!all_counted_down("0/1 brokers are down"));
+        assert!(!all_counted_down("2/3 brokers are down"));
+        assert!(!all_counted_down("0/0 brokers are down"));
+        assert!(!all_counted_down(""));
     }
 }

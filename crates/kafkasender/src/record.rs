@@ -29,6 +29,45 @@ pub struct Record<'a> {
     pub timestamp: Option<i64>,
 }
 
+/// A record that owns its bytes: what the resilience layer keeps of a failed message in order to
+/// re-send, dead-letter or spool it, and what a spool replay reads back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedRecord {
+    /// The topic.
+    pub topic: String,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order; `None` values are null headers.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The partition the caller asked for, if any.
+    pub partition: Option<i32>,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+}
+
+impl OwnedRecord {
+    /// Borrows it as a [`Record`] to send.
+    pub fn as_record(&self) -> Record<'_> {
+        Record {
+            topic: &self.topic,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(key, value)| Header {
+                    key,
+                    value: value.as_deref(),
+                })
+                .collect(),
+            partition: self.partition,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
 /// Longest topic name Kafka accepts.
 const MAX_TOPIC_LEN: usize = 249;
 

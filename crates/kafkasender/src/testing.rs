@@ -275,7 +275,7 @@ struct ReadBackContext;
 
 impl ClientContext for ReadBackContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
             tracing::warn!(target: "kafkasender", %error, reason, "read-back consumer error");
         }
     }

@@ -509,16 +509,6 @@ fn many_threads_can_share_one_producer() {
 }
 
 #[test]
-fn resilience_settings_are_refused_until_the_layer_exists_rather_than_ignored() {
-    let cluster = MockCluster::new(1).unwrap();
-    let error = Producer::new(cluster.config().set("dlq.topic", "dead").build().unwrap())
-        .err()
-        .unwrap();
-    assert_eq!(error.kind(), ErrorKind::Config);
-    assert_eq!(error.problems()[0].key, "dlq.topic");
-}
-
-#[test]
 fn conflicts_found_only_by_librdkafka_are_config_errors() {
     let config = Config::from_map([
         ("bootstrap.servers", "127.0.0.1:1"),

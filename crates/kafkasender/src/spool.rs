@@ -1,0 +1,676 @@
+//! The durable local spool: messages that neither their topic nor the dead-letter topic took are
+//! appended to files in `spool.dir`, and re-sent later by a replay.
+//!
+//! A spool file is `KSSPOOL1` followed by records, each `[length u32 LE][crc32 u32 LE][body]`.
+//! A record is written with one `write` call, so a killed process leaves at most one torn record
+//! at the end of the active file; a reader stops there and reports it instead of replaying garbage.
+//! Files are named `spool-<sequence>.ks` and replayed oldest first; a file is deleted only when
+//! every record in it has been reported again, so a crash during a replay replays the file once
+//! more (at-least-once). One producer at a time owns a directory (an exclusive lock on `.lock`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{FsyncPolicy, SpoolSettings};
+use crate::error::{Error, ErrorKind, Result};
+use crate::lock;
+use crate::record::OwnedRecord;
+
+const MAGIC: &[u8; 8] = b"KSSPOOL1";
+const RECORD_VERSION: u8 = 1;
+const FILE_PREFIX: &str = "spool-";
+const FILE_SUFFIX: &str = ".ks";
+/// Longest a record may claim to be; anything longer is a torn or corrupt length.
+const MAX_RECORD_BYTES: u32 = 256 << 20;
+/// How often `spool.fsync=interval` syncs.
+const FSYNC_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One spooled message and why it was spooled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledMessage {
+    /// The message, as it was sent.
+    pub record: OwnedRecord,
+    /// Why it was not delivered.
+    pub reason: Error,
+    /// Attempts made before it was spooled.
+    pub attempts: u32,
+    /// When it was first sent (milliseconds since the epoch).
+    pub first_attempt_ms: i64,
+    /// When it was spooled (milliseconds since the epoch).
+    pub spooled_at_ms: i64,
+}
+
+/// The spool directory of one producer.
+pub(crate) struct Spool {
+    dir: PathBuf,
+    fsync: FsyncPolicy,
+    max_bytes: u64,
+    /// Held for the producer's lifetime: its lock keeps a second producer out of the directory.
+    _lock: File,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The file appends go to, created on the first append.
+    active: Option<(PathBuf, File)>,
+    next_sequence: u64,
+    /// Bytes in every spool file of the directory.
+    bytes: u64,
+    last_sync: Instant,
+    /// Closed files not yet taken by a replay, oldest first.
+    waiting: VecDeque<PathBuf>,
+}
+
+impl Spool {
+    /// Opens (creating it if needed) and locks the directory. Files already there wait for a replay.
+    pub(crate) fn open(settings: &SpoolSettings) -> Result<Option<Spool>> {
+        let Some(dir) = settings.dir.clone() else {
+            return Ok(None);
+        };
+        fs::create_dir_all(&dir)
+            .map_err(|e| io_error("cannot create the spool directory", &dir, e))?;
+        let lock_path = dir.join(".lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error("cannot open", &lock_path, e))?;
+        lock_file.try_lock().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "spool.dir {} is in use by another producer (one producer per spool directory)",
+                    dir.display()
+                ),
+            )
+        })?;
+        let files = spool_files(&dir)?;
+        let bytes = files
+            .iter()
+            .filter_map(|path| fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum();
+        let next_sequence = files
+            .last()
+            .and_then(|path| sequence_of(path))
+            .map_or(1, |n| n + 1);
+        Ok(Some(Spool {
+            dir,
+            fsync: settings.fsync,
+            max_bytes: settings.max_bytes,
+            _lock: lock_file,
+            state: Mutex::new(State {
+                active: None,
+                next_sequence,
+                bytes,
+                last_sync: Instant::now(),
+                waiting: files.into(),
+            }),
+        }))
+    }
+
+    /// Appends one message; returns the file it went to.
+    pub(crate) fn append(&self, message: &SpooledMessage) -> Result<PathBuf> {
+        let framed = frame(&encode(message));
+        let mut state = lock(&self.state);
+        if state.bytes + framed.len() as u64 > self.max_bytes {
+            return Err(Error::new(
+                ErrorKind::Spool,
+                format!(
+                    "the spool is full ({} of spool.max.bytes {} used); the message could not be kept",
+                    state.bytes, self.max_bytes
+                ),
+            ));
+        }
+        if state.active.is_none() {
+            let path = self.dir.join(format!(
+                "{FILE_PREFIX}{:020}{FILE_SUFFIX}",
+                state.next_sequence
+            ));
+            let mut file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| io_error("cannot create", &path, e))?;
+            file.write_all(MAGIC)
+                .map_err(|e| io_error("cannot write", &path, e))?;
+            state.next_sequence += 1;
+            state.bytes += MAGIC.len() as u64;
+            state.active = Some((path, file));
+        }
+        let sync = match self.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval => state.last_sync.elapsed() >= FSYNC_INTERVAL,
+            FsyncPolicy::Never => false,
+        };
+        let (path, file) = state.active.as_mut().expect("created above");
+        let path = path.clone();
+        // One write call per record: a crash tears at most the record being written.
+        file.write_all(&framed)
+            .map_err(|e| io_error("cannot append to", &path, e))?;
+        if sync {
+            file.sync_data()
+                .map_err(|e| io_error("cannot fsync", &path, e))?;
+            state.last_sync = Instant::now();
+        }
+        state.bytes += framed.len() as u64;
+        Ok(path)
+    }
+
+    /// Whether there are files for a replay to take.
+    pub(crate) fn has_waiting(&self) -> bool {
+        let state = lock(&self.state);
+        !state.waiting.is_empty() || state.active.is_some()
+    }
+
+    /// Closes the active file and hands every closed file to a replay, oldest first. Messages
+    /// spooled from now on go to a new file.
+    pub(crate) fn take_for_replay(&self) -> Vec<PathBuf> {
+        let mut state = lock(&self.state);
+        if let Some((path, file)) = state.active.take() {
+            let _ = file.sync_data();
+            state.waiting.push_back(path);
+        }
+        state.waiting.drain(..).collect()
+    }
+
+    /// Deletes a file every record of which has been reported again.
+    pub(crate) fn remove_replayed(&self, path: &Path) {
+        let size = fs::metadata(path).map_or(0, |m| m.len());
+        match fs::remove_file(path) {
+            Ok(()) => {
+                let mut state = lock(&self.state);
+                state.bytes = state.bytes.saturating_sub(size);
+            }
+            Err(error) => tracing::error!(
+                target: "kafkasender",
+                path = %path.display(),
+                %error,
+                "cannot delete a replayed spool file; its messages will be replayed again"
+            ),
+        }
+    }
+
+    /// Bytes in the spool's files.
+    pub(crate) fn bytes(&self) -> u64 {
+        lock(&self.state).bytes
+    }
+
+    /// Flushes the active file to disk (on close).
+    pub(crate) fn sync(&self) {
+        if let Some((_, file)) = &lock(&self.state).active {
+            let _ = file.sync_data();
+        }
+    }
+}
+
+/// Reads a spool file record by record. After a torn or corrupt record it yields that one
+/// `Err` and stops: what follows a bad length cannot be trusted.
+pub struct SpoolReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    offset: u64,
+    done: bool,
+}
+
+/// Where a spool file stops making sense, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornRecord {
+    /// The file.
+    pub path: PathBuf,
+    /// Byte offset of the bad record.
+    pub offset: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl SpoolReader {
+    /// Opens a spool file.
+    pub fn open(path: &Path) -> Result<SpoolReader> {
+        let file = File::open(path).map_err(|e| io_error("cannot open", path, e))?;
+        let mut reader = SpoolReader {
+            path: path.to_path_buf(),
+            reader: BufReader::new(file),
+            offset: 0,
+            done: false,
+        };
+        let mut magic = [0u8; 8];
+        match read_fully(&mut reader.reader, &mut magic) {
+            Ok(8) if &magic == MAGIC => reader.offset = 8,
+            Ok(0) => reader.done = true, // created, then killed before the header was written
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Spool,
+                    format!("{} is not a kafkasender spool file", path.display()),
+                ))
+            }
+        }
+        Ok(reader)
+    }
+
+    fn torn(
+        &mut self,
+        reason: impl Into<String>,
+    ) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
+        self.done = true;
+        Some(Err(TornRecord {
+            path: self.path.clone(),
+            offset: self.offset,
+            reason: reason.into(),
+        }))
+    }
+}
+
+impl Iterator for SpoolReader {
+    type Item = std::result::Result<SpooledMessage, TornRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut frame_header = [0u8; 8];
+        match read_fully(&mut self.reader, &mut frame_header) {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(8) => {}
+            Ok(n) => return self.torn(format!("{n} bytes of a record header, then the end")),
+            Err(e) => return self.torn(format!("read error: {e}")),
+        }
+        let length = u32::from_le_bytes(frame_header[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(frame_header[4..].try_into().expect("4 bytes"));
+        if length > MAX_RECORD_BYTES {
+            return self.torn(format!("implausible record length {length}"));
+        }
+        let mut body = vec![0u8; length as usize];
+        match read_fully(&mut self.reader, &mut body) {
+            Ok(n) if n == body.len() => {}
+            Ok(n) => return self.torn(format!("{n} of {length} body bytes, then the end")),
+            Err(e) => return self.torn(format!("read error: {e}")),
+        }
+        if crc32fast::hash(&body) != crc {
+            return self.torn("checksum mismatch");
+        }
+        match decode(&body) {
+            Some(message) => {
+                self.offset += 8 + u64::from(length);
+                Some(Ok(message))
+            }
+            None => self.torn("checksum matches but the record does not decode"),
+        }
+    }
+}
+
+/// What one spool file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolFileSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Readable records.
+    pub records: u64,
+    /// Records per topic.
+    pub topics: BTreeMap<String, u64>,
+    /// Records per reason (error kind).
+    pub reasons: BTreeMap<String, u64>,
+    /// The torn or corrupt record that ends the file early, if any.
+    pub torn: Option<TornRecord>,
+}
+
+/// Summarises every spool file in `dir`, oldest first, without changing anything (works while a
+/// producer owns the directory).
+pub fn inspect(dir: &Path) -> Result<Vec<SpoolFileSummary>> {
+    spool_files(dir)?
+        .into_iter()
+        .map(|path| {
+            let mut summary = SpoolFileSummary {
+                bytes: fs::metadata(&path).map_or(0, |m| m.len()),
+                path: path.clone(),
+                records: 0,
+                topics: BTreeMap::new(),
+                reasons: BTreeMap::new(),
+                torn: None,
+            };
+            for item in SpoolReader::open(&path)? {
+                match item {
+                    Ok(message) => {
+                        summary.records += 1;
+                        *summary.topics.entry(message.record.topic).or_default() += 1;
+                        *summary
+                            .reasons
+                            .entry(message.reason.kind().as_str().to_string())
+                            .or_default() += 1;
+                    }
+                    Err(torn) => summary.torn = Some(torn),
+                }
+            }
+            Ok(summary)
+        })
+        .collect()
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn spool_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("cannot list", dir, e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| sequence_of(path).is_some())
+        .collect();
+    files.sort_by_key(|path| sequence_of(path));
+    Ok(files)
+}
+
+fn sequence_of(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix(FILE_PREFIX)?
+        .strip_suffix(FILE_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+fn io_error(what: &str, path: &Path, error: io::Error) -> Error {
+    Error::new(
+        ErrorKind::Spool,
+        format!("{what} {}: {error}", path.display()),
+    )
+}
+
+/// Reads until `buf` is full or the end; returns how much was read.
+fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(body.len() + 8);
+    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    framed.extend_from_slice(body);
+    framed
+}
+
+fn encode(message: &SpooledMessage) -> Vec<u8> {
+    let record = &message.record;
+    let mut out = Vec::with_capacity(
+        64 + record.topic.len()
+            + record.key.as_ref().map_or(0, Vec::len)
+            + record.value.as_ref().map_or(0, Vec::len),
+    );
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&message.first_attempt_ms.to_le_bytes());
+    out.extend_from_slice(&message.spooled_at_ms.to_le_bytes());
+    out.extend_from_slice(&message.attempts.to_le_bytes());
+    put_bytes(&mut out, message.reason.kind().as_str().as_bytes());
+    put_bytes(&mut out, message.reason.message().as_bytes());
+    put_bytes(&mut out, record.topic.as_bytes());
+    put_optional(&mut out, record.key.as_deref());
+    put_optional(&mut out, record.value.as_deref());
+    out.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
+    for (key, value) in &record.headers {
+        put_bytes(&mut out, key.as_bytes());
+        put_optional(&mut out, value.as_deref());
+    }
+    match record.partition {
+        Some(p) => {
+            out.push(1);
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    match record.timestamp {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => {
+            out.push(1);
+            put_bytes(out, bytes);
+        }
+        None => out.push(0),
+    }
+}
+
+/// A cursor over a record body; every read is bounds-checked, so a bad body gives `None`.
+struct Body<'a>(&'a [u8]);
+
+impl<'a> Body<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+    fn optional(&mut self) -> Option<Option<Vec<u8>>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.bytes()?.to_vec())),
+            _ => None,
+        }
+    }
+}
+
+fn decode(body: &[u8]) -> Option<SpooledMessage> {
+    let mut b = Body(body);
+    if b.u8()? != RECORD_VERSION {
+        return None;
+    }
+    let first_attempt_ms = b.i64()?;
+    let spooled_at_ms = b.i64()?;
+    let attempts = b.u32()?;
+    let kind = ErrorKind::from_name(&b.text()?)?;
+    let reason = Error::new(kind, b.text()?);
+    let topic = b.text()?;
+    let key = b.optional()?;
+    let value = b.optional()?;
+    let header_count = b.u32()?;
+    let mut headers = Vec::new();
+    for _ in 0..header_count {
+        headers.push((b.text()?, b.optional()?));
+    }
+    let partition = match b.u8()? {
+        0 => None,
+        _ => Some(b.i32()?),
+    };
+    let timestamp = match b.u8()? {
+        0 => None,
+        _ => Some(b.i64()?),
+    };
+    b.0.is_empty().then_some(SpooledMessage {
+        record: OwnedRecord {
+            topic,
+            key,
+            value,
+            headers,
+            partition,
+            timestamp,
+        },
+        reason,
+        attempts,
+        first_attempt_ms,
+        spooled_at_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "kafkasender-spool-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn settings(dir: &Path, max_bytes: u64) -> SpoolSettings {
+        SpoolSettings {
+            dir: Some(dir.to_path_buf()),
+            fsync: FsyncPolicy::Always,
+            max_bytes,
+        }
+    }
+
+    fn message(i: u32) -> SpooledMessage {
+        SpooledMessage {
+            record: OwnedRecord {
+                topic: "orders".into(),
+                key: Some(format!("k{i}").into_bytes()),
+                value: (!i.is_multiple_of(3)).then(|| vec![i as u8; 100]),
+                headers: vec![("h".into(), Some(b"v".to_vec())), ("null".into(), None)],
+                partition: i.is_multiple_of(2).then_some(3),
+                timestamp: Some(1_700_000_000_000 + i64::from(i)),
+            },
+            reason: Error::new(ErrorKind::Timeout, "message timed out"),
+            attempts: 3,
+            first_attempt_ms: 1,
+            spooled_at_ms: 2,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_a_torn_tail_is_reported_not_replayed() {
+        let dir = temp_dir("roundtrip");
+        let spool = Spool::open(&settings(&dir, 1 << 20)).unwrap().unwrap();
+        let written: Vec<SpooledMessage> = (0..10).map(message).collect();
+        let mut path = PathBuf::new();
+        for m in &written {
+            path = spool.append(m).unwrap();
+        }
+        // A crash in the middle of the next record's write.
+        let torn = frame(&encode(&message(99)));
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&torn[..torn.len() / 2])
+            .unwrap();
+
+        let items: Vec<_> = SpoolReader::open(&path).unwrap().collect();
+        assert_eq!(items.len(), 11);
+        let read: Vec<SpooledMessage> = items[..10].iter().map(|i| i.clone().unwrap()).collect();
+        assert_eq!(read, written);
+        let torn = items[10].clone().unwrap_err();
+        assert!(torn.reason.contains("then the end"), "{torn:?}");
+
+        let summary = inspect(&dir).unwrap();
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].records, 10);
+        assert_eq!(summary[0].topics["orders"], 10);
+        assert_eq!(summary[0].reasons["timeout"], 10);
+        assert!(summary[0].torn.is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_byte_stops_the_reader_at_that_record() {
+        let dir = temp_dir("corrupt");
+        let spool = Spool::open(&settings(&dir, 1 << 20)).unwrap().unwrap();
+        let path = (0..3)
+            .map(|i| spool.append(&message(i)).unwrap())
+            .last()
+            .unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        let second_record = 8 + 8 + encode(&message(0)).len() + 8 + 20;
+        bytes[second_record] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let items: Vec<_> = SpoolReader::open(&path).unwrap().collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[0].is_ok());
+        assert_eq!(items[1].clone().unwrap_err().reason, "checksum mismatch");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_size_cap_refuses_with_a_clear_error_and_one_producer_owns_a_directory() {
+        let dir = temp_dir("cap");
+        let two = (MAGIC.len()
+            + frame(&encode(&message(1))).len()
+            + frame(&encode(&message(2))).len()) as u64;
+        let spool = Spool::open(&settings(&dir, two + 5)).unwrap().unwrap();
+        spool.append(&message(1)).unwrap();
+        spool.append(&message(2)).unwrap();
+        let error = spool.append(&message(4)).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Spool);
+        assert!(error.message().contains("spool is full"), "{error}");
+
+        let second = Spool::open(&settings(&dir, two)).err().expect("locked");
+        assert!(second.message().contains("in use"), "{second}");
+        drop(spool);
+
+        let reopened = Spool::open(&settings(&dir, 1 << 20)).unwrap().unwrap();
+        assert!(reopened.has_waiting());
+        let files = reopened.take_for_replay();
+        assert_eq!(files.len(), 1);
+        reopened.append(&message(5)).unwrap();
+        assert_eq!(
+            inspect(&dir).unwrap().len(),
+            2,
+            "new appends go to a new file"
+        );
+        reopened.remove_replayed(&files[0]);
+        assert_eq!(inspect(&dir).unwrap().len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,543 @@
+//! The resilience layer against librdkafka's mock cluster: wire retries, client re-sends, the
+//! circuit breaker, the dead-letter topic and the spool (including a producer killed mid-spool).
+//! Every claim about where a message went is checked by reading the topics back.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kafkasender::testing::{read_topic, ConsumedRecord, MockApi, MockCluster};
+use kafkasender::{
+    spool, BreakerState, ConfigBuilder, DeliveryReport, ErrorKind, HealthStatus, Outcome, Producer,
+    Record,
+};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Collects reports from callbacks.
+#[derive(Clone, Default)]
+struct Reports(Arc<(Mutex<Vec<DeliveryReport>>, Condvar)>);
+
+impl Reports {
+    fn callback(&self) -> kafkasender::DeliveryCallback {
+        let reports = self.clone();
+        Box::new(move |report| {
+            let (list, ready) = &*reports.0;
+            list.lock().unwrap().push(report);
+            ready.notify_all();
+        })
+    }
+
+    fn wait_for(&self, n: usize, limit: Duration) -> Vec<DeliveryReport> {
+        let (list, ready) = &*self.0;
+        let deadline = Instant::now() + limit;
+        let mut guard = list.lock().unwrap();
+        while guard.len() < n && Instant::now() < deadline {
+            guard = ready
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        guard.clone()
+    }
+}
+
+fn values(records: &[ConsumedRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect()
+}
+
+fn header<'a>(record: &'a ConsumedRecord, name: &str) -> &'a str {
+    let (_, value) = record
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .unwrap_or_else(|| panic!("no header {name} in {record:?}"));
+    std::str::from_utf8(value.as_deref().unwrap()).unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "kafkasender-test-{name}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn retriable_produce_errors_are_retried_and_nothing_is_lost_or_duplicated() {
+    let topic = "flaky";
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic(topic, 4, 3).unwrap();
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("statistics.interval.ms", "100")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
+        .unwrap();
+    // NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE,
+    // three times each, for the next 12 produce requests.
+    let codes: Vec<i32> = [6, 7, 19, 5].repeat(3);
+    cluster
+        .push_request_errors(MockApi::Produce, &codes)
+        .unwrap();
+
+    let reports = Reports::default();
+    let n = 2_000;
+    for i in 0..n {
+        let value = format!("m-{i}");
+        producer
+            .send(
+                &Record::new(topic).key(&value).value(&value),
+                reports.callback(),
+            )
+            .unwrap();
+    }
+    producer.flush(LONG).unwrap();
+    let reports = reports.wait_for(n, LONG);
+    assert!(
+        reports.iter().all(DeliveryReport::is_delivered),
+        "{:?}",
+        reports.iter().find(|r| !r.is_delivered())
+    );
+
+    let read = read_topic(cluster.bootstrap_servers(), topic, LONG).unwrap();
+    let read_values = values(&read);
+    let distinct: HashSet<&String> = read_values.iter().collect();
+    assert_eq!(read.len(), n + 1, "no duplicates");
+    assert_eq!(distinct.len(), n + 1, "nothing lost");
+    assert!(
+        wait_until(Duration::from_secs(5), || producer.metrics().wire_retries
+            > 0),
+        "the wire retries are counted: {:?}",
+        producer.metrics()
+    );
+}
+
+/// Brokers that are down before the producer ever connects: nothing reaches the wire, so a
+/// message that times out was certainly not written, and re-sending it cannot duplicate it.
+fn cluster_down_from_the_start(topic: &str) -> MockCluster {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(topic, 2, 1).unwrap();
+    cluster.broker_down(1).unwrap();
+    cluster
+}
+
+#[test]
+fn messages_that_time_out_are_re_sent_with_backoff_and_delivered() {
+    let topic = "resent";
+    let cluster = cluster_down_from_the_start(topic);
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("message.timeout.ms", "400ms")
+            .set("retry.max", "20")
+            .set("retry.backoff.base.ms", "100ms")
+            .set("retry.backoff.cap.ms", "300ms")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let reports = Reports::default();
+    for i in 0..20 {
+        let value = format!("r-{i}");
+        producer
+            .send(&Record::new(topic).value(&value), reports.callback())
+            .unwrap();
+    }
+    assert!(
+        wait_until(LONG, || producer.metrics().retried >= 20),
+        "every message timed out and was re-sent at least once"
+    );
+    cluster.broker_up(1).unwrap();
+    let reports = reports.wait_for(20, LONG);
+    assert_eq!(reports.len(), 20);
+    for report in &reports {
+        assert!(report.is_delivered(), "{report:?}");
+        assert!(report.attempts >= 2, "{report:?}");
+    }
+    let read = read_topic(cluster.bootstrap_servers(), topic, LONG).unwrap();
+    let mut read_values = values(&read);
+    read_values.sort();
+    let mut sent: Vec<String> = (0..20).map(|i| format!("r-{i}")).collect();
+    sent.sort();
+    assert_eq!(read_values, sent, "each message exactly once");
+    let metrics = producer.metrics();
+    assert_eq!((metrics.delivered, metrics.failed), (20, 0));
+}
+
+#[test]
+fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_replays() {
+    let topic = "outage";
+    let cluster = cluster_down_from_the_start(topic);
+    let dir = temp_dir("breaker");
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("message.timeout.ms", "300ms")
+            .set("retry.max", "0")
+            .set("breaker.enabled", "true")
+            .set("breaker.consecutive.failures", "3")
+            .set("breaker.timeout.ms", "500ms")
+            .set("spool.dir", dir.to_str().unwrap())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+
+    // Before the breaker opens, messages wait for their timeout and are then spooled.
+    let reports = Reports::default();
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let value = format!("early-{i}");
+        producer
+            .send(&Record::new(topic).value(&value), reports.callback())
+            .unwrap();
+        sent.push(value);
+    }
+    assert!(
+        wait_until(LONG, || producer.breaker_state() == BreakerState::Open),
+        "the breaker opens"
+    );
+    assert_eq!(producer.health().status, HealthStatus::Unhealthy);
+    // While it is open, sends are spooled at once.
+    for i in 0..20 {
+        let value = format!("open-{i}");
+        producer
+            .send(&Record::new(topic).value(&value), reports.callback())
+            .unwrap();
+        sent.push(value);
+    }
+    let spooled = reports.wait_for(25, LONG);
+    assert_eq!(spooled.len(), 25);
+    for report in &spooled {
+        let Outcome::Spooled { path, reason } = &report.outcome else {
+            panic!("not spooled: {report:?}");
+        };
+        assert!(path.starts_with(&dir));
+        assert!(
+            matches!(
+                reason.kind(),
+                ErrorKind::CircuitOpen | ErrorKind::Timeout | ErrorKind::BrokerTransport
+            ),
+            "{reason}"
+        );
+    }
+    let summary = spool::inspect(&dir).unwrap();
+    assert_eq!(summary.iter().map(|f| f.records).sum::<u64>(), 25);
+
+    // The brokers come back; the next sends after the open timeout are the half-open probes.
+    cluster.broker_up(1).unwrap();
+    let mut probes = 0;
+    assert!(
+        wait_until(LONG, || {
+            if producer.breaker_state() != BreakerState::Closed {
+                let value = format!("probe-{probes}");
+                probes += 1;
+                producer
+                    .send(&Record::new(topic).value(&value), reports.callback())
+                    .unwrap();
+                sent.push(value);
+                thread::sleep(Duration::from_millis(100));
+            }
+            producer.breaker_state() == BreakerState::Closed
+        }),
+        "the breaker closes once a probe is delivered"
+    );
+    // Probes sent while the half-open breaker had no probe slot left were spooled too.
+    assert!(
+        wait_until(LONG, || {
+            let m = producer.metrics();
+            m.replayed >= 25 && m.replayed == m.spooled
+        }),
+        "closing the breaker replays the spool: {:?}",
+        producer.metrics()
+    );
+    producer.flush(LONG).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || spool::inspect(&dir)
+            .unwrap()
+            .is_empty()),
+        "replayed files are deleted"
+    );
+
+    let read = read_topic(cluster.bootstrap_servers(), topic, LONG).unwrap();
+    let mut read_values = values(&read);
+    read_values.sort();
+    sent.sort();
+    assert_eq!(
+        read_values, sent,
+        "every message delivered exactly once, none lost"
+    );
+    let metrics = producer.metrics();
+    assert!(metrics.breaker_trips >= 1);
+    assert_eq!(metrics.failed, 0, "{metrics:?}");
+    assert_eq!(metrics.spooled, metrics.replayed);
+    drop(producer);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn messages_the_broker_refuses_go_to_the_dead_letter_topic_with_their_headers() {
+    let (topic, dlq) = ("payments", "payments.dlq");
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic(topic, 2, 3).unwrap();
+    cluster.create_topic(dlq, 2, 3).unwrap();
+    let producer = Producer::new(cluster.config().set("dlq.topic", dlq).build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
+        .unwrap();
+
+    let before_ms = kafkasender_now_ms();
+    // TOPIC_AUTHORIZATION_FAILED, then MESSAGE_TOO_LARGE, each for one produce request.
+    let mut reports = Vec::new();
+    for (code, value) in [(29, "denied"), (10, "too-large")] {
+        cluster
+            .push_request_errors(MockApi::Produce, &[code])
+            .unwrap();
+        reports.push(
+            producer
+                .send_and_wait(
+                    &Record::new(topic)
+                        .key("k-1")
+                        .value(value)
+                        .header("trace", "t-1"),
+                    LONG,
+                )
+                .unwrap(),
+        );
+    }
+    let kinds: Vec<ErrorKind> = reports
+        .iter()
+        .map(|report| match &report.outcome {
+            Outcome::DeadLettered { topic: to, reason } => {
+                assert_eq!(to, dlq);
+                assert_eq!(report.topic, topic);
+                assert!(report.offset >= 0);
+                reason.kind()
+            }
+            other => panic!("not dead-lettered: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [ErrorKind::Authorization, ErrorKind::MessageTooLarge]
+    );
+
+    let letters = read_topic(cluster.bootstrap_servers(), dlq, LONG).unwrap();
+    assert_eq!(values(&letters).len(), 2);
+    for (letter, expected) in letters.iter().zip(["denied", "too-large"]) {
+        let value = String::from_utf8(letter.value.clone().unwrap()).unwrap();
+        assert_eq!(value, expected);
+        assert_eq!(letter.key.as_deref(), Some(&b"k-1"[..]));
+        assert_eq!(header(letter, "trace"), "t-1");
+        assert_eq!(header(letter, "x-ks-original-topic"), topic);
+        assert_eq!(header(letter, "x-ks-attempts"), "1");
+        let first: i64 = header(letter, "x-ks-first-attempt-ms").parse().unwrap();
+        let last: i64 = header(letter, "x-ks-last-attempt-ms").parse().unwrap();
+        assert!(
+            before_ms - 1_000 <= first && first <= last,
+            "{first} {last}"
+        );
+    }
+    assert!(header(&letters[0], "x-ks-error").starts_with("authorization:"));
+    assert!(header(&letters[1], "x-ks-error").starts_with("message_too_large:"));
+    assert_eq!(
+        values(&read_topic(cluster.bootstrap_servers(), topic, LONG).unwrap()),
+        ["warm-up"],
+        "nothing refused reached the topic"
+    );
+    let metrics = producer.metrics();
+    assert_eq!((metrics.dead_lettered, metrics.failed), (2, 0));
+    assert!(producer
+        .metrics_prometheus()
+        .contains("kafkasender_messages_dead_lettered_total{client_id=\"kafkasender\"} 2"));
+}
+
+fn kafkasender_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+const CHILD_SPOOL_DIR: &str = "KS_TEST_CHILD_SPOOL_DIR";
+
+/// The child process of the kill test: spools forever (nothing listens on its bootstrap port)
+/// and prints how many reports said `Spooled`, until it is killed.
+fn spool_forever(dir: &Path) -> ! {
+    let producer = Producer::new(
+        ConfigBuilder::default()
+            .brokers("127.0.0.1:1")
+            .set("message.timeout.ms", "200ms")
+            .set("retry.max", "0")
+            .set("breaker.enabled", "true")
+            .set("breaker.consecutive.failures", "1")
+            .set("breaker.timeout.ms", "1h")
+            .set("spool.dir", dir.to_str().unwrap())
+            .set("spool.fsync", "never")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let spooled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for i in 0.. {
+        let counter = spooled.clone();
+        producer
+            .send(
+                &Record::new("killed")
+                    .key(format!("k-{}", i % 7).as_bytes())
+                    .value(format!("m-{i}").as_bytes()),
+                Box::new(move |report| {
+                    if matches!(report.outcome, Outcome::Spooled { .. }) {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }),
+            )
+            .unwrap();
+        if i % 50 == 0 {
+            println!(
+                "spooled {}",
+                spooled.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            std::io::stdout().flush().unwrap();
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped() {
+    if let Ok(dir) = std::env::var(CHILD_SPOOL_DIR) {
+        spool_forever(Path::new(&dir));
+    }
+    let dir = temp_dir("killed");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_SPOOL_DIR, &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut reported = 0;
+    for line in stdout.lines() {
+        if let Some(n) = line.unwrap().strip_prefix("spooled ") {
+            reported = n.parse().unwrap();
+            if reported >= 500 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no close, no flush, no destructor
+    child.wait().unwrap();
+    assert!(reported >= 500, "the child spooled");
+
+    // What a crash in the middle of a write leaves: the start of one more record.
+    let files = spool::inspect(&dir).unwrap();
+    let mut spooled_values = HashSet::new();
+    for file in &files {
+        assert!(file.torn.is_none(), "{file:?}");
+        for message in spool::SpoolReader::open(&file.path).unwrap() {
+            let value = message.unwrap().record.value.unwrap();
+            assert!(spooled_values.insert(String::from_utf8(value).unwrap()));
+        }
+    }
+    let on_disk = spooled_values.len() as u64;
+    assert!(
+        on_disk >= reported,
+        "{on_disk} records on disk, {reported} reported spooled"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&files.last().unwrap().path)
+        .unwrap()
+        .write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'p', b'a', b'r', b't'])
+        .unwrap();
+    let inspected = spool::inspect(&dir).unwrap();
+    assert!(
+        inspected.last().unwrap().torn.is_some(),
+        "inspect reports the torn record"
+    );
+
+    // A new producer on the same directory replays everything by itself.
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("killed", 8, 1).unwrap();
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("spool.dir", dir.to_str().unwrap())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || producer.metrics().replayed == on_disk),
+        "replayed {:?} of {on_disk}",
+        producer.metrics()
+    );
+    producer.flush(LONG).unwrap();
+    let metrics = producer.metrics();
+    assert_eq!(metrics.delivered, on_disk);
+    assert_eq!(metrics.spool_torn_records, 1);
+    let read = read_topic(cluster.bootstrap_servers(), "killed", LONG).unwrap();
+    let read_values: HashSet<String> = values(&read).into_iter().collect();
+    assert_eq!(read.len() as u64, on_disk, "no duplicates");
+    assert_eq!(read_values, spooled_values, "every spooled message");
+    assert!(
+        wait_until(Duration::from_secs(5), || spool::inspect(&dir)
+            .unwrap()
+            .is_empty()),
+        "the replayed file is deleted"
+    );
+    drop(producer);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn replay_needs_a_spool_and_a_second_producer_cannot_share_one() {
+    let cluster = MockCluster::new(1).unwrap();
+    let producer = Producer::new(cluster.config().build().unwrap()).unwrap();
+    assert_eq!(
+        producer.replay_spool().unwrap_err().kind(),
+        ErrorKind::Config
+    );
+
+    let dir = temp_dir("shared");
+    let config = cluster.config().set("spool.dir", dir.to_str().unwrap());
+    let first = Producer::new(config.clone().build().unwrap()).unwrap();
+    let error = Producer::new(config.build().unwrap()).err().unwrap();
+    assert!(error.message().contains("in use"), "{error}");
+    assert_eq!(first.replay_spool().unwrap().records, 0);
+    drop(first);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
