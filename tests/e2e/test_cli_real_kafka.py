@@ -60,3 +60,37 @@ def test_demo_against_real_kafka_reads_back_everything_it_sent(kafkasender_bin, 
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = next(line for line in result.stdout.splitlines() if "read back == sent" in line)
     assert verdict.split("│")[2].strip() == "yes", result.stdout
+
+
+def test_what_could_not_be_delivered_is_spooled_inspected_and_replayed_to_real_kafka(
+        kafkasender_bin, tmp_path, bootstrap, topic):
+    spool = tmp_path / "spool"
+    lines = [f'{{"user": "u{i % 3}", "n": {i}}}' for i in range(50)]
+    # Nothing listens on port 1: every message times out and goes to the spool instead of being lost.
+    outage = produce(kafkasender_bin, "127.0.0.1:1",
+                     ["-X", "message.timeout.ms=500", "-X", "retry.max=1", "-X", "retry.backoff.base.ms=50ms",
+                      "-X", f"spool.dir={spool}", "--topic", topic, "--key-field", "user", "--header", "origin=e2e"],
+                     "\n".join(lines))
+    assert outage.returncode == 1, "not delivered is a failed run, even when nothing is lost"
+    spooled_row = next(line for line in outage.stderr.splitlines() if "│ spooled" in line)
+    assert spooled_row.split("│")[2].strip() == "50", outage.stderr
+
+    inspected = subprocess.run([kafkasender_bin, "spool", "inspect", str(spool)], capture_output=True, text=True)
+    assert inspected.returncode == 0, inspected.stdout + inspected.stderr
+    assert f"topic {topic}: 50" in inspected.stdout
+    assert "reason timeout: 50" in inspected.stdout
+
+    env = {**os.environ, "KAFKA_BROKERS": bootstrap}
+    replayed = subprocess.run([kafkasender_bin, "spool", "replay", str(spool)], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "no spool files" in subprocess.run([kafkasender_bin, "spool", "inspect", str(spool)],
+                                              capture_output=True, text=True).stdout
+
+    records = read_back(bootstrap, topic, 50, idle_ms=5000)
+    assert sorted(json.loads(r.value)["n"] for r in records) == list(range(50)), "each exactly once"
+    assert all(r.headers == [("origin", "e2e")] for r in records)
+    by_key = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key[r.key].append(json.loads(r.value)["n"])
+    assert all(ns == sorted(ns) for ns in by_key.values()), "per-key order survives the spool"

@@ -147,13 +147,6 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         && read.len() as u64 == sent
         && unique.len() as u64 == sent;
     let mut rows = delivery_rows(&metrics, rejected, elapsed);
-    rows.insert(
-        3,
-        (
-            "retries (librdkafka, idempotent)",
-            thousands(metrics.wire_retries),
-        ),
-    );
     rows.extend([
         ("read back by a consumer", thousands(read.len() as u64)),
         ("distinct events read back", thousands(unique.len() as u64)),

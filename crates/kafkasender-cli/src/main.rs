@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod mock;
 mod produce;
+mod spool;
 mod tally;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     Bench(bench::Args),
     /// Serve a mock cluster to other processes; prints its bootstrap address, runs until stdin closes.
     MockCluster(mock::Args),
+    /// Look into or replay a spool directory (spool.dir).
+    #[command(subcommand)]
+    Spool(spool::Command),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -55,15 +59,20 @@ pub fn config(overrides: &[(String, String)], brokers: Option<&str>) -> ConfigBu
     }
 }
 
-/// Logs go to stderr. `RUST_LOG` wins, then `KAFKA_LOG_LEVEL`, then `default`.
+/// Logs go to stderr, as text or JSON lines (`KAFKA_LOG_FORMAT=json`). `RUST_LOG` wins, then
+/// `KAFKA_LOG_LEVEL`, then `default`.
 fn init_logging(default: &str) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("KAFKA_LOG_LEVEL"))
         .unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    if std::env::var("KAFKA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> ExitCode {
@@ -78,6 +87,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(&args, &cli.set),
         Command::Bench(args) => bench::run(&args, &cli.set),
         Command::MockCluster(args) => mock::run(&args),
+        Command::Spool(command) => spool::run(&command, &cli.set),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

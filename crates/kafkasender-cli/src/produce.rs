@@ -29,7 +29,7 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     kafkasender::config::parse_duration(s)
         .ok_or_else(|| format!("expected a duration like 30s, got {s:?}"))
 }
@@ -93,8 +93,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     }
 
     let metrics = producer.metrics();
-    let mut rows = delivery_rows(&metrics, rejected, elapsed);
-    rows.insert(3, ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())));
+    let rows = delivery_rows(&metrics, rejected, elapsed);
     eprint!(
         "{}",
         table(&format!("kafkasender produce → {}", args.topic), &rows)

@@ -60,10 +60,29 @@ pub fn delivery_rows(
     vec![
         ("sent", thousands(metrics.sent)),
         ("delivered", thousands(metrics.delivered)),
+        ("dead-lettered", thousands(metrics.dead_lettered)),
+        ("spooled", thousands(metrics.spooled)),
         ("failed", thousands(metrics.failed + rejected)),
+        ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())),
         ("throughput", format!("{} msg/s", thousands(rate))),
         ("delivery latency p50", millis(metrics.latency.p50)),
         ("delivery latency p99", millis(metrics.latency.p99)),
+        (
+            "retries (librdkafka wire / kafkasender re-sends)",
+            format!(
+                "{} / {}",
+                thousands(metrics.wire_retries),
+                thousands(metrics.retried)
+            ),
+        ),
+        (
+            "circuit breaker",
+            format!(
+                "{} (opened {} times)",
+                metrics.breaker_state.as_str(),
+                metrics.breaker_trips
+            ),
+        ),
     ]
 }
 

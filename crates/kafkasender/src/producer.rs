@@ -694,6 +694,9 @@ pub(crate) struct Pending {
     pub(crate) attempts: u32,
     /// The partition the caller asked for (librdkafka's message only knows the assigned one).
     partition: Option<i32>,
+    /// The partition librdkafka had assigned when it last reported the message (-1: none); re-sends
+    /// keep their order within it.
+    pub(crate) assigned_partition: i32,
     /// A half-open circuit breaker's probe: its result decides the breaker's state.
     pub(crate) probe: bool,
     pub(crate) stage: Stage,
@@ -719,6 +722,7 @@ impl Pending {
             last_attempt_at: now,
             attempts: 1,
             partition: None,
+            assigned_partition: -1,
             probe: false,
             stage: Stage::Original,
         }
@@ -871,6 +875,7 @@ impl ProducerContext for Context {
             return self.tracker.finish(*pending, report);
         };
         let record = OwnedRecord::of_message(message, pending.partition);
+        pending.assigned_partition = message.partition();
         if let Some((pending, report)) = self.rescue.after_failure(Parcel {
             record,
             pending,

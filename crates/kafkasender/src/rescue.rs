@@ -6,7 +6,7 @@
 //! delivery thread (the `handoff`), so every user callback still runs there.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -67,6 +67,9 @@ impl Ord for Scheduled {
 struct Queue {
     scheduled: BinaryHeap<Reverse<Scheduled>>,
     sequence: u64,
+    /// The latest re-send due per (topic, partition): a later failure of the same partition is
+    /// never due before an earlier one, so jitter does not reorder a key's messages.
+    lanes: HashMap<(String, i32), Instant>,
     replay_requested: bool,
     stop: bool,
 }
@@ -149,7 +152,9 @@ impl Rescue {
         if !abandoned && self.retry.should_retry(&error, pending.attempts) {
             let wait = self.retry.backoff(pending.attempts);
             tracing::debug!(target: "kafkasender", %error, attempts = pending.attempts, ?wait, "re-sending");
-            self.schedule(
+            let lane = (record.topic.clone(), pending.assigned_partition);
+            self.schedule_in_lane(
+                lane,
                 Instant::now() + wait,
                 Job::Resend(Parcel {
                     record,
@@ -258,8 +263,25 @@ impl Rescue {
         self.wakeup.notify_all();
     }
 
+    /// Schedules a re-send no earlier than the one scheduled last for the same partition.
+    fn schedule_in_lane(&self, lane: (String, i32), due: Instant, job: Job) {
+        self.schedule_with(Some(lane), due, job);
+    }
+
     fn schedule(&self, due: Instant, job: Job) {
+        self.schedule_with(None, due, job);
+    }
+
+    fn schedule_with(&self, lane: Option<(String, i32)>, due: Instant, job: Job) {
         let mut queue = lock(&self.queue);
+        let mut due = due;
+        if let Some(lane) = lane {
+            let now = Instant::now();
+            queue.lanes.retain(|_, last| *last > now);
+            let last = queue.lanes.entry(lane).or_insert(due);
+            *last = (*last).max(due);
+            due = *last;
+        }
         queue.sequence += 1;
         let sequence = queue.sequence;
         queue
