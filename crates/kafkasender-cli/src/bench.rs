@@ -1,6 +1,8 @@
 //! `kafkasender bench`: kafkasender's `send` against raw librdkafka (rdkafka's BaseProducer with
 //! a poll thread, the ceiling) on the same cluster, with the same properties, alternating runs.
-//! Reports medians and the ratio, because this machine is shared and noisy.
+//! A third contender runs `send` with every resilience stage configured but idle (re-sends, circuit
+//! breaker, dead-letter topic, spool, a rate limit that never binds), to show what they cost.
+//! Reports medians and ratios, because this machine is shared and noisy.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,7 +77,26 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         config.get("linger.ms").unwrap_or("?"),
     );
 
-    let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    let spool =
+        std::env::temp_dir().join(format!("kafkasender-bench-spool-{}", std::process::id()));
+    let resilient = crate::config(
+        &[
+            overrides,
+            &[
+                ("breaker.enabled".to_string(), "true".to_string()),
+                ("dlq.topic".to_string(), format!("{topic}-dlq")),
+                ("spool.dir".to_string(), spool.display().to_string()),
+                (
+                    "ratelimit.messages.per.second".to_string(),
+                    "1000000000".to_string(),
+                ),
+            ][..],
+        ]
+        .concat(),
+        Some(&bootstrap),
+    )
+    .build()?;
+    let (mut raw, mut ours, mut guarded) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=args.runs {
         raw.push(print_run(
             run,
@@ -89,13 +110,21 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
             kafkasender_send(&config, topic, &payload, args.count)?,
             args.tsv,
         ));
+        guarded.push(print_run(
+            run,
+            "kafkasender+resilience",
+            kafkasender_send(&resilient, topic, &payload, args.count)?,
+            args.tsv,
+        ));
     }
-    let (raw, ours) = (median(raw), median(ours));
+    let _ = std::fs::remove_dir_all(&spool);
+    let (raw, ours, guarded) = (median(raw), median(ours), median(guarded));
     println!("| contender | msg/s (median) | p50 latency | p99 latency | rate vs librdkafka |");
     println!("|---|---:|---:|---:|---:|");
     for (name, r) in [
         ("librdkafka (rdkafka BaseProducer)", &raw),
         ("kafkasender send + callback", &ours),
+        ("kafkasender, every resilience stage on but idle", &guarded),
     ] {
         println!(
             "| {name} | {} | {:.1} ms | {:.1} ms | {:.2} |",
@@ -105,6 +134,10 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
             r.rate / raw.rate
         );
     }
+    println!(
+        "\nresilience stages idle vs bare kafkasender: {:.3}× the message rate",
+        guarded.rate / ours.rate
+    );
     Ok(true)
 }
 

@@ -1,6 +1,6 @@
 //! `kafkasender spool inspect DIR` and `kafkasender spool replay DIR`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kafkasender::Producer;
@@ -33,7 +33,7 @@ pub fn run(command: &Command, overrides: &[(String, String)]) -> anyhow::Result<
     }
 }
 
-fn inspect(dir: &PathBuf) -> anyhow::Result<bool> {
+fn inspect(dir: &Path) -> anyhow::Result<bool> {
     let files = kafkasender::spool::inspect(dir)?;
     if files.is_empty() {
         println!("{}: no spool files", dir.display());
@@ -67,7 +67,7 @@ fn inspect(dir: &PathBuf) -> anyhow::Result<bool> {
 }
 
 fn replay(
-    dir: &std::path::Path,
+    dir: &Path,
     flush_timeout: Duration,
     overrides: &[(String, String)],
 ) -> anyhow::Result<bool> {

@@ -741,3 +741,27 @@ fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_
     let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
     assert_eq!(read.len(), 1, "only the first message was sent");
 }
+
+#[test]
+fn librdkafka_statistics_reach_a_statistics_callback_as_json() {
+    let cluster = MockCluster::new(1).unwrap();
+    let (sender, received) = mpsc::sync_channel::<String>(16);
+    let producer = Producer::with_statistics(
+        cluster
+            .config()
+            .set("statistics.interval.ms", "100")
+            .build()
+            .unwrap(),
+        Some(Box::new(move |json| {
+            let _ = sender.try_send(json.to_string());
+        })),
+    )
+    .unwrap();
+    producer
+        .send_and_wait(&Record::new("stats").value("v"), FLUSH_TIMEOUT)
+        .unwrap();
+    let json = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed["type"], "producer");
+    assert!(parsed["brokers"].is_object(), "{json}");
+}
