@@ -39,7 +39,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-c test-go examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-c test-go test-python examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), Python, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -91,7 +91,7 @@ install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.p
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/kafkasender.pc.in > $(PREFIX)/lib/pkgconfig/kafkasender.pc
 
 .PHONY: examples
-examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config)
+examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python runs in test-python)
 	$(MAKE) --no-print-directory install PREFIX=target/install
 	@mkdir -p target/examples
 	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
@@ -102,6 +102,28 @@ examples: build ## Build and run the C, C++, Go and Rust examples (C through an 
 	target/examples/producer-cpp
 	cd examples/go && go run .
 	$(CARGO) run --$(PROFILE) --quiet -p kafkasender --example send
+
+# A virtualenv of the project's own for the Python package, its tests and benchmark.
+PY_VENV := target/python-venv
+PY := $(PY_VENV)/bin/python
+
+$(PY):
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+.PHONY: python
+python: $(PY) ## Build the Python wheel (abi3, CPython >= 3.9) into target/wheels
+	$(PY) -m pip install --quiet 'maturin>=1.9,<2'
+	$(PY_VENV)/bin/maturin build --release -m bindings/python/Cargo.toml --out target/wheels
+
+.PHONY: python-install
+python-install: $(PY) ## pip install ./bindings/python into target/python-venv (builds from source)
+	$(PY) -m pip install --quiet ./bindings/python pytest
+
+.PHONY: test-python
+test-python: python-install ## Python tests (pytest) on the mock cluster, and the Python example
+	$(PY) -m pytest -q -p no:cacheprovider bindings/python/tests
+	$(PY) examples/python/send.py
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)

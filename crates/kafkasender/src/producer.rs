@@ -301,7 +301,7 @@ impl Producer {
             join(&self.delivery_thread);
         }
         if let Some(spool) = &self.shared.rescue.spool {
-            spool.sync();
+            spool.release();
         }
         CloseReport {
             in_flight_at_close,

@@ -49,8 +49,8 @@ pub(crate) struct Spool {
     dir: PathBuf,
     fsync: FsyncPolicy,
     max_bytes: u64,
-    /// Held for the producer's lifetime: its lock keeps a second producer out of the directory.
-    _lock: File,
+    /// Held until the producer closes: its lock keeps a second producer out of the directory.
+    lock: Mutex<Option<File>>,
     state: Mutex<State>,
 }
 
@@ -103,7 +103,7 @@ impl Spool {
             dir,
             fsync: settings.fsync,
             max_bytes: settings.max_bytes,
-            _lock: lock_file,
+            lock: Mutex::new(Some(lock_file)),
             state: Mutex::new(State {
                 active: None,
                 next_sequence,
@@ -201,11 +201,13 @@ impl Spool {
         lock(&self.state).bytes
     }
 
-    /// Flushes the active file to disk (on close).
-    pub(crate) fn sync(&self) {
+    /// Flushes the active file to disk and lets another producer have the directory (on close,
+    /// when nothing appends any more).
+    pub(crate) fn release(&self) {
         if let Some((_, file)) = &lock(&self.state).active {
             let _ = file.sync_data();
         }
+        lock(&self.lock).take();
     }
 }
 
@@ -657,7 +659,7 @@ mod tests {
 
         let second = Spool::open(&settings(&dir, two)).err().expect("locked");
         assert!(second.message().contains("in use"), "{second}");
-        drop(spool);
+        spool.release();
 
         let reopened = Spool::open(&settings(&dir, 1 << 20)).unwrap().unwrap();
         assert!(reopened.has_waiting());

@@ -524,7 +524,7 @@ fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped()
 }
 
 #[test]
-fn replay_needs_a_spool_and_a_second_producer_cannot_share_one() {
+fn replay_needs_a_spool_and_a_second_producer_cannot_share_one_until_the_first_closes() {
     let cluster = MockCluster::new(1).unwrap();
     let producer = Producer::new(cluster.config().build().unwrap()).unwrap();
     assert_eq!(
@@ -535,9 +535,14 @@ fn replay_needs_a_spool_and_a_second_producer_cannot_share_one() {
     let dir = temp_dir("shared");
     let config = cluster.config().set("spool.dir", dir.to_str().unwrap());
     let first = Producer::new(config.clone().build().unwrap()).unwrap();
-    let error = Producer::new(config.build().unwrap()).err().unwrap();
+    let error = Producer::new(config.clone().build().unwrap())
+        .err()
+        .unwrap();
     assert!(error.message().contains("in use"), "{error}");
     assert_eq!(first.replay_spool().unwrap().records, 0);
-    drop(first);
+    first.close(Duration::from_secs(1));
+    let next =
+        Producer::new(config.build().unwrap()).expect("a closed producer lets go of its spool");
+    drop((first, next));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,89 @@
+"""kafkasender: one resilient Apache Kafka producer, shared by Rust, C, Go, Python and Node.
+
+Every send ends in exactly one ``DeliveryReport``: delivered, dead-lettered, spooled, or failed with
+a typed ``KafkaSenderError``. Results reach Python in batches, from a thread of kafkasender's own;
+the GIL is released whenever a call waits.
+
+Create producers after ``fork()``: librdkafka's threads do not survive it, and a producer used in a
+forked child raises ``ProducerClosedError``. An open producer is closed at interpreter exit (with its
+``close.timeout.ms``), so nothing in flight is lost silently.
+"""
+
+import asyncio
+import atexit
+import weakref
+from typing import Any, Iterable, List, Optional
+
+from . import errors
+from ._kafkasender import DeliveryReport, __version__, librdkafka_version
+from ._kafkasender import Producer as _NativeProducer
+from .errors import (AuthenticationError, AuthorizationError, BrokerError, BrokerTransportError,
+                     CircuitOpenError, ConfigError, FatalError, InternalError, InvalidRecordError,
+                     KafkaSenderError, KafkaTimeoutError, MessageTooLargeError, ProducerClosedError,
+                     QueueFullError, RateLimitedError, SpoolError, UnknownTopicOrPartitionError)
+
+__all__ = [
+    "Producer", "DeliveryReport", "KafkaSenderError", "ConfigError", "InvalidRecordError",
+    "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
+    "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
+    "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError",
+    "errors", "__version__", "librdkafka_version",
+]
+
+_open_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
+
+
+class Producer(_NativeProducer):
+    """A Kafka producer: ``Producer(config=None, **options)``.
+
+    ``config`` maps kafkasender settings and librdkafka properties (``"bootstrap.servers"``,
+    ``"linger.ms"``, ``"dlq.topic"``…) to str, int, float or bool values; keyword options are the
+    same keys with ``_`` for ``.`` (``linger_ms=5``). Use it as a context manager (``with`` or
+    ``async with``) or call ``close()``.
+    """
+
+    def __init__(self, config: Optional[dict] = None, **options: Any) -> None:
+        _open_producers.add(self)
+
+    @classmethod
+    def from_env(cls) -> "Producer":
+        """A producer configured from ``KAFKA_*`` environment variables (``KAFKA_BROKERS``, …)."""
+        return cls(_env=True)
+
+    async def send_async(self, topic: str, value: Any, *, key: Any = None, headers: Any = None,
+                         partition: Optional[int] = None, timestamp: Optional[int] = None) -> DeliveryReport:
+        """Sends a message and awaits its report in the running event loop (resolved with
+        ``loop.call_soon_threadsafe``: no thread per message)."""
+        future = self.send(topic, value, key=key, headers=headers, partition=partition, timestamp=timestamp)
+        return await asyncio.wrap_future(future)
+
+    async def send_batch_async(self, records: Iterable[Any]) -> List[DeliveryReport]:
+        """``send_batch`` awaited in the running event loop."""
+        return await asyncio.wrap_future(self.send_batch(records))
+
+    async def flush_async(self, timeout: Optional[float] = None) -> None:
+        """``flush`` in a worker thread, so the event loop keeps running."""
+        await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+
+    async def close_async(self, timeout: Optional[float] = None) -> int:
+        """``close`` in a worker thread, so the event loop keeps running."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+
+    async def __aenter__(self) -> "Producer":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        await self.close_async()
+        return False
+
+
+@atexit.register
+def _close_open_producers() -> None:
+    # Interpreter exit with an open producer: deliver what is in flight (bounded by each
+    # producer's close.timeout.ms) instead of losing it.
+    for producer in list(_open_producers):
+        try:
+            if not producer.closed:
+                producer.close()
+        except KafkaSenderError:
+            pass

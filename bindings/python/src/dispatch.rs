@@ -1,0 +1,180 @@
+//! Hands delivery results to Python in batches: the core's delivery thread only queues them
+//! (no GIL), and one dispatcher thread per producer takes everything queued and completes it
+//! under a single GIL acquisition. Under load a batch holds thousands of reports.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::convert::DeliveryReport;
+
+/// Who waits for a result, and what to call when it arrives.
+pub struct Waiter {
+    /// A `concurrent.futures.Future`, resolved with the report (or the list of reports).
+    pub future: Py<PyAny>,
+    /// `on_delivery(report)`, if given.
+    pub on_delivery: Option<Py<PyAny>>,
+}
+
+pub enum Outcome {
+    One(kafkasender::DeliveryReport),
+    Batch(Vec<kafkasender::DeliveryReport>),
+}
+
+#[derive(Default)]
+struct Queue {
+    ready: Vec<(Waiter, Outcome)>,
+    /// Queued or being completed.
+    unfinished: usize,
+    stop: bool,
+}
+
+#[derive(Default)]
+pub struct Dispatcher {
+    queue: Mutex<Queue>,
+    wakeup: Condvar,
+    idle: Condvar,
+    /// Callbacks that raised (each is also reported through `sys.unraisablehook`).
+    pub callback_errors: std::sync::atomic::AtomicU64,
+}
+
+impl Dispatcher {
+    /// Starts the dispatcher thread.
+    pub fn start() -> (Arc<Dispatcher>, JoinHandle<()>) {
+        let dispatcher = Arc::new(Dispatcher::default());
+        let running = dispatcher.clone();
+        let thread = std::thread::Builder::new()
+            .name("kafkasender-python".into())
+            .spawn(move || running.run())
+            .expect("cannot start the kafkasender-python thread");
+        (dispatcher, thread)
+    }
+
+    /// Queues a result (called on the core's delivery thread, without the GIL).
+    pub fn push(&self, waiter: Waiter, outcome: Outcome) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.ready.push((waiter, outcome));
+        queue.unfinished += 1;
+        if queue.ready.len() == 1 {
+            self.wakeup.notify_all();
+        }
+    }
+
+    /// Waits (without the GIL) until everything queued so far has been completed, at most `timeout`.
+    pub fn wait_idle(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        while queue.unfinished > 0 && !queue.stop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            queue = self
+                .idle
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn finished(&self, n: usize) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.unfinished -= n;
+        if queue.unfinished == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Stops the thread once the queue is empty.
+    pub fn stop(&self) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop = true;
+        self.wakeup.notify_all();
+    }
+
+    fn run(&self) {
+        loop {
+            let batch = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                while queue.ready.is_empty() && !queue.stop {
+                    queue = self
+                        .wakeup
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if queue.ready.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut queue.ready)
+            };
+            Python::attach(|py| self.complete(py, batch));
+        }
+    }
+
+    /// Completes whatever is queued on the calling thread (which holds the GIL).
+    pub fn drain(&self, py: Python<'_>) {
+        let batch = std::mem::take(
+            &mut self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .ready,
+        );
+        self.complete(py, batch);
+    }
+
+    fn complete(&self, py: Python<'_>, batch: Vec<(Waiter, Outcome)>) {
+        let n = batch.len();
+        for (waiter, outcome) in batch {
+            // A lost message fails its future; any other outcome (kept somewhere) resolves it.
+            let (result, lost) = match outcome {
+                Outcome::One(report) => {
+                    let lost = matches!(report.outcome, kafkasender::Outcome::Failed(_));
+                    let report = DeliveryReport::new(py, report).and_then(|r| Bound::new(py, r));
+                    let lost = match (&report, lost) {
+                        (Ok(report), true) => report.get().error().map(|e| e.clone_ref(py)),
+                        _ => None,
+                    };
+                    (report.map(Bound::into_any), lost)
+                }
+                Outcome::Batch(reports) => {
+                    let reports = reports
+                        .into_iter()
+                        .map(|r| DeliveryReport::new(py, r).and_then(|r| Bound::new(py, r)))
+                        .collect::<PyResult<Vec<_>>>()
+                        .and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
+                    (reports, None)
+                }
+            };
+            let result = match result {
+                Ok(result) => result,
+                Err(error) => {
+                    let _ = waiter
+                        .future
+                        .call_method1(py, "set_exception", (error.value(py),));
+                    continue;
+                }
+            };
+            // The future first, so that a raising callback cannot keep a waiter waiting. Only a
+            // cancelled future refuses its result, and then nobody waits for it.
+            let _ = match lost {
+                Some(error) => waiter.future.call_method1(py, "set_exception", (error,)),
+                None => waiter.future.call_method1(py, "set_result", (&result,)),
+            };
+            if let Some(on_delivery) = waiter.on_delivery {
+                if let Err(error) = on_delivery.call1(py, (&result,)) {
+                    self.callback_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    error.write_unraisable(py, Some(on_delivery.bind(py)));
+                }
+            }
+        }
+        if n > 0 {
+            self.finished(n);
+        }
+    }
+}

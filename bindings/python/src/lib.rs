@@ -1,0 +1,21 @@
+//! The `kafkasender._kafkasender` extension module: thin conversions between Python and the core.
+//! Everything a Python user calls directly is re-exported (and documented) by the pure-Python
+//! package `kafkasender`, which also holds the exception classes and the asyncio glue.
+
+mod convert;
+mod dispatch;
+mod errors;
+mod mock;
+mod producer;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<producer::Producer>()?;
+    module.add_class::<convert::DeliveryReport>()?;
+    module.add_class::<mock::MockCluster>()?;
+    module.add("__version__", kafkasender::VERSION)?;
+    module.add("librdkafka_version", kafkasender::librdkafka_version())?;
+    Ok(())
+}

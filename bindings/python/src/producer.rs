@@ -1,0 +1,397 @@
+//! `kafkasender.Producer`: the core producer, with results handed to Python by the dispatcher.
+
+use std::mem::ManuallyDrop;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kafkasender::{Config, Error, ErrorKind, HealthStatus};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::convert::{config_map, RecordArgs};
+use crate::dispatch::{Dispatcher, Outcome, Waiter};
+use crate::errors::{exception, IntoPyResult};
+
+static FUTURE_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A waiting that no caller can mean: `None` waits "forever" (a year).
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A Kafka producer. Thread-safe; release it with `close()` or a `with` block.
+#[pyclass(frozen, subclass, weakref, module = "kafkasender")]
+pub struct Producer {
+    /// Dropped by hand: in a forked child its threads do not exist, so it must be leaked instead.
+    producer: ManuallyDrop<kafkasender::Producer>,
+    dispatcher: Arc<Dispatcher>,
+    dispatcher_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process that made it; librdkafka's threads do not survive `fork()`.
+    pid: u32,
+}
+
+#[pymethods]
+impl Producer {
+    /// `Producer(config=None, **options)`: `config` maps kafkasender settings and librdkafka
+    /// properties to values; keyword options are the same keys with `_` for `.`.
+    #[new]
+    #[pyo3(signature = (config = None, *, _env = false, **options))]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyAny>>,
+        _env: bool,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Producer> {
+        if _env {
+            // `Producer.from_env()` (in Python, so that it makes the Python subclass).
+            return Producer::start(py, Config::from_env());
+        }
+        let config = match config {
+            Some(c) if !c.is_none() => Some(c.cast::<PyDict>().map_err(|_| {
+                PyTypeError::new_err("config must be a dict of str to str, int, float or bool")
+            })?),
+            _ => None,
+        };
+        let map = config_map(config, options)?;
+        Producer::start(py, Config::from_map(map))
+    }
+
+    /// Sends a message; returns a `concurrent.futures.Future` of its `DeliveryReport`, which fails
+    /// with the KafkaSenderError only when the message is lost (dead-lettered and spooled messages
+    /// resolve with a report that says where they went). `on_delivery(report)` also runs once.
+    /// Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
+    /// limit or an open circuit breaker without a spool.
+    #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        py: Python<'_>,
+        topic: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        key: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+        partition: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        on_delivery: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_process(py)?;
+        let args = RecordArgs::extract(topic, value, key, headers, partition, timestamp)?;
+        let waiter = self.waiter(py, on_delivery)?;
+        let future = waiter.future.clone_ref(py);
+        let dispatcher = self.dispatcher.clone();
+        let record = args.record();
+        let producer = &*self.producer;
+        py.detach(|| {
+            producer.send(
+                &record,
+                Box::new(move |report| dispatcher.push(waiter, Outcome::One(report))),
+            )
+        })
+        .or_raise(py)?;
+        Ok(future)
+    }
+
+    /// Sends many messages with one call: `records` is an iterable of dicts (`topic`, `value`,
+    /// and optionally `key`, `headers`, `partition`, `timestamp`) or `(topic, value[, key])`
+    /// tuples. Returns one Future of the list of reports, in order; a record that could not be
+    /// sent gets a failed report in its place instead of an exception.
+    fn send_batch(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.check_process(py)?;
+        let items: Vec<Bound<'_, PyAny>> = records
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("records must be an iterable of dicts or tuples"))?
+            .collect::<PyResult<_>>()?;
+        let fields: Vec<[Option<Bound<'_, PyAny>>; 6]> =
+            items.iter().map(record_fields).collect::<PyResult<_>>()?;
+        let args: Vec<RecordArgs<'_>> = fields
+            .iter()
+            .map(|[topic, value, key, headers, partition, timestamp]| {
+                RecordArgs::extract(
+                    topic.as_ref().expect("checked by record_fields"),
+                    value.as_ref().expect("checked by record_fields"),
+                    key.as_ref(),
+                    headers.as_ref(),
+                    partition.as_ref(),
+                    timestamp.as_ref(),
+                )
+            })
+            .collect::<PyResult<_>>()?;
+        let waiter = self.waiter(py, None)?;
+        let future = waiter.future.clone_ref(py);
+        let dispatcher = self.dispatcher.clone();
+        let records: Vec<kafkasender::Record<'_>> = args.iter().map(RecordArgs::record).collect();
+        let producer = &*self.producer;
+        py.detach(|| {
+            producer.send_batch(
+                &records,
+                Box::new(move |reports| dispatcher.push(waiter, Outcome::Batch(reports))),
+            )
+        })
+        .or_raise(py)?;
+        Ok(future)
+    }
+
+    /// Waits until every message sent so far is reported and its Future resolved, at most
+    /// `timeout` seconds (None: no limit). Raises KafkaTimeoutError if some are still in flight.
+    /// Releases the GIL while it waits.
+    #[pyo3(signature = (timeout = None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.check_process(py)?;
+        let timeout = seconds(timeout)?;
+        let producer = &*self.producer;
+        let dispatcher = &self.dispatcher;
+        py.detach(|| {
+            producer.flush(timeout)?;
+            dispatcher.wait_idle(timeout);
+            Ok::<(), Error>(())
+        })
+        .or_raise(py)
+    }
+
+    /// Stops accepting messages, waits up to `timeout` seconds (None: `close.timeout.ms`) for
+    /// those in flight, then fails (or, with a spool, spools) the rest. Every Future is resolved
+    /// when it returns; returns how many messages were failed for want of time. Closing again
+    /// does nothing. Releases the GIL while it waits.
+    #[pyo3(signature = (timeout = None))]
+    fn close(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<u64> {
+        self.check_process(py)?;
+        let timeout = match timeout {
+            None => self.producer.settings().close_timeout,
+            some => seconds(some)?,
+        };
+        let producer = &*self.producer;
+        let report = py.detach(|| producer.close(timeout));
+        self.stop_dispatcher(py);
+        Ok(report.purged)
+    }
+
+    /// Whether `close()` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.producer.is_closed()
+    }
+
+    /// Messages sent and not yet reported.
+    #[getter]
+    fn in_flight(&self) -> usize {
+        self.producer.in_flight()
+    }
+
+    /// Re-sends everything in the spool (`spool.dir`); returns a dict with `files`, `records` and
+    /// `torn` (records skipped as torn or corrupt).
+    fn replay_spool<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check_process(py)?;
+        let producer = &*self.producer;
+        let report = py.detach(|| producer.replay_spool()).or_raise(py)?;
+        let dict = PyDict::new(py);
+        dict.set_item("files", report.files)?;
+        dict.set_item("records", report.records)?;
+        dict.set_item("torn", report.torn.len())?;
+        Ok(dict)
+    }
+
+    /// Counters, gauges and latency percentiles (seconds) as a dict.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.producer.metrics();
+        let dict = PyDict::new(py);
+        for (name, value) in [
+            ("sent", m.sent),
+            ("delivered", m.delivered),
+            ("dead_lettered", m.dead_lettered),
+            ("spooled", m.spooled),
+            ("failed", m.failed),
+            ("bytes_sent", m.bytes_sent),
+            ("in_flight", m.in_flight),
+            ("queue_depth", m.queue_depth),
+            ("purged", m.purged),
+            ("wire_retries", m.wire_retries),
+            ("retried", m.retried),
+            ("replayed", m.replayed),
+            ("spool_torn_records", m.spool_torn_records),
+            ("spool_bytes", m.spool_bytes),
+            ("breaker_trips", m.breaker_trips),
+            (
+                "callback_errors",
+                self.dispatcher.callback_errors.load(Ordering::Relaxed),
+            ),
+        ] {
+            dict.set_item(name, value)?;
+        }
+        dict.set_item("breaker_state", m.breaker_state.as_str())?;
+        let failed_by_kind = PyDict::new(py);
+        for (kind, n) in &m.failed_by_kind {
+            failed_by_kind.set_item(kind.as_str(), n)?;
+        }
+        dict.set_item("failed_by_kind", failed_by_kind)?;
+        let l = &m.latency;
+        for (name, value) in [
+            ("latency_p50", l.p50),
+            ("latency_p90", l.p90),
+            ("latency_p99", l.p99),
+            ("latency_p999", l.p999),
+            ("latency_max", l.max),
+        ] {
+            dict.set_item(name, value.as_secs_f64())?;
+        }
+        Ok(dict)
+    }
+
+    /// The metrics in Prometheus text exposition format.
+    fn metrics_prometheus(&self) -> String {
+        self.producer.metrics_prometheus()
+    }
+
+    /// `{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...]}`.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let health = self.producer.health();
+        let dict = PyDict::new(py);
+        dict.set_item(
+            "status",
+            match health.status {
+                HealthStatus::Healthy => "healthy",
+                HealthStatus::Degraded => "degraded",
+                HealthStatus::Unhealthy => "unhealthy",
+            },
+        )?;
+        dict.set_item("reasons", health.reasons)?;
+        Ok(dict)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py, None)?;
+        Ok(false)
+    }
+}
+
+impl Producer {
+    fn start(py: Python<'_>, config: kafkasender::Result<Config>) -> PyResult<Producer> {
+        let config = config.or_raise(py)?;
+        kafkasender::logging::init_from(config.settings());
+        let producer = py
+            .detach(|| kafkasender::Producer::new(config))
+            .or_raise(py)?;
+        let (dispatcher, thread) = Dispatcher::start();
+        Ok(Producer {
+            producer: ManuallyDrop::new(producer),
+            dispatcher,
+            dispatcher_thread: Mutex::new(Some(thread)),
+            pid: std::process::id(),
+        })
+    }
+
+    fn waiter(&self, py: Python<'_>, on_delivery: Option<&Bound<'_, PyAny>>) -> PyResult<Waiter> {
+        let class = FUTURE_CLASS.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("concurrent.futures")?.getattr("Future")?.unbind())
+        })?;
+        let on_delivery = match on_delivery {
+            Some(callback) if !callback.is_none() => {
+                if !callback.is_callable() {
+                    return Err(PyTypeError::new_err("on_delivery must be callable or None"));
+                }
+                Some(callback.clone().unbind())
+            }
+            _ => None,
+        };
+        Ok(Waiter {
+            future: class.call0(py)?,
+            on_delivery,
+        })
+    }
+
+    fn check_process(&self, py: Python<'_>) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            return Ok(());
+        }
+        Err(exception(
+            py,
+            &Error::new(
+                ErrorKind::Closed,
+                format!(
+                    "this producer was made in process {} and cannot work in this forked child \
+                     (librdkafka's threads do not survive fork); make producers after forking",
+                    self.pid
+                ),
+            ),
+        ))
+    }
+
+    fn stop_dispatcher(&self, py: Python<'_>) {
+        self.dispatcher.stop();
+        let thread = self
+            .dispatcher_thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            // The dispatcher needs the GIL to finish its last batch.
+            py.detach(|| drop(thread.join()));
+        }
+        self.dispatcher.drain(py);
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            return; // a forked child: the threads to stop are not in this process
+        }
+        Python::attach(|py| {
+            // SAFETY: dropped exactly once, here.
+            let producer = unsafe { ManuallyDrop::take(&mut self.producer) };
+            py.detach(move || drop(producer)); // closes with close.timeout.ms
+            self.stop_dispatcher(py);
+        });
+    }
+}
+
+/// The fields of one `send_batch` record: topic, value, key, headers, partition, timestamp.
+fn record_fields<'py>(item: &Bound<'py, PyAny>) -> PyResult<[Option<Bound<'py, PyAny>>; 6]> {
+    if let Ok(dict) = item.cast::<PyDict>() {
+        let topic = dict
+            .get_item("topic")?
+            .ok_or_else(|| PyTypeError::new_err("each record dict needs a 'topic'"))?;
+        let value = dict
+            .get_item("value")?
+            .unwrap_or_else(|| item.py().None().into_bound(item.py()));
+        return Ok([
+            Some(topic),
+            Some(value),
+            dict.get_item("key")?,
+            dict.get_item("headers")?,
+            dict.get_item("partition")?,
+            dict.get_item("timestamp")?,
+        ]);
+    }
+    if let Ok(tuple) = item.cast::<PyTuple>() {
+        if (2..=3).contains(&tuple.len()) {
+            return Ok([
+                Some(tuple.get_item(0)?),
+                Some(tuple.get_item(1)?),
+                tuple.get_item(2).ok(),
+                None,
+                None,
+                None,
+            ]);
+        }
+    }
+    Err(PyTypeError::new_err(
+        "each record must be a dict with 'topic' and 'value', or a (topic, value[, key]) tuple",
+    ))
+}
+
+fn seconds(timeout: Option<f64>) -> PyResult<Duration> {
+    match timeout {
+        None => Ok(FOREVER),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s).min(FOREVER)),
+        Some(_) => Err(PyTypeError::new_err(
+            "timeout must be a non-negative number of seconds or None",
+        )),
+    }
+}
