@@ -125,6 +125,11 @@ test-python: python-install ## Python tests (pytest) on the mock cluster, and th
 	$(PY) -m pytest -q -p no:cacheprovider bindings/python/tests
 	$(PY) examples/python/send.py
 
+.PHONY: bench-python
+bench-python: build python-install ## Benchmark the Python face against confluent-kafka-python and the Rust core
+	$(PY) -m pip install --quiet confluent-kafka
+	$(PY) bindings/python/bench/bench_vs_confluent.py
+
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest

@@ -5,8 +5,9 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::convert::DeliveryReport;
 
@@ -159,12 +160,8 @@ impl Dispatcher {
                     continue;
                 }
             };
-            // The future first, so that a raising callback cannot keep a waiter waiting. Only a
-            // cancelled future refuses its result, and then nobody waits for it.
-            let _ = match lost {
-                Some(error) => waiter.future.call_method1(py, "set_exception", (error,)),
-                None => waiter.future.call_method1(py, "set_result", (&result,)),
-            };
+            // The future first, so that a raising callback cannot keep a waiter waiting.
+            let _ = resolve(waiter.future.bind(py), &result, lost.as_ref());
             if let Some(on_delivery) = waiter.on_delivery {
                 if let Err(error) = on_delivery.call1(py, (&result,)) {
                     self.callback_errors
@@ -177,4 +174,34 @@ impl Dispatcher {
             self.finished(n);
         }
     }
+}
+
+/// Resolves a `DeliveryFuture` (kafkasender/_future.py). One nobody waits on and nobody asked to
+/// call back has no lock yet (it is made on first use); it is completed by setting its fields,
+/// which is safe because this thread holds the GIL and runs no Python code meanwhile. Otherwise
+/// the ordinary `set_result`/`set_exception` wakes the waiters and runs the callbacks. (Only a
+/// cancelled future refuses a result, and then nobody waits for it.)
+fn resolve(
+    future: &Bound<'_, PyAny>,
+    result: &Bound<'_, PyAny>,
+    lost: Option<&Py<PyAny>>,
+) -> PyResult<()> {
+    let py = future.py();
+    let untouched = future
+        .getattr(intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()?
+        .get_item(intern!(py, "_lazy_condition"))?
+        .is_none();
+    if untouched {
+        match lost {
+            Some(error) => future.setattr(intern!(py, "_exception"), error)?,
+            None => future.setattr(intern!(py, "_result"), result)?,
+        }
+        return future.setattr(intern!(py, "_state"), intern!(py, "FINISHED"));
+    }
+    match lost {
+        Some(error) => future.call_method1(intern!(py, "set_exception"), (error,))?,
+        None => future.call_method1(intern!(py, "set_result"), (result,))?,
+    };
+    Ok(())
 }

@@ -5,6 +5,7 @@
 mod convert;
 mod dispatch;
 mod errors;
+mod fork;
 mod mock;
 mod producer;
 
@@ -12,6 +13,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    fork::watch();
     module.add_class::<producer::Producer>()?;
     module.add_class::<convert::DeliveryReport>()?;
     module.add_class::<mock::MockCluster>()?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kafkasender::{Config, Error, ErrorKind, HealthStatus};
+use kafkasender::{Config, Error, ErrorKind, HealthStatus, TrySend};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -28,8 +28,10 @@ pub struct Producer {
     producer: ManuallyDrop<kafkasender::Producer>,
     dispatcher: Arc<Dispatcher>,
     dispatcher_thread: Mutex<Option<JoinHandle<()>>>,
-    /// The process that made it; librdkafka's threads do not survive `fork()`.
+    /// The process that made it, and how many forks deep it was; librdkafka's threads do not
+    /// survive `fork()`.
     pid: u32,
+    fork_generation: u64,
 }
 
 #[pymethods]
@@ -82,14 +84,18 @@ impl Producer {
         let future = waiter.future.clone_ref(py);
         let dispatcher = self.dispatcher.clone();
         let record = args.record();
-        let producer = &*self.producer;
-        py.detach(|| {
-            producer.send(
-                &record,
-                Box::new(move |report| dispatcher.push(waiter, Outcome::One(report))),
-            )
-        })
-        .or_raise(py)?;
+        let on_delivery: kafkasender::DeliveryCallback =
+            Box::new(move |report| dispatcher.push(waiter, Outcome::One(report)));
+        // Only a send that would wait lets go of the GIL: a release per message hands the GIL to
+        // the dispatcher thread every time, which costs more than the send.
+        match self.producer.try_send(&record, on_delivery).or_raise(py)? {
+            TrySend::Sent => {}
+            TrySend::WouldBlock(on_delivery) => {
+                let producer = &*self.producer;
+                py.detach(|| producer.send(&record, on_delivery))
+                    .or_raise(py)?;
+            }
+        }
         Ok(future)
     }
 
@@ -283,12 +289,17 @@ impl Producer {
             dispatcher,
             dispatcher_thread: Mutex::new(Some(thread)),
             pid: std::process::id(),
+            fork_generation: crate::fork::generation(),
         })
     }
 
     fn waiter(&self, py: Python<'_>, on_delivery: Option<&Bound<'_, PyAny>>) -> PyResult<Waiter> {
         let class = FUTURE_CLASS.get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("concurrent.futures")?.getattr("Future")?.unbind())
+            Ok::<_, PyErr>(
+                py.import("kafkasender._future")?
+                    .getattr("DeliveryFuture")?
+                    .unbind(),
+            )
         })?;
         let on_delivery = match on_delivery {
             Some(callback) if !callback.is_none() => {
@@ -306,7 +317,8 @@ impl Producer {
     }
 
     fn check_process(&self, py: Python<'_>) -> PyResult<()> {
-        if std::process::id() == self.pid {
+        // One atomic load: asking the kernel for the pid on every send would cost a syscall.
+        if !self.forked_away() {
             return Ok(());
         }
         Err(exception(
@@ -320,6 +332,11 @@ impl Producer {
                 ),
             ),
         ))
+    }
+
+    /// Whether this is a forked child of the process that made the producer.
+    fn forked_away(&self) -> bool {
+        crate::fork::generation() != self.fork_generation
     }
 
     fn stop_dispatcher(&self, py: Python<'_>) {
@@ -339,7 +356,7 @@ impl Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if std::process::id() != self.pid {
+        if self.forked_away() {
             return; // a forked child: the threads to stop are not in this process
         }
         Python::attach(|py| {

@@ -276,3 +276,20 @@ def test_a_hundred_thousand_sends_leak_no_python_objects(producer, topic):
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert grown < 1_000_000, f"{grown} bytes of Python objects left after 100,000 sends"
     assert isinstance(producer.send(topic, b"x"), Future)
+
+
+def test_send_futures_are_concurrent_futures_whether_waited_on_before_or_after_delivery(producer, topic):
+    import concurrent.futures
+
+    waited = [producer.send(topic, f"w-{i}") for i in range(50)]
+    done, not_done = concurrent.futures.wait(waited, timeout=30)
+    assert not not_done and all(f.result().delivered for f in done)
+
+    later = [producer.send(topic, f"l-{i}") for i in range(50)]
+    producer.flush(30)  # completed with nobody waiting: no lock was ever made
+    assert all(isinstance(f, Future) and f.done() and not f.running() for f in later)
+    called = []
+    later[0].add_done_callback(called.append)
+    assert called == [later[0]]
+    assert all(f.result(timeout=0).delivered and f.exception() is None for f in later)
+    assert not later[0].cancel(), "a sent message cannot be taken back"

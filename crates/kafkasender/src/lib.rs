@@ -41,7 +41,7 @@ pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, MetricsSnapshot};
-pub use producer::{CloseReport, DeliveryFuture, Producer, StatisticsCallback};
+pub use producer::{CloseReport, DeliveryFuture, Producer, StatisticsCallback, TrySend};
 pub use record::{Header, OwnedRecord, Record};
 pub use rescue::ReplayReport;
 

@@ -173,6 +173,24 @@ impl Producer {
             .submit(record, Box::new(Pending::new(on_delivery)))
     }
 
+    /// Like [`Producer::send`], but never waits. Errors are those of `send`.
+    pub fn try_send(&self, record: &Record<'_>, on_delivery: DeliveryCallback) -> Result<TrySend> {
+        if self.shared.rate_limit.is_some() {
+            // Any send may wait for a token.
+            return Ok(TrySend::WouldBlock(on_delivery));
+        }
+        match self
+            .shared
+            .submit_until(record, Box::new(Pending::new(on_delivery)), || true)
+        {
+            Ok(()) => Ok(TrySend::Sent),
+            Err(Refused::QueueFull(_, pending)) => {
+                Ok(TrySend::WouldBlock(pending.on_delivery.into_inner()))
+            }
+            Err(Refused::Now(error)) => Err(error),
+        }
+    }
+
     /// Enqueues like [`Producer::send`] and returns a future of the outcome: the report when
     /// delivered, the error otherwise. Needs no particular async runtime.
     pub fn send_async(&self, record: &Record<'_>) -> DeliveryFuture {
@@ -436,12 +454,26 @@ impl Drop for Producer {
 }
 
 impl Shared {
-    /// The send path up to librdkafka: validate → rate limit → circuit breaker → enqueue.
-    pub(crate) fn submit(&self, record: &Record<'_>, mut pending: Box<Pending>) -> Result<()> {
+    /// The send path up to librdkafka: validate → rate limit → circuit breaker → enqueue, waiting
+    /// for queue room up to `enqueue.timeout.ms`.
+    pub(crate) fn submit(&self, record: &Record<'_>, pending: Box<Pending>) -> Result<()> {
+        let deadline = Instant::now() + self.settings.enqueue_timeout;
+        self.submit_until(record, pending, || Instant::now() >= deadline)
+            .map_err(Refused::into_error)
+    }
+
+    /// [`Shared::submit`], giving up on a full queue when `give_up()` says so; the pending
+    /// message then comes back with the `queue_full` error.
+    fn submit_until(
+        &self,
+        record: &Record<'_>,
+        mut pending: Box<Pending>,
+        give_up: impl Fn() -> bool,
+    ) -> std::result::Result<(), Refused> {
         record.validate(self.max_message_bytes)?;
         if let Some(rate_limit) = &self.rate_limit {
             if self.is_closed() {
-                return Err(closed_error()); // rather than wait for a token first
+                return Err(closed_error().into()); // rather than wait for a token first
             }
             rate_limit.acquire(record.size())?;
         }
@@ -453,10 +485,10 @@ impl Shared {
         // Held until the message is enqueued, so close cannot slip in between this check and its purge.
         let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
         if !*open {
-            return Err(closed_error());
+            return Err(closed_error().into());
         }
         if let Some(fatal) = self.fatal_error() {
-            return Err(fatal);
+            return Err(fatal.into());
         }
         let tracker = &self.tracker;
         match admission {
@@ -479,15 +511,18 @@ impl Shared {
             }
         }
         tracker.accepted.fetch_add(1, Ordering::SeqCst);
-        let deadline = Instant::now() + self.settings.enqueue_timeout;
-        match self.produce(record, pending, || Instant::now() >= deadline) {
+        match self.produce(record, pending, give_up) {
             Ok(()) => {
                 tracker.metrics.record_sent(record.size());
                 Ok(())
             }
-            Err((error, _pending)) => {
+            Err((error, pending)) => {
                 tracker.finish_one();
-                Err(error)
+                Err(if error.kind() == ErrorKind::QueueFull {
+                    Refused::QueueFull(error, pending)
+                } else {
+                    Refused::Now(error)
+                })
             }
         }
     }
@@ -574,6 +609,37 @@ fn all_counted_down(reason: &str) -> bool {
         .next()
         .and_then(|c| c.split_once('/'));
     matches!(counts, Some((down, all)) if down == all && all != "0")
+}
+
+/// Why a send was not accepted.
+enum Refused {
+    Now(Error),
+    /// The queue stayed full; the message comes back (for [`Producer::try_send`]).
+    QueueFull(Error, Box<Pending>),
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Refused {
+        Refused::Now(error)
+    }
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::Now(error) | Refused::QueueFull(error, _) => error,
+        }
+    }
+}
+
+/// What [`Producer::try_send`] did.
+pub enum TrySend {
+    /// Accepted: the callback runs once with the report.
+    Sent,
+    /// Accepting it now would mean waiting (a full queue, or a rate limit): the callback comes
+    /// back unused, for a [`Producer::send`] after the caller has let go of whatever it must not
+    /// hold while waiting (Python's GIL, Node's event loop).
+    WouldBlock(DeliveryCallback),
 }
 
 fn closed_error() -> Error {
