@@ -382,7 +382,23 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
         waited >= Duration::from_millis(400),
         "waited only {waited:?}"
     );
+    // try_send never waits: on the full queue it gives the callback back at once, unused.
+    let started = Instant::now();
+    let unused = Arc::new(AtomicUsize::new(0));
+    let counter = unused.clone();
+    match producer
+        .try_send(
+            &Record::new(topic).value("would wait"),
+            Box::new(move |_| drop(counter.fetch_add(1, Ordering::SeqCst))),
+        )
+        .unwrap()
+    {
+        kafkasender::TrySend::WouldBlock(callback) => drop(callback),
+        kafkasender::TrySend::Sent => panic!("the queue is full"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(100));
     producer.close(Duration::from_millis(100));
+    assert_eq!(unused.load(Ordering::SeqCst), 0);
     assert_eq!(
         reports.len(),
         accepted,
