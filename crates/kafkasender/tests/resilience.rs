@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,41 +16,13 @@ use kafkasender::{
     Record,
 };
 
+mod common;
+use common::{value_of, Reports};
+
 const LONG: Duration = Duration::from_secs(60);
 
-/// Collects reports from callbacks.
-#[derive(Clone, Default)]
-struct Reports(Arc<(Mutex<Vec<DeliveryReport>>, Condvar)>);
-
-impl Reports {
-    fn callback(&self) -> kafkasender::DeliveryCallback {
-        let reports = self.clone();
-        Box::new(move |report| {
-            let (list, ready) = &*reports.0;
-            list.lock().unwrap().push(report);
-            ready.notify_all();
-        })
-    }
-
-    fn wait_for(&self, n: usize, limit: Duration) -> Vec<DeliveryReport> {
-        let (list, ready) = &*self.0;
-        let deadline = Instant::now() + limit;
-        let mut guard = list.lock().unwrap();
-        while guard.len() < n && Instant::now() < deadline {
-            guard = ready
-                .wait_timeout(guard, Duration::from_millis(50))
-                .unwrap()
-                .0;
-        }
-        guard.clone()
-    }
-}
-
 fn values(records: &[ConsumedRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
-        .collect()
+    records.iter().map(value_of).collect()
 }
 
 fn header<'a>(record: &'a ConsumedRecord, name: &str) -> &'a str {
