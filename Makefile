@@ -39,7 +39,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-c test-go test-python examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), Python, examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-c test-go test-python test-node examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), Python, Node, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -91,7 +91,7 @@ install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.p
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/kafkasender.pc.in > $(PREFIX)/lib/pkgconfig/kafkasender.pc
 
 .PHONY: examples
-examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python runs in test-python)
+examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python and Node run in test-python and test-node)
 	$(MAKE) --no-print-directory install PREFIX=target/install
 	@mkdir -p target/examples
 	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
@@ -124,6 +124,19 @@ python-install: $(PY) ## pip install ./bindings/python into target/python-venv (
 test-python: python-install ## Python tests (pytest) on the mock cluster, and the Python example
 	$(PY) -m pytest -q -p no:cacheprovider bindings/python/tests
 	$(PY) examples/python/send.py
+
+NODE_DIR := bindings/node
+
+.PHONY: node
+node: ## Build the Node addon (npm install; `npm ci` trips over optional platform packages of @napi-rs/cli) and regenerate its native.d.ts with napi-rs
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error && npm run --silent build
+
+.PHONY: test-node
+test-node: node ## Node tests (node --test), tsc on a usage file, native.d.ts drift, npm install from another project, the Node example
+	@git diff --exit-code -- $(NODE_DIR)/native.d.ts || { echo "$(NODE_DIR)/native.d.ts is stale: run make node and commit it"; exit 1; }
+	cd $(NODE_DIR) && npm run --silent typecheck && npm test
+	scratch=$$(mktemp -d) && cp examples/node/send.js $$scratch/ && cd $$scratch && npm init -y >/dev/null \
+	  && npm install --no-audit --no-fund --loglevel=error $(abspath $(NODE_DIR)) && node send.js && rm -rf $$scratch
 
 .PHONY: bench-python
 bench-python: build python-install ## Benchmark the Python face against confluent-kafka-python and the Rust core

@@ -1,0 +1,270 @@
+'use strict'
+// kafkasender for Node: Promises and callbacks over the native producer. Every send ends in one
+// DeliveryReport, reported once. Reports reach JavaScript in batches (one wake-up of the event
+// loop serves every report that arrived meanwhile); flush and close run off the event loop.
+
+const path = require('node:path')
+
+const native = require(path.join(__dirname, `kafkasender.${process.platform}-${process.arch}-gnu.node`))
+
+/** Every error kafkasender reports: `code` is the core's error kind (`queue_full`, `timeout`, …). */
+class KafkaSenderError extends Error {
+  constructor(message, code, retriable, rdkafkaCode) {
+    super(message)
+    this.name = 'KafkaSenderError'
+    this.code = code
+    this.retriable = retriable
+    this.rdkafkaCode = rdkafkaCode ?? null
+  }
+}
+
+function errorOf(info) {
+  return new KafkaSenderError(info.message, info.code, info.retriable, info.rdkafkaCode)
+}
+
+function bytes(value, name) {
+  if (value === null || value === undefined) return null
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  if (Buffer.isBuffer(value)) return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  throw new TypeError(`${name} must be a Buffer, Uint8Array, string or null, not ${typeof value}`)
+}
+
+function headerPairs(headers) {
+  if (headers === null || headers === undefined) return [[], []]
+  let pairs
+  if (Array.isArray(headers)) {
+    pairs = headers
+  } else if (typeof headers === 'object') {
+    pairs = Object.entries(headers)
+  } else {
+    throw new TypeError('headers must be an object or an array of [key, value] pairs')
+  }
+  const keys = []
+  const values = []
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') {
+      throw new TypeError('each header must be a [key: string, value] pair')
+    }
+    keys.push(pair[0])
+    values.push(bytes(pair[1], `header ${pair[0]}`))
+  }
+  return [keys, values]
+}
+
+function integer(value, name) {
+  if (value === null || value === undefined) return null
+  if (typeof value === 'bigint') value = Number(value)
+  if (!Number.isInteger(value)) throw new TypeError(`${name} must be an integer`)
+  return value
+}
+
+function configMap(config) {
+  if (config === null || config === undefined) return {}
+  if (typeof config !== 'object' || Array.isArray(config)) {
+    throw new TypeError('config must be an object of string, number or boolean values')
+  }
+  const map = {}
+  for (const [key, value] of Object.entries(config)) {
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      throw new TypeError(`config value of ${key} must be a string, number or boolean`)
+    }
+    map[key] = String(value)
+  }
+  return map
+}
+
+function reportOf(r) {
+  return Object.freeze({
+    topic: r.topic,
+    partition: r.partition,
+    offset: r.offset,
+    timestamp: r.timestamp ?? null,
+    key: r.key ?? null,
+    attempts: r.attempts,
+    latencyMs: r.latencyMs,
+    outcome: r.outcome,
+    destination: r.destination ?? null,
+    error: r.error ? errorOf(r.error) : null,
+  })
+}
+
+// Sends settled by a report, until then keeping the event loop alive (and only until then).
+const KEEP_ALIVE_MS = 2 ** 30
+const FROM_ENV = Symbol('kafkasender: configure from KAFKA_* variables')
+
+class Producer {
+  #native
+  #pending = new Map()
+  #nextId = 1
+  #keepAlive = null
+
+  /** `new Producer(config)`: kafkasender settings and librdkafka properties, e.g. `{ 'bootstrap.servers': '…' }`. */
+  constructor(config = {}) {
+    const fromEnv = config === FROM_ENV
+    const created = native.createProducer(fromEnv ? {} : configMap(config), fromEnv, () => this.#drain())
+    if (!(created instanceof native.NativeProducer)) throw errorOf(created)
+    this.#native = created
+  }
+
+  /** A producer configured from `KAFKA_*` environment variables. */
+  static fromEnv() {
+    return new Producer(FROM_ENV)
+  }
+
+  /**
+   * Sends `{ topic, value, key?, headers?, partition?, timestamp? }`. Without a callback, returns a
+   * Promise of the DeliveryReport that rejects (with a KafkaSenderError) only when the message is
+   * lost; with `callback(err, report)`, calls it once instead. Wrong argument types throw a
+   * TypeError at once.
+   */
+  send(message, callback) {
+    if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
+    const send = this.#prepare(message)
+    if (callback) {
+      const refused = this.#enqueue(send, { callback })
+      if (refused) process.nextTick(callback, refused, null)
+      return undefined
+    }
+    return new Promise((resolve, reject) => {
+      const refused = this.#enqueue(send, { resolve, reject })
+      if (refused) reject(refused)
+    })
+  }
+
+  /**
+   * Sends many messages; resolves with one report per message, in order. A message that cannot
+   * be sent gets a failed report in its place (its `error` says why) instead of a rejection.
+   */
+  sendBatch(messages) {
+    if (!Array.isArray(messages)) throw new TypeError('messages must be an array')
+    const prepared = messages.map((m) => this.#prepare(m))
+    return Promise.all(prepared.map((send) => new Promise((resolve) => {
+      const refused = this.#enqueue(send, { resolve, reject: null })
+      if (refused) {
+        resolve(Object.freeze({
+          topic: send[1], partition: send[6] ?? -1, offset: -1n, timestamp: send[7], key: send[3], attempts: 0,
+          latencyMs: 0, outcome: 'failed', destination: null, error: refused,
+        }))
+      }
+    })))
+  }
+
+  /** Resolves when every message sent so far is reported (rejects with a timeout error after `timeoutMs`). */
+  async flush(timeoutMs = Infinity) {
+    const info = await this.#native.flush(timeoutMs)
+    this.#drain()
+    if (info) throw errorOf(info)
+  }
+
+  /**
+   * Stops accepting messages, waits up to `timeoutMs` (default `close.timeout.ms`) for those in
+   * flight, then fails (or spools) the rest. Every Promise and callback is settled when it
+   * resolves; afterwards the producer keeps nothing alive.
+   */
+  async close(timeoutMs) {
+    await this.#native.close(timeoutMs ?? this.#native.closeTimeoutMs)
+    this.#drain()
+  }
+
+  get closed() {
+    return this.#native.closed
+  }
+
+  /** Messages sent and not yet reported. */
+  get inFlight() {
+    return this.#pending.size
+  }
+
+  metrics() {
+    return this.#native.metrics()
+  }
+
+  metricsPrometheus() {
+    return this.#native.metricsPrometheus()
+  }
+
+  health() {
+    return this.#native.health()
+  }
+
+  #prepare(message) {
+    if (message === null || typeof message !== 'object') throw new TypeError('message must be an object')
+    if (typeof message.topic !== 'string') throw new TypeError('message.topic must be a string')
+    const [headerKeys, headerValues] = headerPairs(message.headers)
+    return [0, message.topic, bytes(message.value, 'message.value'), bytes(message.key, 'message.key'),
+      headerKeys, headerValues, integer(message.partition, 'message.partition'),
+      integer(message.timestamp, 'message.timestamp')]
+  }
+
+  /** Hands a prepared send to the native producer; returns the error when it was not accepted. */
+  #enqueue(send, waiter) {
+    const id = this.#nextId
+    this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1
+    send[0] = id
+    const refused = this.#native.send(...send)
+    if (refused) return errorOf(refused)
+    this.#pending.set(id, waiter)
+    if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
+    return null
+  }
+
+  #drain() {
+    for (const r of this.#native.takeReports()) {
+      const waiter = this.#pending.get(r.id)
+      if (waiter === undefined) continue
+      this.#pending.delete(r.id)
+      const report = reportOf(r)
+      const lost = report.outcome === 'failed'
+      if (waiter.callback) {
+        waiter.callback(lost ? report.error : null, report)
+      } else if (lost && waiter.reject) {
+        waiter.reject(report.error)
+      } else {
+        waiter.resolve(report)
+      }
+    }
+    if (this.#pending.size === 0 && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = null
+    }
+  }
+}
+
+/** librdkafka's mock Kafka brokers in this process, for tests. */
+class MockCluster {
+  #native
+
+  constructor(brokers = 3) {
+    this.#native = new native.MockCluster(brokers)
+  }
+
+  get bootstrapServers() {
+    return this.#native.bootstrapServers
+  }
+
+  createTopic(topic, partitions = 4, replicationFactor = 1) {
+    this.#native.createTopic(topic, partitions, replicationFactor)
+  }
+
+  brokerDown(id) {
+    this.#native.brokerDown(id)
+  }
+
+  brokerUp(id) {
+    this.#native.brokerUp(id)
+  }
+
+  /** Every record of `topic`, read with a consumer of its own (blocks: for tests). */
+  readTopic(topic, timeoutMs = 60000) {
+    return this.#native.readTopic(topic, timeoutMs).map((r) => ({
+      partition: r.partition,
+      offset: r.offset,
+      key: r.key ?? null,
+      value: r.value ?? null,
+      headers: r.headerKeys.map((k, i) => [k, r.headerValues[i] ?? null]),
+    }))
+  }
+}
+
+module.exports = { Producer, MockCluster, KafkaSenderError }

@@ -1,0 +1,424 @@
+//! The native half of the `kafkasender` npm package: thin conversions around the core. The
+//! Promise and callback forms, argument checks and the error class live in `index.js`, where
+//! JavaScript does them best; this layer sends, queues reports, and wakes JavaScript once per
+//! batch of reports (never once per message).
+
+#![deny(clippy::all)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use kafkasender::testing::{read_topic, MockCluster as CoreMockCluster};
+use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Record};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+/// A core error as JavaScript sees it; `index.js` turns it into a `KafkaSenderError`.
+#[napi(object)]
+pub struct ErrorInfo {
+    pub message: String,
+    /// The core's error kind (`queue_full`, `timeout`, …).
+    pub code: String,
+    pub retriable: bool,
+    /// librdkafka's error code, if any.
+    pub rdkafka_code: Option<i32>,
+}
+
+impl From<&kafkasender::Error> for ErrorInfo {
+    fn from(error: &kafkasender::Error) -> ErrorInfo {
+        ErrorInfo {
+            message: error.message().to_string(),
+            code: error.kind().as_str().to_string(),
+            retriable: error.is_retriable(),
+            rdkafka_code: error.code(),
+        }
+    }
+}
+
+/// One message's report, tagged with the id `index.js` gave its send.
+#[napi(object)]
+pub struct NativeReport {
+    pub id: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: BigInt,
+    pub timestamp: Option<i64>,
+    pub key: Option<Buffer>,
+    pub attempts: u32,
+    pub latency_ms: f64,
+    /// `delivered`, `dead_lettered`, `spooled` or `failed`.
+    pub outcome: String,
+    /// The dead-letter topic or the spool file.
+    pub destination: Option<String>,
+    pub error: Option<ErrorInfo>,
+}
+
+fn native_report(id: u32, report: kafkasender::DeliveryReport) -> NativeReport {
+    let destination = match &report.outcome {
+        Outcome::DeadLettered { topic, .. } => Some(topic.clone()),
+        Outcome::Spooled { path, .. } => Some(path.display().to_string()),
+        Outcome::Delivered | Outcome::Failed(_) => None,
+    };
+    NativeReport {
+        id,
+        error: report.outcome.error().map(ErrorInfo::from),
+        outcome: report.outcome.as_str().to_string(),
+        destination,
+        topic: report.topic,
+        partition: report.partition,
+        offset: BigInt::from(report.offset),
+        timestamp: report.timestamp,
+        key: report.key.map(Buffer::from),
+        attempts: report.attempts,
+        latency_ms: report.latency.as_secs_f64() * 1e3,
+    }
+}
+
+/// Reports waiting for JavaScript, and the function that wakes it.
+struct Mailbox {
+    reports: Mutex<Vec<(u32, kafkasender::DeliveryReport)>>,
+    /// Weak: it never keeps the event loop alive (index.js holds a timer while sends are pending).
+    wake: ThreadsafeFunction<(), (), (), Status, false, true>,
+}
+
+impl Mailbox {
+    /// Runs on the producer's delivery thread: queues the report, and wakes JavaScript only when
+    /// the queue was empty (one wake-up serves every report that arrives before it runs).
+    fn post(&self, id: u32, report: kafkasender::DeliveryReport) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        reports.push((id, report));
+        if reports.len() == 1 {
+            drop(reports);
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+/// The core producer, for `index.js`.
+#[napi]
+pub struct NativeProducer {
+    producer: Arc<Producer>,
+    mailbox: Arc<Mailbox>,
+}
+
+fn config_of(
+    map: HashMap<String, String>,
+    from_env: bool,
+) -> std::result::Result<Config, ErrorInfo> {
+    let config = if from_env {
+        Config::builder().with_env()
+    } else {
+        map.into_iter()
+            .fold(Config::builder(), |builder, (k, v)| builder.set(k, v))
+    };
+    config.build().map_err(|e| ErrorInfo::from(&e))
+}
+
+/// Makes a producer; returns an ErrorInfo (not a producer) when the configuration is invalid.
+#[napi]
+pub fn create_producer(
+    config: HashMap<String, String>,
+    from_env: bool,
+    wake: Function<(), ()>,
+) -> Result<Either<NativeProducer, ErrorInfo>> {
+    let config = match config_of(config, from_env) {
+        Ok(config) => config,
+        Err(info) => return Ok(Either::B(info)),
+    };
+    kafkasender::logging::init_from(config.settings());
+    let producer = match Producer::new(config) {
+        Ok(producer) => producer,
+        Err(error) => return Ok(Either::B(ErrorInfo::from(&error))),
+    };
+    let wake = wake
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()?;
+    Ok(Either::A(NativeProducer {
+        producer: Arc::new(producer),
+        mailbox: Arc::new(Mailbox {
+            reports: Mutex::new(Vec::new()),
+            wake,
+        }),
+    }))
+}
+
+#[napi]
+impl NativeProducer {
+    /// Enqueues one message; its report is posted with `id`. Returns an ErrorInfo when it was not
+    /// accepted (nothing will be posted then).
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &self,
+        id: u32,
+        topic: String,
+        value: Option<Buffer>,
+        key: Option<Buffer>,
+        header_keys: Vec<String>,
+        header_values: Vec<Option<Buffer>>,
+        partition: Option<i32>,
+        timestamp: Option<i64>,
+    ) -> Option<ErrorInfo> {
+        let record = Record {
+            topic: &topic,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: header_keys
+                .iter()
+                .zip(&header_values)
+                .map(|(key, value)| Header {
+                    key,
+                    value: value.as_deref(),
+                })
+                .collect(),
+            partition,
+            timestamp,
+        };
+        let mailbox = self.mailbox.clone();
+        self.producer
+            .send(&record, Box::new(move |report| mailbox.post(id, report)))
+            .err()
+            .map(|e| ErrorInfo::from(&e))
+    }
+
+    /// Every report posted so far (called by `index.js` when woken).
+    #[napi]
+    pub fn take_reports(&self) -> Vec<NativeReport> {
+        let reports = std::mem::take(
+            &mut *self
+                .mailbox
+                .reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        reports
+            .into_iter()
+            .map(|(id, report)| native_report(id, report))
+            .collect()
+    }
+
+    /// Waits off the event loop until every message sent so far is reported.
+    #[napi]
+    pub fn flush(&self, timeout_ms: f64) -> AsyncTask<Wait> {
+        AsyncTask::new(Wait {
+            producer: self.producer.clone(),
+            timeout: millis(timeout_ms),
+            close: false,
+        })
+    }
+
+    /// Closes off the event loop (see the core's `close`).
+    #[napi]
+    pub fn close(&self, timeout_ms: f64) -> AsyncTask<Wait> {
+        AsyncTask::new(Wait {
+            producer: self.producer.clone(),
+            timeout: millis(timeout_ms),
+            close: true,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.producer.is_closed()
+    }
+
+    #[napi(getter)]
+    pub fn close_timeout_ms(&self) -> f64 {
+        self.producer.settings().close_timeout.as_secs_f64() * 1e3
+    }
+
+    /// Counters, gauges and latency percentiles (milliseconds).
+    #[napi]
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        let m = self.producer.metrics();
+        let mut map: HashMap<String, f64> = [
+            ("sent", m.sent),
+            ("delivered", m.delivered),
+            ("deadLettered", m.dead_lettered),
+            ("spooled", m.spooled),
+            ("failed", m.failed),
+            ("bytesSent", m.bytes_sent),
+            ("inFlight", m.in_flight),
+            ("queueDepth", m.queue_depth),
+            ("purged", m.purged),
+            ("wireRetries", m.wire_retries),
+            ("retried", m.retried),
+            ("replayed", m.replayed),
+            ("spoolTornRecords", m.spool_torn_records),
+            ("spoolBytes", m.spool_bytes),
+            ("breakerTrips", m.breaker_trips),
+            ("breakerState", m.breaker_state as u64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v as f64))
+        .collect();
+        for (name, value) in [
+            ("latencyP50Ms", m.latency.p50),
+            ("latencyP90Ms", m.latency.p90),
+            ("latencyP99Ms", m.latency.p99),
+            ("latencyP999Ms", m.latency.p999),
+            ("latencyMaxMs", m.latency.max),
+        ] {
+            map.insert(name.to_string(), value.as_secs_f64() * 1e3);
+        }
+        map
+    }
+
+    #[napi]
+    pub fn metrics_prometheus(&self) -> String {
+        self.producer.metrics_prometheus()
+    }
+
+    #[napi]
+    pub fn health(&self) -> HealthInfo {
+        let health = self.producer.health();
+        HealthInfo {
+            status: match health.status {
+                HealthStatus::Healthy => "healthy",
+                HealthStatus::Degraded => "degraded",
+                HealthStatus::Unhealthy => "unhealthy",
+            }
+            .to_string(),
+            reasons: health.reasons,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct HealthInfo {
+    pub status: String,
+    pub reasons: Vec<String>,
+}
+
+fn millis(ms: f64) -> Duration {
+    if ms.is_finite() && ms >= 0.0 {
+        Duration::from_secs_f64(ms / 1e3).min(Duration::from_secs(365 * 24 * 3600))
+    } else {
+        Duration::from_secs(365 * 24 * 3600)
+    }
+}
+
+/// `flush` or `close` on the libuv thread pool.
+pub struct Wait {
+    producer: Arc<Producer>,
+    timeout: Duration,
+    close: bool,
+}
+
+impl Task for Wait {
+    type Output = Option<ErrorInfo>;
+    type JsValue = Option<ErrorInfo>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        if self.close {
+            self.producer.close(self.timeout);
+            return Ok(None);
+        }
+        Ok(self
+            .producer
+            .flush(self.timeout)
+            .err()
+            .map(|e| ErrorInfo::from(&e)))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// librdkafka's mock brokers in this process, for tests.
+#[napi]
+pub struct MockCluster {
+    cluster: CoreMockCluster,
+}
+
+#[napi(object)]
+pub struct ConsumedRecord {
+    pub partition: i32,
+    pub offset: BigInt,
+    pub key: Option<Buffer>,
+    pub value: Option<Buffer>,
+    pub header_keys: Vec<String>,
+    pub header_values: Vec<Option<Buffer>>,
+}
+
+fn mock_error(error: kafkasender::Error) -> napi::Error {
+    napi::Error::from_reason(error.to_string())
+}
+
+#[napi]
+impl MockCluster {
+    #[napi(constructor)]
+    pub fn new(brokers: Option<u32>) -> Result<MockCluster> {
+        let brokers = u16::try_from(brokers.unwrap_or(3))
+            .map_err(|_| napi::Error::from_reason("brokers must be at most 65535"))?;
+        Ok(MockCluster {
+            cluster: CoreMockCluster::new(brokers).map_err(mock_error)?,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers().to_string()
+    }
+
+    #[napi]
+    pub fn create_topic(
+        &self,
+        topic: String,
+        partitions: Option<i32>,
+        replication_factor: Option<i32>,
+    ) -> Result<()> {
+        self.cluster
+            .create_topic(
+                &topic,
+                partitions.unwrap_or(4),
+                replication_factor.unwrap_or(1),
+            )
+            .map_err(mock_error)
+    }
+
+    #[napi]
+    pub fn broker_down(&self, broker_id: i32) -> Result<()> {
+        self.cluster.broker_down(broker_id).map_err(mock_error)
+    }
+
+    #[napi]
+    pub fn broker_up(&self, broker_id: i32) -> Result<()> {
+        self.cluster.broker_up(broker_id).map_err(mock_error)
+    }
+
+    /// Every record of `topic`, read with a consumer of its own (blocks: for tests).
+    #[napi]
+    pub fn read_topic(
+        &self,
+        topic: String,
+        timeout_ms: Option<f64>,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let records = read_topic(
+            self.cluster.bootstrap_servers(),
+            &topic,
+            millis(timeout_ms.unwrap_or(60_000.0)),
+        )
+        .map_err(mock_error)?;
+        Ok(records
+            .into_iter()
+            .map(|r| ConsumedRecord {
+                partition: r.partition,
+                offset: BigInt::from(r.offset),
+                key: r.key.map(Buffer::from),
+                value: r.value.map(Buffer::from),
+                header_keys: r.headers.iter().map(|(k, _)| k.clone()).collect(),
+                header_values: r
+                    .headers
+                    .into_iter()
+                    .map(|(_, v)| v.map(Buffer::from))
+                    .collect(),
+            })
+            .collect())
+    }
+}

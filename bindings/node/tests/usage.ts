@@ -1,0 +1,22 @@
+// Compiled with `tsc --noEmit` against index.d.ts: the documented usage type-checks.
+import { DeliveryReport, KafkaSenderError, MockCluster, Producer } from '..'
+
+async function main(): Promise<void> {
+  const cluster = new MockCluster(1)
+  cluster.createTopic('orders', 2)
+  const producer = new Producer({ 'bootstrap.servers': cluster.bootstrapServers, 'linger.ms': 5, 'enable.idempotence': true })
+  const report: DeliveryReport = await producer.send({ topic: 'orders', value: 'v', key: Buffer.from('k'), headers: { h: 'x' } })
+  const offset: bigint = report.offset
+  producer.send({ topic: 'orders', value: new Uint8Array([1]), headers: [['h', null]] }, (err, r) => {
+    if (err instanceof KafkaSenderError) console.log(err.code, err.retriable, err.rdkafkaCode)
+    else console.log(r?.outcome)
+  })
+  const reports: DeliveryReport[] = await producer.sendBatch([{ topic: 'orders', value: null }])
+  await producer.flush(1000)
+  console.log(offset, reports.length, producer.metrics().delivered, producer.health().status, producer.inFlight)
+  await producer.close()
+  console.log(cluster.readTopic('orders').map((r) => r.value?.toString()))
+  Producer.fromEnv
+}
+
+void main()
