@@ -138,6 +138,10 @@ test-node: node ## Node tests (node --test), tsc on a usage file, native.d.ts dr
 	scratch=$$(mktemp -d) && cp examples/node/send.js $$scratch/ && cd $$scratch && npm init -y >/dev/null \
 	  && npm install --no-audit --no-fund --loglevel=error $(abspath $(NODE_DIR)) && node send.js && rm -rf $$scratch
 
+.PHONY: bench-node
+bench-node: node ## Benchmark the Node face against kafkajs (and @confluentinc/kafka-javascript when installed)
+	cd $(NODE_DIR) && node bench/bench.js
+
 .PHONY: bench-python
 bench-python: build python-install ## Benchmark the Python face against confluent-kafka-python and the Rust core
 	$(PY) -m pip install --quiet confluent-kafka

@@ -30,8 +30,10 @@ function bytes(value, name) {
   throw new TypeError(`${name} must be a Buffer, Uint8Array, string or null, not ${typeof value}`)
 }
 
+const NO_HEADERS = Object.freeze([])
+
 function headerPairs(headers) {
-  if (headers === null || headers === undefined) return [[], []]
+  if (headers === null || headers === undefined) return [NO_HEADERS, NO_HEADERS]
   let pairs
   if (Array.isArray(headers)) {
     pairs = headers
@@ -74,18 +76,22 @@ function configMap(config) {
   return map
 }
 
-function reportOf(r) {
+const OUTCOMES = ['delivered', 'failed', 'dead_lettered', 'spooled']
+
+/** Row `i` of a native report batch, for the send that `waiter` remembers. */
+function reportOf(batch, i, waiter, problem) {
+  const timestamp = batch.timestamps[i]
   return Object.freeze({
-    topic: r.topic,
-    partition: r.partition,
-    offset: r.offset,
-    timestamp: r.timestamp ?? null,
-    key: r.key ?? null,
-    attempts: r.attempts,
-    latencyMs: r.latencyMs,
-    outcome: r.outcome,
-    destination: r.destination ?? null,
-    error: r.error ? errorOf(r.error) : null,
+    topic: waiter.topic,
+    partition: batch.partitions[i],
+    offset: batch.offsets[i],
+    timestamp: Number.isNaN(timestamp) ? null : timestamp,
+    key: waiter.key,
+    attempts: batch.attempts[i],
+    latencyMs: batch.latenciesMs[i],
+    outcome: OUTCOMES[batch.outcomes[i]],
+    destination: problem?.destination ?? null,
+    error: problem ? errorOf(problem.error) : null,
   })
 }
 
@@ -202,19 +208,24 @@ class Producer {
     const id = this.#nextId
     this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1
     send[0] = id
-    const refused = this.#native.send(...send)
+    const refused = this.#native.send(send[0], send[1], send[2], send[3], send[4], send[5], send[6], send[7])
     if (refused) return errorOf(refused)
+    waiter.topic = send[1]
+    waiter.key = send[3]
     this.#pending.set(id, waiter)
     if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
     return null
   }
 
   #drain() {
-    for (const r of this.#native.takeReports()) {
-      const waiter = this.#pending.get(r.id)
+    const batch = this.#native.takeReports()
+    const problems = new Map(batch.problems.map((p) => [p.index, p]))
+    for (let i = 0; i < batch.ids.length; i++) {
+      const id = batch.ids[i]
+      const waiter = this.#pending.get(id)
       if (waiter === undefined) continue
-      this.#pending.delete(r.id)
-      const report = reportOf(r)
+      this.#pending.delete(id)
+      const report = reportOf(batch, i, waiter, problems.get(i))
       const lost = report.outcome === 'failed'
       if (waiter.callback) {
         waiter.callback(lost ? report.error : null, report)

@@ -20,7 +20,7 @@ export declare class NativeProducer {
    */
   send(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): ErrorInfo | null
   /** Every report posted so far (called by `index.js` when woken). */
-  takeReports(): Array<NativeReport>
+  takeReports(): ReportBatch
   /** Waits off the event loop until every message sent so far is reported. */
   flush(timeoutMs: number): Promise<unknown>
   /** Closes off the event loop (see the core's `close`). */
@@ -60,19 +60,30 @@ export interface HealthInfo {
   reasons: Array<string>
 }
 
-/** One message's report, tagged with the id `index.js` gave its send. */
-export interface NativeReport {
-  id: number
-  topic: string
-  partition: number
-  offset: bigint
-  timestamp?: number
-  key?: Buffer
-  attempts: number
-  latencyMs: number
-  /** `delivered`, `dead_lettered`, `spooled` or `failed`. */
-  outcome: string
+/**
+ * Reports as columns, one row per report: one object and a few typed arrays per batch instead
+ * of an object per report, because crossing into JavaScript costs per value. `index.js` already
+ * knows each send's topic and key, so they do not come back.
+ */
+export interface ReportBatch {
+  /** The id `index.js` gave each send. */
+  ids: Uint32Array
+  partitions: Int32Array
+  offsets: BigInt64Array
+  /** Milliseconds since the epoch; NaN when unknown. */
+  timestamps: Float64Array
+  attempts: Uint32Array
+  latenciesMs: Float64Array
+  /** Indices into [`OUTCOMES`]: delivered, failed, dead_lettered, spooled. */
+  outcomes: Uint8Array
+  /** What went wrong, for the rows that were not delivered. */
+  problems: Array<ReportProblem>
+}
+
+export interface ReportProblem {
+  /** The row. */
+  index: number
+  error: ErrorInfo
   /** The dead-letter topic or the spool file. */
   destination?: string
-  error?: ErrorInfo
 }

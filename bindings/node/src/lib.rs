@@ -37,42 +37,82 @@ impl From<&kafkasender::Error> for ErrorInfo {
     }
 }
 
-/// One message's report, tagged with the id `index.js` gave its send.
+/// Reports as columns, one row per report: one object and a few typed arrays per batch instead
+/// of an object per report, because crossing into JavaScript costs per value. `index.js` already
+/// knows each send's topic and key, so they do not come back.
 #[napi(object)]
-pub struct NativeReport {
-    pub id: u32,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: BigInt,
-    pub timestamp: Option<i64>,
-    pub key: Option<Buffer>,
-    pub attempts: u32,
-    pub latency_ms: f64,
-    /// `delivered`, `dead_lettered`, `spooled` or `failed`.
-    pub outcome: String,
-    /// The dead-letter topic or the spool file.
-    pub destination: Option<String>,
-    pub error: Option<ErrorInfo>,
+pub struct ReportBatch {
+    /// The id `index.js` gave each send.
+    pub ids: Uint32Array,
+    pub partitions: Int32Array,
+    pub offsets: BigInt64Array,
+    /// Milliseconds since the epoch; NaN when unknown.
+    pub timestamps: Float64Array,
+    pub attempts: Uint32Array,
+    pub latencies_ms: Float64Array,
+    /// Indices into [`OUTCOMES`]: delivered, failed, dead_lettered, spooled.
+    pub outcomes: Uint8Array,
+    /// What went wrong, for the rows that were not delivered.
+    pub problems: Vec<ReportProblem>,
 }
 
-fn native_report(id: u32, report: kafkasender::DeliveryReport) -> NativeReport {
-    let destination = match &report.outcome {
-        Outcome::DeadLettered { topic, .. } => Some(topic.clone()),
-        Outcome::Spooled { path, .. } => Some(path.display().to_string()),
-        Outcome::Delivered | Outcome::Failed(_) => None,
-    };
-    NativeReport {
-        id,
-        error: report.outcome.error().map(ErrorInfo::from),
-        outcome: report.outcome.as_str().to_string(),
-        destination,
-        topic: report.topic,
-        partition: report.partition,
-        offset: BigInt::from(report.offset),
-        timestamp: report.timestamp,
-        key: report.key.map(Buffer::from),
-        attempts: report.attempts,
-        latency_ms: report.latency.as_secs_f64() * 1e3,
+/// The outcome names, indexed by `ReportBatch.outcomes`.
+pub const OUTCOMES: [&str; 4] = ["delivered", "failed", "dead_lettered", "spooled"];
+
+#[napi(object)]
+pub struct ReportProblem {
+    /// The row.
+    pub index: u32,
+    pub error: ErrorInfo,
+    /// The dead-letter topic or the spool file.
+    pub destination: Option<String>,
+}
+
+fn report_batch(reports: Vec<(u32, kafkasender::DeliveryReport)>) -> ReportBatch {
+    let n = reports.len();
+    let (mut ids, mut partitions, mut offsets) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut timestamps, mut attempts, mut latencies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut outcomes = Vec::with_capacity(n);
+    let mut problems = Vec::new();
+    for (index, (id, report)) in reports.into_iter().enumerate() {
+        ids.push(id);
+        partitions.push(report.partition);
+        offsets.push(report.offset);
+        timestamps.push(report.timestamp.map_or(f64::NAN, |t| t as f64));
+        attempts.push(report.attempts);
+        latencies.push(report.latency.as_secs_f64() * 1e3);
+        let (outcome, destination) = match &report.outcome {
+            Outcome::Delivered => (0, None),
+            Outcome::Failed(_) => (1, None),
+            Outcome::DeadLettered { topic, .. } => (2, Some(topic.clone())),
+            Outcome::Spooled { path, .. } => (3, Some(path.display().to_string())),
+        };
+        outcomes.push(outcome);
+        if let Some(error) = report.outcome.error() {
+            problems.push(ReportProblem {
+                index: index as u32,
+                error: ErrorInfo::from(error),
+                destination,
+            });
+        }
+    }
+    ReportBatch {
+        ids: Uint32Array::new(ids),
+        partitions: Int32Array::new(partitions),
+        offsets: BigInt64Array::new(offsets),
+        timestamps: Float64Array::new(timestamps),
+        attempts: Uint32Array::new(attempts),
+        latencies_ms: Float64Array::new(latencies),
+        outcomes: Uint8Array::new(outcomes),
+        problems,
     }
 }
 
@@ -156,13 +196,14 @@ impl NativeProducer {
         &self,
         id: u32,
         topic: String,
-        value: Option<Buffer>,
-        key: Option<Buffer>,
+        value: Option<BufferSlice>,
+        key: Option<BufferSlice>,
         header_keys: Vec<String>,
-        header_values: Vec<Option<Buffer>>,
+        header_values: Vec<Option<BufferSlice>>,
         partition: Option<i32>,
         timestamp: Option<i64>,
     ) -> Option<ErrorInfo> {
+        // Slices borrow the caller's Buffers for the call (librdkafka copies): no reference per value.
         let record = Record {
             topic: &topic,
             key: key.as_deref(),
@@ -187,7 +228,7 @@ impl NativeProducer {
 
     /// Every report posted so far (called by `index.js` when woken).
     #[napi]
-    pub fn take_reports(&self) -> Vec<NativeReport> {
+    pub fn take_reports(&self) -> ReportBatch {
         let reports = std::mem::take(
             &mut *self
                 .mailbox
@@ -195,10 +236,7 @@ impl NativeProducer {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        reports
-            .into_iter()
-            .map(|(id, report)| native_report(id, report))
-            .collect()
+        report_batch(reports)
     }
 
     /// Waits off the event loop until every message sent so far is reported.
