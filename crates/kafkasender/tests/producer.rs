@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kafkasender::testing::{read_topic, ConsumedRecord, MockCluster};
+use kafkasender::testing::{read_topic, ConsumedRecord, MockApi, MockCluster};
 use kafkasender::{Config, DeliveryReport, ErrorKind, Producer, Record};
 
 mod common;
@@ -623,11 +623,20 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
     for broker in cluster.broker_ids() {
         cluster.broker_down(broker).unwrap();
     }
+    // A connection that was open may survive broker_down in the mock; a transport error on the
+    // next requests drops it, and the downed broker then refuses the reconnect.
+    let drop_connection = [-195; 8];
+    cluster
+        .push_request_errors(MockApi::Produce, &drop_connection)
+        .unwrap();
+    cluster
+        .push_request_errors(MockApi::Metadata, &drop_connection)
+        .unwrap();
     let (sender, outcome) = mpsc::channel();
     producer
         .send(
             &Record::new(topic).value("during"),
-            Box::new(move |r| sender.send(r).unwrap()),
+            Box::new(move |r| drop(sender.send(r))),
         )
         .unwrap();
     let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(20));
@@ -640,6 +649,8 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
         "{health:?}"
     );
 
+    cluster.clear_request_errors(MockApi::Produce);
+    cluster.clear_request_errors(MockApi::Metadata);
     for broker in cluster.broker_ids() {
         cluster.broker_up(broker).unwrap();
     }
