@@ -101,9 +101,15 @@ const FROM_ENV = Symbol('kafkasender: configure from KAFKA_* variables')
 
 class Producer {
   #native
+  /** Sends not yet reported, by id: what settles them. */
   #pending = new Map()
-  #nextId = 1
+  #nextId = 0
   #keepAlive = null
+  /** Prepared sends waiting to cross into the native producer, in send order. */
+  #queue = []
+  #flushScheduled = false
+  /** A send that found the queue full is being sent off the event loop; later ones wait behind it. */
+  #waiting = null
 
   /** `new Producer(config)`: kafkasender settings and librdkafka properties, e.g. `{ 'bootstrap.servers': '…' }`. */
   constructor(config = {}) {
@@ -128,14 +134,10 @@ class Producer {
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
     const send = this.#prepare(message)
     if (callback) {
-      const refused = this.#enqueue(send, { callback })
-      if (refused) process.nextTick(callback, refused, null)
+      this.#enqueue(send, { callback })
       return undefined
     }
-    return new Promise((resolve, reject) => {
-      const refused = this.#enqueue(send, { resolve, reject })
-      if (refused) reject(refused)
-    })
+    return new Promise((resolve, reject) => this.#enqueue(send, { resolve, reject }))
   }
 
   /**
@@ -145,19 +147,12 @@ class Producer {
   sendBatch(messages) {
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array')
     const prepared = messages.map((m) => this.#prepare(m))
-    return Promise.all(prepared.map((send) => new Promise((resolve) => {
-      const refused = this.#enqueue(send, { resolve, reject: null })
-      if (refused) {
-        resolve(Object.freeze({
-          topic: send[1], partition: send[6] ?? -1, offset: -1n, timestamp: send[7], key: send[3], attempts: 0,
-          latencyMs: 0, outcome: 'failed', destination: null, error: refused,
-        }))
-      }
-    })))
+    return Promise.all(prepared.map((send) => new Promise((resolve) => this.#enqueue(send, { resolve, reject: null }))))
   }
 
   /** Resolves when every message sent so far is reported (rejects with a timeout error after `timeoutMs`). */
   async flush(timeoutMs = Infinity) {
+    await this.#sendQueued()
     const info = await this.#native.flush(timeoutMs)
     this.#drain()
     if (info) throw errorOf(info)
@@ -169,6 +164,7 @@ class Producer {
    * resolves; afterwards the producer keeps nothing alive.
    */
   async close(timeoutMs) {
+    await this.#sendQueued()
     await this.#native.close(timeoutMs ?? this.#native.closeTimeoutMs)
     this.#drain()
   }
@@ -203,18 +199,101 @@ class Producer {
       integer(message.timestamp, 'message.timestamp')]
   }
 
-  /** Hands a prepared send to the native producer; returns the error when it was not accepted. */
+  /**
+   * Queues a prepared send; the queue crosses into the native producer once per microtask, in one
+   * call for a run of plain messages, so a burst of sends costs one boundary crossing.
+   */
   #enqueue(send, waiter) {
     const id = this.#nextId
-    this.#nextId = this.#nextId === 0xffffffff ? 1 : this.#nextId + 1
+    this.#nextId = (this.#nextId + 1) >>> 0
     send[0] = id
-    const refused = this.#native.send(send[0], send[1], send[2], send[3], send[4], send[5], send[6], send[7])
-    if (refused) return errorOf(refused)
     waiter.topic = send[1]
     waiter.key = send[3]
+    waiter.partition = send[6]
+    waiter.timestamp = send[7]
     this.#pending.set(id, waiter)
     if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
-    return null
+    this.#queue.push(send)
+    if (!this.#flushScheduled && this.#waiting === null) {
+      this.#flushScheduled = true
+      queueMicrotask(() => this.#flushQueue())
+    }
+  }
+
+  /** Hands the queue to the native producer, without ever waiting on the event loop. */
+  #flushQueue() {
+    this.#flushScheduled = false
+    const queue = this.#queue
+    let i = 0
+    while (i < queue.length) {
+      let end = i
+      while (end < queue.length && isPlain(queue[end])) end++
+      if (end > i) {
+        const topics = []
+        const values = []
+        const keys = []
+        for (let j = i; j < end; j++) {
+          topics.push(queue[j][1])
+          values.push(queue[j][2])
+          keys.push(queue[j][3])
+        }
+        const result = this.#native.sendMany(queue[i][0], topics, values, keys)
+        for (const refusal of result.refused) this.#refuse(queue[i + refusal.index][0], refusal.error)
+        i += result.sent
+        if (i < end) return this.#sendWaiting(queue, i)
+        continue
+      }
+      const send = queue[i]
+      const result = this.#native.send(send[0], send[1], send[2], send[3], send[4], send[5], send[6], send[7])
+      if (result.wouldBlock) return this.#sendWaiting(queue, i)
+      if (result.refused) this.#refuse(send[0], result.refused)
+      i++
+    }
+    this.#queue = []
+  }
+
+  /** The queue is full (or the rate limit has no token): send queue[i] off the loop, then go on. */
+  #sendWaiting(queue, i) {
+    this.#queue = queue.slice(i + 1)
+    const send = queue[i]
+    this.#waiting = this.#native
+      .sendWaiting(send[0], send[1], send[2], send[3], send[4], send[5], send[6], send[7])
+      .then((refused) => {
+        if (refused) this.#refuse(send[0], refused)
+        this.#waiting = null
+        this.#flushQueue()
+      })
+  }
+
+  /** Resolves once every send made so far has crossed into the native producer. */
+  async #sendQueued() {
+    if (this.#waiting === null) this.#flushQueue()
+    while (this.#waiting !== null) await this.#waiting
+  }
+
+  /** Settles a send the native producer did not accept. */
+  #refuse(id, info) {
+    const waiter = this.#pending.get(id)
+    this.#pending.delete(id)
+    const error = errorOf(info)
+    if (waiter.callback) {
+      waiter.callback(error, null)
+    } else if (waiter.reject) {
+      waiter.reject(error)
+    } else {
+      waiter.resolve(Object.freeze({
+        topic: waiter.topic, partition: waiter.partition ?? -1, offset: -1n, timestamp: waiter.timestamp,
+        key: waiter.key, attempts: 0, latencyMs: 0, outcome: 'failed', destination: null, error,
+      }))
+    }
+    this.#stopKeepAliveWhenIdle()
+  }
+
+  #stopKeepAliveWhenIdle() {
+    if (this.#pending.size === 0 && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive)
+      this.#keepAlive = null
+    }
   }
 
   #drain() {
@@ -235,11 +314,13 @@ class Producer {
         waiter.resolve(report)
       }
     }
-    if (this.#pending.size === 0 && this.#keepAlive !== null) {
-      clearInterval(this.#keepAlive)
-      this.#keepAlive = null
-    }
+    this.#stopKeepAliveWhenIdle()
   }
+}
+
+/** A message the native producer can take in a batch: no headers, partition or timestamp. */
+function isPlain(send) {
+  return send[4].length === 0 && send[6] === null && send[7] === null
 }
 
 /** librdkafka's mock Kafka brokers in this process, for tests. */

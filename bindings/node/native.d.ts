@@ -15,10 +15,22 @@ export declare class MockCluster {
 /** The core producer, for `index.js`. */
 export declare class NativeProducer {
   /**
-   * Enqueues one message; its report is posted with `id`. Returns an ErrorInfo when it was not
-   * accepted (nothing will be posted then).
+   * Enqueues one message without waiting; its report is posted with `id`. Returns what
+   * happened: accepted, refused (with the error; nothing will be posted), or "would block" (a
+   * full queue or a rate limit: nothing was sent; `send_waiting` sends it off the event loop).
    */
-  send(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): ErrorInfo | null
+  send(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): SendResult
+  /**
+   * Sends plain messages (topic, value, key) with ids `first_id`, `first_id + 1`, … in one call,
+   * without waiting: one crossing of the boundary for the lot. Stops at the first message that
+   * would block; `sent` says how many were handled (accepted or refused).
+   */
+  sendMany(firstId: number, topics: Array<string>, values: Array<Buffer | undefined | null>, keys: Array<Buffer | undefined | null>): SendManyResult
+  /**
+   * Sends one message that would block, on the libuv thread pool (its bytes are copied, as
+   * they cross threads): resolves with null when accepted, or the error.
+   */
+  sendWaiting(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): Promise<unknown>
   /** Every report posted so far (called by `index.js` when woken). */
   takeReports(): ReportBatch
   /** Waits off the event loop until every message sent so far is reported. */
@@ -60,6 +72,11 @@ export interface HealthInfo {
   reasons: Array<string>
 }
 
+export interface Refusal {
+  index: number
+  error: ErrorInfo
+}
+
 /**
  * Reports as columns, one row per report: one object and a few typed arrays per batch instead
  * of an object per report, because crossing into JavaScript costs per value. `index.js` already
@@ -86,4 +103,18 @@ export interface ReportProblem {
   error: ErrorInfo
   /** The dead-letter topic or the spool file. */
   destination?: string
+}
+
+export interface SendManyResult {
+  /** How many messages were handled (accepted or refused); the rest would block. */
+  sent: number
+  refused: Array<Refusal>
+}
+
+/** What `send` did with one message. */
+export interface SendResult {
+  /** Nothing was sent: the queue is full or the rate limit has no token now. */
+  wouldBlock: boolean
+  /** Not accepted, for this reason; nothing will be posted. */
+  refused?: ErrorInfo
 }

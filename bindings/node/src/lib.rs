@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kafkasender::testing::{read_topic, MockCluster as CoreMockCluster};
-use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Record};
+use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Record, TrySend};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -188,8 +188,9 @@ pub fn create_producer(
 
 #[napi]
 impl NativeProducer {
-    /// Enqueues one message; its report is posted with `id`. Returns an ErrorInfo when it was not
-    /// accepted (nothing will be posted then).
+    /// Enqueues one message without waiting; its report is posted with `id`. Returns what
+    /// happened: accepted, refused (with the error; nothing will be posted), or "would block" (a
+    /// full queue or a rate limit: nothing was sent; `send_waiting` sends it off the event loop).
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn send(
@@ -202,7 +203,7 @@ impl NativeProducer {
         header_values: Vec<Option<BufferSlice>>,
         partition: Option<i32>,
         timestamp: Option<i64>,
-    ) -> Option<ErrorInfo> {
+    ) -> SendResult {
         // Slices borrow the caller's Buffers for the call (librdkafka copies): no reference per value.
         let record = Record {
             topic: &topic,
@@ -219,11 +220,98 @@ impl NativeProducer {
             partition,
             timestamp,
         };
+        self.try_send(id, &record)
+    }
+
+    /// Sends plain messages (topic, value, key) with ids `first_id`, `first_id + 1`, … in one call,
+    /// without waiting: one crossing of the boundary for the lot. Stops at the first message that
+    /// would block; `sent` says how many were handled (accepted or refused).
+    #[napi]
+    pub fn send_many(
+        &self,
+        first_id: u32,
+        topics: Vec<String>,
+        values: Vec<Option<BufferSlice>>,
+        keys: Vec<Option<BufferSlice>>,
+    ) -> SendManyResult {
+        let mut refused = Vec::new();
+        for (index, ((topic, value), key)) in topics.iter().zip(&values).zip(&keys).enumerate() {
+            let record = Record {
+                topic,
+                key: key.as_deref(),
+                value: value.as_deref(),
+                ..Record::default()
+            };
+            let result = self.try_send(first_id.wrapping_add(index as u32), &record);
+            if result.would_block {
+                return SendManyResult {
+                    sent: index as u32,
+                    refused,
+                };
+            }
+            if let Some(error) = result.refused {
+                refused.push(Refusal {
+                    index: index as u32,
+                    error,
+                });
+            }
+        }
+        SendManyResult {
+            sent: topics.len() as u32,
+            refused,
+        }
+    }
+
+    /// Sends one message that would block, on the libuv thread pool (its bytes are copied, as
+    /// they cross threads): resolves with null when accepted, or the error.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_waiting(
+        &self,
+        id: u32,
+        topic: String,
+        value: Option<BufferSlice>,
+        key: Option<BufferSlice>,
+        header_keys: Vec<String>,
+        header_values: Vec<Option<BufferSlice>>,
+        partition: Option<i32>,
+        timestamp: Option<i64>,
+    ) -> AsyncTask<WaitingSend> {
+        AsyncTask::new(WaitingSend {
+            producer: self.producer.clone(),
+            mailbox: self.mailbox.clone(),
+            id,
+            record: Some(kafkasender::OwnedRecord {
+                topic,
+                key: key.map(|k| k.to_vec()),
+                value: value.map(|v| v.to_vec()),
+                headers: header_keys
+                    .into_iter()
+                    .zip(header_values)
+                    .map(|(k, v)| (k, v.map(|v| v.to_vec())))
+                    .collect(),
+                partition,
+                timestamp,
+            }),
+        })
+    }
+
+    fn try_send(&self, id: u32, record: &Record<'_>) -> SendResult {
         let mailbox = self.mailbox.clone();
-        self.producer
-            .send(&record, Box::new(move |report| mailbox.post(id, report)))
-            .err()
-            .map(|e| ErrorInfo::from(&e))
+        match self
+            .producer
+            .try_send(record, Box::new(move |report| mailbox.post(id, report)))
+        {
+            Ok(TrySend::Sent) => SendResult::default(),
+            Ok(TrySend::WouldBlock(_)) => SendResult {
+                would_block: true,
+                refused: None,
+            },
+            Err(error) => SendResult {
+                would_block: false,
+                refused: Some(ErrorInfo::from(&error)),
+            },
+        }
     }
 
     /// Every report posted so far (called by `index.js` when woken).
@@ -323,6 +411,59 @@ impl NativeProducer {
             .to_string(),
             reasons: health.reasons,
         }
+    }
+}
+
+/// What `send` did with one message.
+#[napi(object)]
+#[derive(Default)]
+pub struct SendResult {
+    /// Nothing was sent: the queue is full or the rate limit has no token now.
+    pub would_block: bool,
+    /// Not accepted, for this reason; nothing will be posted.
+    pub refused: Option<ErrorInfo>,
+}
+
+#[napi(object)]
+pub struct SendManyResult {
+    /// How many messages were handled (accepted or refused); the rest would block.
+    pub sent: u32,
+    pub refused: Vec<Refusal>,
+}
+
+#[napi(object)]
+pub struct Refusal {
+    pub index: u32,
+    pub error: ErrorInfo,
+}
+
+/// A send that waits for room, on the libuv thread pool.
+pub struct WaitingSend {
+    producer: Arc<Producer>,
+    mailbox: Arc<Mailbox>,
+    id: u32,
+    record: Option<kafkasender::OwnedRecord>,
+}
+
+impl Task for WaitingSend {
+    type Output = Option<ErrorInfo>;
+    type JsValue = Option<ErrorInfo>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let record = self.record.take().expect("computed once");
+        let (mailbox, id) = (self.mailbox.clone(), self.id);
+        Ok(self
+            .producer
+            .send(
+                &record.as_record(),
+                Box::new(move |report| mailbox.post(id, report)),
+            )
+            .err()
+            .map(|e| ErrorInfo::from(&e)))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
     }
 }
 

@@ -79,6 +79,20 @@ test('ten thousand concurrent send promises', async () => {
   assert.equal(new Set(values(cluster.readTopic(t))).size, 10000)
 })
 
+test('a full queue makes sends wait off the event loop, in order', async () => {
+  const t = topic(1)
+  const p = producer({ 'queue.buffering.max.messages': 10 })
+  let ticks = 0
+  const ticker = setInterval(() => ticks++, 1)
+  const reports = await Promise.all(Array.from({ length: 2000 }, (_, i) =>
+    p.send({ topic: t, value: String(i), key: 'one key', ...(i % 7 === 0 ? { headers: { n: String(i) } } : {}) })))
+  clearInterval(ticker)
+  await p.close()
+  assert.ok(reports.every((r) => r.outcome === 'delivered'))
+  assert.ok(ticks > 0, 'the event loop kept running while sends waited for room')
+  assert.deepEqual(values(cluster.readTopic(t)), Array.from({ length: 2000 }, (_, i) => String(i)), 'send order kept')
+})
+
 test('every accepted argument type lands as bytes', async () => {
   const t = topic(1)
   const p = producer()
