@@ -180,6 +180,14 @@ impl Breaker {
         }
     }
 
+    /// Gives back a probe slot whose message was never sent.
+    pub(crate) fn release_probe(&self) {
+        let mut counts = lock(&self.counts);
+        if self.state() == BreakerState::HalfOpen {
+            counts.probes_admitted = counts.probes_admitted.saturating_sub(1);
+        }
+    }
+
     /// Opens the breaker now (librdkafka reported every broker down).
     pub(crate) fn trip(&self, reason: &str, now: Instant) -> Transition {
         let mut counts = lock(&self.counts);

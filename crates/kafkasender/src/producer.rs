@@ -477,11 +477,6 @@ impl Shared {
             }
             rate_limit.acquire(record.size())?;
         }
-        let admission = self
-            .rescue
-            .breaker
-            .as_ref()
-            .map_or(Admission::Pass, |breaker| breaker.admit(Instant::now()));
         // Held until the message is enqueued, so close cannot slip in between this check and its purge.
         let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
         if !*open {
@@ -490,6 +485,8 @@ impl Shared {
         if let Some(fatal) = self.fatal_error() {
             return Err(fatal.into());
         }
+        let breaker = self.rescue.breaker.as_ref();
+        let admission = breaker.map_or(Admission::Pass, |b| b.admit(Instant::now()));
         let tracker = &self.tracker;
         match admission {
             Admission::Pass => {}
@@ -518,6 +515,10 @@ impl Shared {
             }
             Err((error, pending)) => {
                 tracker.finish_one();
+                if let (true, Some(breaker)) = (pending.probe, breaker) {
+                    // A probe that never went out must not hold a half-open breaker's slot.
+                    breaker.release_probe();
+                }
                 Err(if error.kind() == ErrorKind::QueueFull {
                     Refused::QueueFull(error, pending)
                 } else {

@@ -393,7 +393,11 @@ fn hand_to_librdkafka(shared: &Shared, parcel: Parcel) {
     } = parcel;
     let deadline = Instant::now() + shared.settings.enqueue_timeout;
     let give_up = || shared.rescue.is_abandoned() || Instant::now() >= deadline;
-    if let Err((error, pending)) = shared.produce(&record.as_record(), pending, give_up) {
+    if let Err((error, mut pending)) = shared.produce(&record.as_record(), pending, give_up) {
+        if let (true, Some(breaker)) = (pending.probe, &shared.rescue.breaker) {
+            breaker.release_probe(); // it never went out
+            pending.probe = false;
+        }
         finish_elsewhere(
             &shared.rescue,
             Parcel {
