@@ -54,6 +54,7 @@ fn producer(cluster: &MockCluster) -> Producer {
 
 #[test]
 fn every_report_matches_what_a_consumer_reads_back() {
+    let _outages = common::beside_others();
     let topic = "orders";
     let cluster = cluster_with_topic(topic, 6);
     let producer = producer(&cluster);
@@ -140,6 +141,7 @@ fn every_report_matches_what_a_consumer_reads_back() {
 
 #[test]
 fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
+    let _outages = common::beside_others();
     let cluster = cluster_with_topic("valid", 1);
     let producer = Producer::new(
         cluster
@@ -190,6 +192,7 @@ fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
 
 #[test]
 fn broker_down_and_up_mid_stream_loses_and_duplicates_nothing() {
+    let _outages = common::alone();
     let topic = "resilient";
     let cluster = cluster_with_topic(topic, 6);
     let producer = producer(&cluster);
@@ -232,6 +235,7 @@ fn broker_down_and_up_mid_stream_loses_and_duplicates_nothing() {
 
 #[test]
 fn close_with_messages_in_flight_reports_each_exactly_once() {
+    let _outages = common::beside_others();
     let topic = "stalled";
     let cluster = cluster_with_topic(topic, 3);
     let producer = stalled_producer(&cluster, topic, cluster.config());
@@ -265,6 +269,7 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
 
 #[test]
 fn dropping_an_open_producer_reports_every_message_once() {
+    let _outages = common::beside_others();
     let topic = "dropped";
     let cluster = cluster_with_topic(topic, 3);
     let config = cluster.config().close_timeout(Duration::from_millis(200));
@@ -285,6 +290,7 @@ fn dropping_an_open_producer_reports_every_message_once() {
 
 #[test]
 fn dropping_the_last_handle_inside_a_callback_neither_deadlocks_nor_loses_reports() {
+    let _outages = common::beside_others();
     let topic = "self-drop";
     let cluster = cluster_with_topic(topic, 1);
     let producer = Arc::new(producer(&cluster));
@@ -305,6 +311,7 @@ fn dropping_the_last_handle_inside_a_callback_neither_deadlocks_nor_loses_report
 
 #[test]
 fn a_full_queue_applies_backpressure_and_delivers_everything() {
+    let _outages = common::beside_others();
     let topic = "tiny-queue";
     let cluster = cluster_with_topic(topic, 2);
     let config = cluster
@@ -329,6 +336,7 @@ fn a_full_queue_applies_backpressure_and_delivers_everything() {
 
 #[test]
 fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
+    let _outages = common::beside_others();
     let topic = "blocked";
     let cluster = cluster_with_topic(topic, 1);
     let config = cluster
@@ -386,6 +394,7 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
 
 #[test]
 fn send_async_and_send_and_wait_report_delivery_and_errors() {
+    let _outages = common::beside_others();
     let topic = "futures";
     let cluster = cluster_with_topic(topic, 2);
     let producer = producer(&cluster);
@@ -414,6 +423,7 @@ fn send_async_and_send_and_wait_report_delivery_and_errors() {
 
 #[test]
 fn send_batch_reports_every_record_in_order_including_rejected_ones() {
+    let _outages = common::beside_others();
     let topic = "batch";
     let cluster = cluster_with_topic(topic, 4);
     let producer = producer(&cluster);
@@ -453,6 +463,7 @@ fn send_batch_reports_every_record_in_order_including_rejected_ones() {
 
 #[test]
 fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
+    let _outages = common::beside_others();
     let topic = "panics";
     let cluster = cluster_with_topic(topic, 1);
     let producer = producer(&cluster);
@@ -471,6 +482,7 @@ fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
 
 #[test]
 fn many_threads_can_share_one_producer() {
+    let _outages = common::beside_others();
     let topic = "threads";
     let cluster = cluster_with_topic(topic, 4);
     let producer = Arc::new(producer(&cluster));
@@ -504,6 +516,7 @@ fn many_threads_can_share_one_producer() {
 
 #[test]
 fn conflicts_found_only_by_librdkafka_are_config_errors() {
+    let _outages = common::beside_others();
     let config = Config::from_map([
         ("bootstrap.servers", "127.0.0.1:1"),
         ("transactional.id", "t"),
@@ -516,6 +529,7 @@ fn conflicts_found_only_by_librdkafka_are_config_errors() {
 
 #[test]
 fn prometheus_output_parses_and_its_counters_match_the_reports() {
+    let _outages = common::beside_others();
     let topic = "metrics";
     let cluster = cluster_with_topic(topic, 2);
     let config = cluster.config().client_id("metrics-test");
@@ -609,6 +623,7 @@ fn wait_for_health(
 
 #[test]
 fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
+    let _outages = common::alone();
     use kafkasender::HealthStatus;
     let topic = "health";
     let cluster = cluster_with_topic(topic, 3);
@@ -671,6 +686,7 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
 
 #[test]
 fn a_rate_limit_of_1000_per_second_with_burst_100_paces_3000_messages_and_loses_none() {
+    let _outages = common::beside_others();
     let topic = "paced";
     let cluster = cluster_with_topic(topic, 4);
     let config = cluster
@@ -703,6 +719,7 @@ fn a_rate_limit_of_1000_per_second_with_burst_100_paces_3000_messages_and_loses_
 
 #[test]
 fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_limited() {
+    let _outages = common::beside_others();
     let topic = "limited";
     let cluster = cluster_with_topic(topic, 1);
     let config = cluster
@@ -750,6 +767,7 @@ fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_
 
 #[test]
 fn librdkafka_statistics_reach_a_statistics_callback_as_json() {
+    let _outages = common::beside_others();
     let cluster = MockCluster::new(1).unwrap();
     let (sender, received) = mpsc::sync_channel::<String>(16);
     let producer = Producer::with_statistics(

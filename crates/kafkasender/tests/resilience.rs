@@ -57,6 +57,7 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn retriable_produce_errors_are_retried_and_nothing_is_lost_or_duplicated() {
+    let _outages = common::beside_others();
     let topic = "flaky";
     let cluster = MockCluster::new(3).unwrap();
     cluster.create_topic(topic, 4, 3).unwrap();
@@ -121,6 +122,7 @@ fn cluster_down_from_the_start(topic: &str) -> MockCluster {
 
 #[test]
 fn messages_that_time_out_are_re_sent_with_backoff_and_delivered() {
+    let _outages = common::alone();
     let topic = "resent";
     let cluster = cluster_down_from_the_start(topic);
     let producer = Producer::new(
@@ -164,6 +166,7 @@ fn messages_that_time_out_are_re_sent_with_backoff_and_delivered() {
 
 #[test]
 fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_replays() {
+    let _outages = common::alone();
     let topic = "outage";
     let cluster = cluster_down_from_the_start(topic);
     let dir = temp_dir("breaker");
@@ -275,6 +278,7 @@ fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_re
 
 #[test]
 fn messages_the_broker_refuses_go_to_the_dead_letter_topic_with_their_headers() {
+    let _outages = common::beside_others();
     let (topic, dlq) = ("payments", "payments.dlq");
     let cluster = MockCluster::new(3).unwrap();
     cluster.create_topic(topic, 2, 3).unwrap();
@@ -392,11 +396,14 @@ fn spool_forever(dir: &Path) -> ! {
             )
             .unwrap();
         if i % 50 == 0 {
-            println!(
-                "spooled {}",
-                spooled.load(std::sync::atomic::Ordering::Relaxed)
-            );
-            std::io::stdout().flush().unwrap();
+            let mut out = std::io::stdout();
+            let count = spooled.load(std::sync::atomic::Ordering::Relaxed);
+            if writeln!(out, "spooled {count}")
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                std::process::exit(0); // the parent stopped listening: it is about to kill us
+            }
             thread::sleep(Duration::from_millis(5));
         }
     }
@@ -405,6 +412,7 @@ fn spool_forever(dir: &Path) -> ! {
 
 #[test]
 fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped() {
+    let _outages = common::beside_others();
     if let Ok(dir) = std::env::var(CHILD_SPOOL_DIR) {
         spool_forever(Path::new(&dir));
     }
@@ -497,6 +505,7 @@ fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped()
 
 #[test]
 fn replay_needs_a_spool_and_a_second_producer_cannot_share_one_until_the_first_closes() {
+    let _outages = common::beside_others();
     let cluster = MockCluster::new(1).unwrap();
     let producer = Producer::new(cluster.config().build().unwrap()).unwrap();
     assert_eq!(

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use kafkasender::testing::ConsumedRecord;
@@ -51,4 +51,20 @@ impl Reports {
 /// A read-back record's value as text.
 pub fn value_of(record: &ConsumedRecord) -> String {
     String::from_utf8(record.value.clone().unwrap()).unwrap()
+}
+
+/// Bringing a mock broker back up re-binds the port it listened on, and librdkafka's mock aborts
+/// the whole process when that port was taken meanwhile, which an outgoing connection of a test
+/// running beside it can do (both come from the ephemeral range). So a test that brings a broker
+/// up runs alone ([`alone`]), and every other test holds [`beside_others`] while it runs.
+static OUTAGES: RwLock<()> = RwLock::new(());
+
+/// For a test that takes brokers down and brings them up again.
+pub fn alone() -> RwLockWriteGuard<'static, ()> {
+    OUTAGES.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For every other test.
+pub fn beside_others() -> RwLockReadGuard<'static, ()> {
+    OUTAGES.read().unwrap_or_else(PoisonError::into_inner)
 }
