@@ -116,6 +116,7 @@ impl Producer {
                 tracker: tracker.clone(),
                 rescue: rescue.clone(),
                 on_statistics,
+                last_error: Mutex::new(None),
             })
             .map_err(|error| match error {
                 KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
@@ -823,6 +824,26 @@ struct Context {
     tracker: Arc<Tracker>,
     rescue: Arc<Rescue>,
     on_statistics: Option<StatisticsCallback>,
+    /// The last error event and when it came (see [`Context::is_second_report_of_last_error`]).
+    last_error: Mutex<Option<(String, Instant)>>,
+}
+
+/// How close together two reports of one error event arrive.
+const SAME_EVENT_WINDOW: Duration = Duration::from_millis(2);
+
+impl Context {
+    /// rust-rdkafka 0.39 hands each error event to `ClientContext::error` twice (`Client::poll_event`
+    /// handles it and returns it, and `BaseProducer::poll` handles it again), back to back on the
+    /// delivery thread. The second of two identical reports within a few milliseconds is that
+    /// echo; skipping it costs nothing even if it was a real repeat, which says nothing new.
+    fn is_second_report_of_last_error(&self, error: &KafkaError, reason: &str) -> bool {
+        let event = format!("{error}|{reason}");
+        let now = Instant::now();
+        let mut last = lock(&self.last_error);
+        let echo = matches!(&*last, Some((previous, at)) if *previous == event && now.duration_since(*at) < SAME_EVENT_WINDOW);
+        *last = if echo { None } else { Some((event, now)) };
+        echo
+    }
 }
 
 impl ClientContext for Context {
@@ -874,6 +895,9 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.is_second_report_of_last_error(&error, reason) {
+            return;
+        }
         let code = error.rdkafka_error_code();
         if code == Some(RDKafkaErrorCode::Fatal) {
             self.tracker.fatal.store(true, Ordering::Release);
