@@ -127,8 +127,9 @@ test-python: python-install ## Python tests (pytest) on the mock cluster, and th
 
 NODE_DIR := bindings/node
 
+# `npm install`, not `npm ci`: ci refuses the lock file over @napi-rs/cli's optional platform packages.
 .PHONY: node
-node: ## Build the Node addon (npm install; `npm ci` trips over optional platform packages of @napi-rs/cli) and regenerate its native.d.ts with napi-rs
+node: ## Build the Node addon and regenerate its native.d.ts with napi-rs
 	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error && npm run --silent build
 
 .PHONY: test-node
