@@ -332,11 +332,7 @@ impl Producer {
 
     /// Whether [`Producer::close`] has been called.
     pub fn is_closed(&self) -> bool {
-        !*self
-            .shared
-            .open
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.is_closed()
     }
 
     /// Re-sends what the spool holds (see [`crate::spool`]); returns once every record is
@@ -810,13 +806,18 @@ impl Pending {
     /// Wall-clock time of the first attempt, in milliseconds since the epoch (derived on the
     /// failure path only, so the send path reads no wall clock).
     pub(crate) fn first_attempt_ms(&self) -> i64 {
-        now_ms() - i64::try_from(self.sent_at.elapsed().as_millis()).unwrap_or(0)
+        wall_clock_ms(self.sent_at)
     }
 
     /// Wall-clock time of the latest attempt, in milliseconds since the epoch.
     pub(crate) fn last_attempt_ms(&self) -> i64 {
-        now_ms() - i64::try_from(self.last_attempt_at.elapsed().as_millis()).unwrap_or(0)
+        wall_clock_ms(self.last_attempt_at)
     }
+}
+
+/// An instant of the monotonic clock as wall-clock milliseconds since the epoch.
+fn wall_clock_ms(at: Instant) -> i64 {
+    now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(0)
 }
 
 /// librdkafka's callbacks for our producer.
