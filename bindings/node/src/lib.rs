@@ -205,21 +205,15 @@ impl NativeProducer {
         timestamp: Option<i64>,
     ) -> SendResult {
         // Slices borrow the caller's Buffers for the call (librdkafka copies): no reference per value.
-        let record = Record {
-            topic: &topic,
-            key: key.as_deref(),
-            value: value.as_deref(),
-            headers: header_keys
-                .iter()
-                .zip(&header_values)
-                .map(|(key, value)| Header {
-                    key,
-                    value: value.as_deref(),
-                })
-                .collect(),
+        let record = record_of(
+            &topic,
+            &value,
+            &key,
+            &header_keys,
+            &header_values,
             partition,
             timestamp,
-        };
+        );
         self.try_send(id, &record)
     }
 
@@ -281,18 +275,15 @@ impl NativeProducer {
             producer: self.producer.clone(),
             mailbox: self.mailbox.clone(),
             id,
-            record: Some(kafkasender::OwnedRecord {
-                topic,
-                key: key.map(|k| k.to_vec()),
-                value: value.map(|v| v.to_vec()),
-                headers: header_keys
-                    .into_iter()
-                    .zip(header_values)
-                    .map(|(k, v)| (k, v.map(|v| v.to_vec())))
-                    .collect(),
+            record: Some(kafkasender::OwnedRecord::from(&record_of(
+                &topic,
+                &value,
+                &key,
+                &header_keys,
+                &header_values,
                 partition,
                 timestamp,
-            }),
+            ))),
         })
     }
 
@@ -464,6 +455,33 @@ impl Task for WaitingSend {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(output)
+    }
+}
+
+/// The record `send` and `send_waiting` take apart as arguments, borrowing them.
+fn record_of<'a>(
+    topic: &'a str,
+    value: &'a Option<BufferSlice>,
+    key: &'a Option<BufferSlice>,
+    header_keys: &'a [String],
+    header_values: &'a [Option<BufferSlice>],
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+) -> Record<'a> {
+    Record {
+        topic,
+        key: key.as_deref(),
+        value: value.as_deref(),
+        headers: header_keys
+            .iter()
+            .zip(header_values)
+            .map(|(key, value)| Header {
+                key,
+                value: value.as_deref(),
+            })
+            .collect(),
+        partition,
+        timestamp,
     }
 }
 
