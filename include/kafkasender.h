@@ -615,9 +615,11 @@ enum ks_status ks_producer_send(const struct ks_producer *producer,
                                 void *user_data);
 
 /**
- * Sends a message and waits for its report, at most `timeout_ms`. KS_STATUS_OK means delivered;
- * then `*partition_out` and `*offset_out` are set (each may be NULL if not wanted). Any other
- * status is the error; on KS_STATUS_TIMEOUT the message may still be delivered later.
+ * Sends a message and waits for its report, at most `timeout_ms`. KS_STATUS_OK means the message
+ * is not lost: delivered, or kept in the dead-letter topic or the spool when those are configured
+ * (use ks_producer_send with a callback to tell which); `*partition_out` and `*offset_out` are
+ * then set (each may be NULL if not wanted; the dead-letter topic's place, -1 when spooled). Any
+ * other status is the error; on KS_STATUS_TIMEOUT the message may still be delivered later.
  *
  * Blocking: yes, up to `timeout_ms` (plus up to `enqueue.timeout.ms` on a full queue).
  * Thread safety: any thread. Never call it from a delivery callback.
