@@ -157,18 +157,23 @@ test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started 
 test-demo: build ## The demo with a small count; fails unless read-back == sent
 	$(BIN) demo --count 5000 --rate 2500
 
-.PHONY: bench
-bench: build ## Benchmark send against raw librdkafka (medians and ratios)
-	$(BIN) bench
-
 target/c/bench_ffi: tests/c/bench_ffi.c include/kafkasender.h build
 	@mkdir -p target/c
 	$(CC) $(C_FLAGS) -O2 tests/c/bench_ffi.c -o $@ $(C_LIBS)
 
+# Rules of every benchmark: crates/kafkasender-cli/src/bench.rs (warm, keyed, broker in another
+# process, fresh topic per run, interleaved rounds, ratios within a round). BENCH_ARGS adds options.
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: build target/c/bench_ffi ## Benchmark the core (send, send_batch) and C against raw librdkafka: msg/s, p50/p99, RSS
+	$(BIN) bench --external c-send=target/c/bench_ffi --json target/bench/core.json $(BENCH_ARGS)
+
 .PHONY: bench-faces
-bench-faces: build target/c/bench_ffi ## Benchmark Rust, C and Go faces and raw librdkafka on one mock cluster
+bench-faces: build target/c/bench_ffi ## The same, with the Go face too
 	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
-	scripts/bench-faces.sh
+	$(BIN) bench --external c-send=target/c/bench_ffi --external go-send-async=target/go/kafkasender-bench \
+	  --json target/bench/faces.json $(BENCH_ARGS)
 
 .PHONY: kafka-up
 kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its address

@@ -73,12 +73,14 @@ def confluent_produce(bootstrap, topic, count, payload):
     return count / elapsed
 
 
-def rust_core(bootstrap, count, runs, cli):
-    """The core's own `send` (the CLI's bench), against the same cluster."""
-    out = subprocess.run([cli, "bench", "--count", str(count), "--runs", str(runs), "--tsv"],
-                         env={**os.environ, "KAFKA_BROKERS": bootstrap}, capture_output=True, text=True, check=True)
-    return [float(line.split("\t")[2]) for line in out.stdout.splitlines()
-            if line.startswith("result\tkafkasender\t")]
+def rust_core(bootstrap, count, runs, cli, topic="bench-python"):
+    """The core's own `send` (one `kafkasender bench-run` contender process per run), same cluster."""
+    rates = []
+    for _ in range(runs):
+        out = subprocess.run([cli, "bench-run", "rust-send", bootstrap, topic, str(count), "100", "0"],
+                             capture_output=True, text=True, check=True)
+        rates += [float(line.split("\t")[2]) for line in out.stdout.splitlines() if line.startswith("result\t")]
+    return rates
 
 
 def main():

@@ -34,6 +34,9 @@ enum Command {
     Produce(produce::Args),
     /// Measure send throughput and latency against raw librdkafka on the same cluster.
     Bench(bench::Args),
+    /// One benchmark contender's run (started by `bench`, in a process of its own).
+    #[command(hide = true)]
+    BenchRun(bench::RunArgs),
     /// Serve a mock cluster to other processes; prints its bootstrap address, runs until stdin closes.
     MockCluster(mock::Args),
     /// Look into or replay a spool directory (spool.dir).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args, &cli.set),
         Command::Produce(args) => produce::run(&args, &cli.set),
         Command::Bench(args) => bench::run(&args, &cli.set),
+        Command::BenchRun(args) => bench::run_one(&args, &cli.set),
         Command::MockCluster(args) => mock::run(&args),
         Command::Spool(command) => spool::run(&command, &cli.set),
     };

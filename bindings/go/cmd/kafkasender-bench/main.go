@@ -1,60 +1,97 @@
-// Command kafkasender-bench measures SendAsync throughput for the cross-language benchmark
-// (scripts/bench-faces.sh). Usage: kafkasender-bench BOOTSTRAP TOPIC COUNT SIZE
-// Prints: result<TAB>go<TAB>MSG_PER_S<TAB>P50_MS<TAB>P99_MS
+// Command kafkasender-bench is the Go face's contender for `kafkasender bench --external
+// go-send-async=PROGRAM` (the rules are at the top of crates/kafkasender-cli/src/bench.rs):
+// SendAsync with distinct 16-byte keys, one warm-up message before the clock starts.
+// Usage: kafkasender-bench BOOTSTRAP TOPIC COUNT SIZE RATE   (RATE 0: as fast as it goes)
+// Prints: result<TAB>go-send-async<TAB>MSG_PER_S<TAB>P50_MS<TAB>P99_MS<TAB>PEAK_RSS_KB<TAB>CPU_SECONDS
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"kafkasender"
 )
 
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
 func main() {
-	if len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: kafkasender-bench BOOTSTRAP TOPIC COUNT SIZE")
+	if len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: kafkasender-bench BOOTSTRAP TOPIC COUNT SIZE RATE")
 		os.Exit(2)
 	}
+	topic := os.Args[2]
 	count, _ := strconv.Atoi(os.Args[3])
 	size, _ := strconv.Atoi(os.Args[4])
+	rate, _ := strconv.ParseFloat(os.Args[5], 64)
 	p, err := kafkasender.NewProducer(map[string]string{"bootstrap.servers": os.Args[1]})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
 	}
 	payload := make([]byte, size)
-	var mu sync.Mutex
-	latencies := make([]time.Duration, 0, count)
+	var (
+		mu        sync.Mutex
+		failed    int
+		finished  time.Time
+		latencies = make([]time.Duration, 0, count+1)
+		expected  = 1
+	)
 	record := func(r kafkasender.DeliveryReport) {
-		if r.Err == nil {
-			mu.Lock()
-			latencies = append(latencies, r.Latency)
-			mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Err != nil {
+			failed++
+			return
+		}
+		latencies = append(latencies, r.Latency)
+		if len(latencies) == expected {
+			finished = time.Now()
 		}
 	}
+	send := func(i uint64) {
+		key := []byte("........ks-bench")
+		binary.BigEndian.PutUint64(key, i)
+		if err := p.SendAsync(kafkasender.Message{Topic: topic, Key: key, Value: payload}, record); err != nil {
+			fail(err)
+		}
+	}
+	// Warm up: connections, metadata and the producer id before the clock starts.
+	send(^uint64(0))
+	if err := p.Flush(context.Background()); err != nil {
+		fail(err)
+	}
+	mu.Lock()
+	latencies, expected = latencies[:0], count
+	mu.Unlock()
+
 	started := time.Now()
 	for i := 0; i < count; i++ {
-		if err := p.SendAsync(kafkasender.Message{Topic: os.Args[2], Value: payload}, record); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		if rate > 0 {
+			time.Sleep(time.Until(started.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
 		}
+		send(uint64(i))
 	}
 	if err := p.Flush(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fail(err)
 	}
-	elapsed := time.Since(started)
 	_ = p.Close()
-	if len(latencies) != count {
-		fmt.Fprintf(os.Stderr, "%d of %d delivered\n", len(latencies), count)
-		os.Exit(1)
+	if len(latencies) != count || failed != 0 {
+		fail(fmt.Errorf("%d of %d delivered, %d failed", len(latencies), count, failed))
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-	fmt.Printf("result\tgo\t%.0f\t%.3f\t%.3f\n", float64(count)/elapsed.Seconds(), ms(latencies[count/2]), ms(latencies[count*99/100]))
+	var usage syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+	cpu := time.Duration(usage.Utime.Nano() + usage.Stime.Nano()).Seconds()
+	fmt.Printf("result\tgo-send-async\t%.0f\t%.3f\t%.3f\t%d\t%.3f\n", float64(count)/finished.Sub(started).Seconds(),
+		ms(latencies[count/2]), ms(latencies[count*99/100]), usage.Maxrss, cpu)
 }
