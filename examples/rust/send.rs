@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .key("example")
                 .value(&value)
                 .header("form", "callback"),
-            Box::new(move |report| done.send(report).expect("main thread waits")),
+            move |report| done.send(report).expect("main thread waits"),
         )?;
     }
     for report in reports.iter().take(3) {

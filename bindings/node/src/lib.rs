@@ -291,7 +291,7 @@ impl NativeProducer {
         let mailbox = self.mailbox.clone();
         match self
             .producer
-            .try_send(record, Box::new(move |report| mailbox.post(id, report)))
+            .try_send(record, move |report| mailbox.post(id, report))
         {
             Ok(TrySend::Sent) => SendResult::default(),
             Ok(TrySend::WouldBlock(_)) => SendResult {
@@ -445,10 +445,7 @@ impl Task for WaitingSend {
         let (mailbox, id) = (self.mailbox.clone(), self.id);
         Ok(self
             .producer
-            .send(
-                &record.as_record(),
-                Box::new(move |report| mailbox.post(id, report)),
-            )
+            .send(&record.as_record(), move |report| mailbox.post(id, report))
             .err()
             .map(|e| ErrorInfo::from(&e)))
     }

@@ -84,8 +84,9 @@ impl Producer {
         let future = waiter.future.clone_ref(py);
         let dispatcher = self.dispatcher.clone();
         let record = args.record();
-        let on_delivery: kafkasender::DeliveryCallback =
-            Box::new(move |report| dispatcher.push(waiter, Outcome::One(report)));
+        let on_delivery = move |report: kafkasender::DeliveryReport| {
+            dispatcher.push(waiter, Outcome::One(report))
+        };
         // Only a send that would wait lets go of the GIL: a release per message hands the GIL to
         // the dispatcher thread every time, which costs more than the send.
         match self.producer.try_send(&record, on_delivery).or_raise(py)? {

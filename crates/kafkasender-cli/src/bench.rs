@@ -643,7 +643,7 @@ fn kafkasender_send(
         let key = Load::key(i);
         producer.send(
             &Record::new(load.topic).key(&key).value(&load.payload),
-            Box::new(move |report| recorder.record(report.is_delivered(), report.latency)),
+            move |report| recorder.record(report.is_delivered(), report.latency),
         )
     };
     let started = warm_up(recorder, load.count, || send(u64::MAX))?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use kafkasender::{DeliveryCallback, ErrorKind, MetricsSnapshot};
+use kafkasender::{DeliveryReport, ErrorKind, MetricsSnapshot};
 
 /// The first error message of each kind, filled in by delivery callbacks.
 #[derive(Default)]
@@ -20,10 +20,13 @@ impl FirstErrors {
     }
 
     /// A delivery callback that keeps the first error of each kind and advances `progress`.
-    pub fn callback(self: &Arc<Self>, progress: &ProgressBar) -> DeliveryCallback {
+    pub fn callback(
+        self: &Arc<Self>,
+        progress: &ProgressBar,
+    ) -> impl FnOnce(DeliveryReport) + Send + 'static {
         let errors = self.clone();
         let progress = progress.clone();
-        Box::new(move |report| {
+        move |report: DeliveryReport| {
             if let Some(error) = report.error() {
                 let mut first = errors.first.lock().unwrap();
                 first
@@ -31,7 +34,7 @@ impl FirstErrors {
                     .or_insert_with(|| error.to_string());
             }
             progress.inc(1);
-        })
+        }
     }
 
     /// One line per error kind: its count from the metrics and its first message.

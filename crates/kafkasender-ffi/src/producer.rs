@@ -354,25 +354,16 @@ pub extern "C" fn ks_producer_send(
         let (producer, message) =
             unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
         let record = unsafe { record_of(message) }?;
-        let on_delivery: core::DeliveryCallback = match (callback, &producer.polled) {
-            (None, _) => Box::new(|_| {}),
-            (Some(callback), None) => {
-                let user = UserCallback {
-                    callback,
-                    user_data,
-                };
-                Box::new(move |report| user.call(&report))
-            }
-            (Some(callback), Some(queue)) => {
-                let (user, queue) = (
-                    UserCallback {
-                        callback,
-                        user_data,
-                    },
-                    queue.clone(),
-                );
-                Box::new(move |report| queue.push(user, report))
-            }
+        // Stored inline with the message (one allocation per send): no box of its own.
+        let user = callback.map(|callback| UserCallback {
+            callback,
+            user_data,
+        });
+        let polled = producer.polled.clone();
+        let on_delivery = move |report: DeliveryReport| match (user, polled) {
+            (None, _) => {}
+            (Some(user), None) => user.call(&report),
+            (Some(user), Some(queue)) => queue.push(user, report),
         };
         producer.producer.send(&record, on_delivery)?;
         Ok(ks_status::Ok)

@@ -1,9 +1,12 @@
 //! The one delivery model: every accepted send ends in exactly one [`DeliveryReport`].
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::error::{Error, Result};
+use crate::record::{OwnedRecord, Record};
 
 /// How a message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,59 @@ impl DeliveryReport {
     /// The error that kept the message from its topic, if it did not get there.
     pub fn error(&self) -> Option<&Error> {
         self.outcome.error()
+    }
+
+    /// The report of a message librdkafka reported on, sent `attempts` times since `sent_at`.
+    pub(crate) fn of_message(
+        message: &BorrowedMessage<'_>,
+        attempts: u32,
+        sent_at: Instant,
+        outcome: Outcome,
+    ) -> DeliveryReport {
+        let placed = matches!(outcome, Outcome::Delivered | Outcome::DeadLettered { .. });
+        DeliveryReport {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: if placed { message.offset() } else { -1 },
+            timestamp: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            attempts,
+            latency: sent_at.elapsed(),
+            outcome,
+        }
+    }
+
+    /// The report of a message that librdkafka no longer holds (spooled, or failed on the way).
+    pub(crate) fn of_record(
+        record: &OwnedRecord,
+        attempts: u32,
+        sent_at: Instant,
+        outcome: Outcome,
+    ) -> DeliveryReport {
+        DeliveryReport {
+            topic: record.topic.clone(),
+            partition: record.partition.unwrap_or(-1),
+            offset: -1,
+            timestamp: record.timestamp,
+            key: record.key.clone(),
+            attempts,
+            latency: sent_at.elapsed(),
+            outcome,
+        }
+    }
+
+    /// The report of a record that never reached librdkafka.
+    pub(crate) fn not_enqueued(record: &Record<'_>, error: Error) -> DeliveryReport {
+        DeliveryReport {
+            topic: record.topic.to_string(),
+            partition: record.partition.unwrap_or(-1),
+            offset: -1,
+            timestamp: record.timestamp,
+            key: record.key.map(<[u8]>::to_vec),
+            attempts: 0,
+            latency: Duration::ZERO,
+            outcome: Outcome::Failed(error),
+        }
     }
 
     /// `Err` only when the message is lost ([`Outcome::Failed`]); a dead-lettered or spooled

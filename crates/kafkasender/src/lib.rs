@@ -11,7 +11,7 @@
 //! let producer = Producer::new(Config::builder().brokers("127.0.0.1:9092").build()?)?;
 //! producer.send(
 //!     &Record::new("orders").key("customer-7").value(r#"{"total": 12}"#).header("source", "web"),
-//!     Box::new(|report| println!("{:?} at offset {}", report.outcome, report.offset)),
+//!     |report| println!("{:?} at offset {}", report.outcome, report.offset),
 //! )?;
 //! producer.close(Duration::from_secs(10));
 //! # Ok::<(), kafkasender::Error>(())
@@ -30,7 +30,6 @@ pub mod metrics;
 pub mod producer;
 mod ratelimit;
 pub mod record;
-mod rescue;
 mod retry;
 pub mod spool;
 pub mod testing;
@@ -41,9 +40,10 @@ pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, MetricsSnapshot};
-pub use producer::{CloseReport, DeliveryFuture, Producer, StatisticsCallback, TrySend};
+pub use producer::{
+    CloseReport, DeliveryFuture, Producer, ReplayReport, StatisticsCallback, TrySend,
+};
 pub use record::{Header, OwnedRecord, Record};
-pub use rescue::ReplayReport;
 
 /// Locks a mutex, going on past a poisoned one: a panicking user callback must not make every
 /// later report or metric unusable.

@@ -1,6 +1,8 @@
 //! The record to send. It borrows its bytes: librdkafka copies them while `send` runs, so a caller
 //! (or a binding holding a Python `bytes` or a Node `Buffer`) never copies a payload twice.
 
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
 use crate::error::{Error, ErrorKind, Result};
 
 /// One message header. Kafka allows repeated keys and null values.
@@ -64,6 +66,43 @@ impl OwnedRecord {
                 .collect(),
             partition: self.partition,
             timestamp: self.timestamp,
+        }
+    }
+}
+
+impl From<&Record<'_>> for OwnedRecord {
+    fn from(record: &Record<'_>) -> OwnedRecord {
+        OwnedRecord {
+            topic: record.topic.to_string(),
+            key: record.key.map(<[u8]>::to_vec),
+            value: record.value.map(<[u8]>::to_vec),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+            partition: record.partition,
+            timestamp: record.timestamp,
+        }
+    }
+}
+
+impl OwnedRecord {
+    /// What librdkafka gives back of a failed message, to send again; `partition` is the one the
+    /// caller asked for (librdkafka's message only knows the one it assigned).
+    pub(crate) fn of_message(message: &BorrowedMessage<'_>, partition: Option<i32>) -> OwnedRecord {
+        OwnedRecord {
+            topic: message.topic().to_string(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message.headers().map_or_else(Vec::new, |headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            }),
+            partition,
+            timestamp: message.timestamp().to_millis(),
         }
     }
 }

@@ -154,9 +154,9 @@ fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counting = || {
         let calls = calls.clone();
-        Box::new(move |_| {
+        move |_: kafkasender::DeliveryReport| {
             calls.fetch_add(1, Ordering::SeqCst);
-        }) as kafkasender::DeliveryCallback
+        }
     };
 
     let big = vec![b'x'; 10_001];
@@ -244,13 +244,10 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
     for i in 0..n {
         let calls = calls.clone();
         producer
-            .send(
-                &Record::new(topic).value("never"),
-                Box::new(move |report| {
-                    assert_eq!(report.error().unwrap().kind(), ErrorKind::Closed);
-                    *calls.lock().unwrap().entry(i).or_default() += 1;
-                }),
-            )
+            .send(&Record::new(topic).value("never"), move |report| {
+                assert_eq!(report.error().unwrap().kind(), ErrorKind::Closed);
+                *calls.lock().unwrap().entry(i).or_default() += 1;
+            })
             .unwrap();
     }
     let report = producer.close(Duration::from_millis(300));
@@ -261,7 +258,7 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
     assert!(calls.values().all(|&c| c == 1), "each exactly once");
 
     let error = producer
-        .send(&Record::new(topic).value("late"), Box::new(|_| {}))
+        .send(&Record::new(topic).value("late"), |_| {})
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Closed);
     assert!(producer.close(Duration::ZERO).already_closed);
@@ -297,13 +294,10 @@ fn dropping_the_last_handle_inside_a_callback_neither_deadlocks_nor_loses_report
     let (done, finished) = mpsc::channel();
     let handle = Mutex::new(Some(producer.clone()));
     producer
-        .send(
-            &Record::new(topic).value("v"),
-            Box::new(move |report| {
-                drop(handle.lock().unwrap().take()); // the last strong reference goes away on the delivery thread
-                done.send(report.is_delivered()).unwrap();
-            }),
-        )
+        .send(&Record::new(topic).value("v"), move |report| {
+            drop(handle.lock().unwrap().take()); // the last strong reference goes away on the delivery thread
+            done.send(report.is_delivered()).unwrap();
+        })
         .unwrap();
     drop(producer);
     assert!(finished.recv_timeout(Duration::from_secs(30)).unwrap());
@@ -371,12 +365,9 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
     let unused = Arc::new(AtomicUsize::new(0));
     let counter = unused.clone();
     match producer
-        .try_send(
-            &Record::new(topic).value("would wait"),
-            Box::new(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
+        .try_send(&Record::new(topic).value("would wait"), move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
         .unwrap()
     {
         kafkasender::TrySend::WouldBlock(callback) => drop(callback),
@@ -468,10 +459,7 @@ fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
     let cluster = cluster_with_topic(topic, 1);
     let producer = producer(&cluster);
     producer
-        .send(
-            &Record::new(topic).value("boom"),
-            Box::new(|_| panic!("user bug")),
-        )
+        .send(&Record::new(topic).value("boom"), |_| panic!("user bug"))
         .unwrap();
     let report = producer
         .send_and_wait(&Record::new(topic).value("fine"), FLUSH_TIMEOUT)
@@ -731,14 +719,13 @@ fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_
     let producer = Producer::new(config.build().unwrap()).unwrap();
     // Back to back: waiting for the first's delivery could outlast the second a new token takes.
     producer
-        .send(&Record::new(topic).value("first"), Box::new(|_| {}))
+        .send(&Record::new(topic).value("first"), |_| {})
         .unwrap();
     let started = Instant::now();
     let error = producer
-        .send(
-            &Record::new(topic).value("second"),
-            Box::new(|_| panic!("never sent")),
-        )
+        .send(&Record::new(topic).value("second"), |_| {
+            panic!("never sent")
+        })
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited);
     assert!(error.is_retriable());
@@ -750,10 +737,7 @@ fn a_send_the_rate_limit_would_hold_past_the_enqueue_timeout_fails_fast_as_rate_
     thread::sleep(Duration::from_millis(1_100));
     let big = vec![b'x'; 1_001];
     let error = producer
-        .send(
-            &Record::new(topic).value(&big),
-            Box::new(|_| panic!("never sent")),
-        )
+        .send(&Record::new(topic).value(&big), |_| panic!("never sent"))
         .unwrap_err();
     assert_eq!(
         error.kind(),

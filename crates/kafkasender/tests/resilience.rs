@@ -388,11 +388,11 @@ fn spool_forever(dir: &Path) -> ! {
                 &Record::new("killed")
                     .key(format!("k-{}", i % 7).as_bytes())
                     .value(format!("m-{i}").as_bytes()),
-                Box::new(move |report| {
+                move |report| {
                     if matches!(report.outcome, Outcome::Spooled { .. }) {
                         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                }),
+                },
             )
             .unwrap();
         if i % 50 == 0 {

@@ -1,0 +1,240 @@
+//! librdkafka's callbacks, on the delivery thread: logs, statistics, error events, and each
+//! message's delivery. A delivered message is reported here; a failed one is handed to
+//! [`Failures`] (the rescue stages), which either reports it or takes it further.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
+
+use super::message::Ticket;
+use super::tracker::Tracker;
+use crate::breaker::{Breaker, Transition};
+use crate::delivery::{DeliveryReport, Outcome};
+use crate::error::{Error, ErrorKind};
+use crate::lock;
+use crate::record::OwnedRecord;
+
+/// What librdkafka's statistics JSON is passed to, every `statistics.interval.ms`.
+pub type StatisticsCallback = Box<dyn Fn(&str) + Send + Sync + 'static>;
+
+/// A message librdkafka gave up on.
+pub(crate) struct Failure {
+    pub(crate) record: OwnedRecord,
+    pub(crate) ticket: Ticket,
+    pub(crate) error: Error,
+}
+
+/// A report ready to be delivered.
+pub(crate) type Finished = (Ticket, DeliveryReport);
+
+/// The stages after librdkafka (re-send, dead-letter topic, spool), as the delivery thread sees them.
+pub(crate) trait Failures: Send + Sync {
+    /// Takes a failed message one stage further: its final report now, or `None` when a later
+    /// stage has it.
+    fn after_failure(&self, failure: Failure) -> Option<Finished>;
+    /// The circuit breaker closed: whatever waits in the spool can go again.
+    fn breaker_closed(&self);
+    /// Final reports made on other threads, to be delivered on the delivery thread.
+    fn take_handoffs(&self) -> Vec<Finished>;
+}
+
+/// librdkafka's callbacks for our producer.
+pub(crate) struct Context {
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) breaker: Option<Arc<Breaker>>,
+    pub(crate) failures: Arc<dyn Failures>,
+    pub(crate) on_statistics: Option<StatisticsCallback>,
+    /// The last error event and when it came (see [`Context::is_second_report_of_last_error`]).
+    pub(crate) last_error: Mutex<Option<(String, Instant)>>,
+}
+
+/// How close together two reports of one error event arrive.
+const SAME_EVENT_WINDOW: Duration = Duration::from_millis(2);
+
+impl Context {
+    /// rust-rdkafka 0.39 hands each error event to `ClientContext::error` twice (`Client::poll_event`
+    /// handles it and returns it, and `BaseProducer::poll` handles it again), back to back on the
+    /// delivery thread. The second of two identical reports within a few milliseconds is that
+    /// echo; skipping it costs nothing even if it was a real repeat, which says nothing new.
+    fn is_second_report_of_last_error(&self, error: &KafkaError, reason: &str) -> bool {
+        let event = format!("{error}|{reason}");
+        let now = Instant::now();
+        let mut last = lock(&self.last_error);
+        let echo = matches!(&*last, Some((previous, at)) if *previous == event && now.duration_since(*at) < SAME_EVENT_WINDOW);
+        *last = if echo { None } else { Some((event, now)) };
+        echo
+    }
+
+    /// Delivers the reports other threads made ready.
+    pub(crate) fn deliver_handoffs(&self) {
+        for (ticket, report) in self.failures.take_handoffs() {
+            self.tracker.finish(ticket, report);
+        }
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(on_statistics) = &self.on_statistics {
+            if let Ok(json) = std::str::from_utf8(statistics) {
+                if panic::catch_unwind(AssertUnwindSafe(|| on_statistics(json))).is_err() {
+                    tracing::error!(target: "kafkasender", "the statistics callback panicked; the panic was caught");
+                }
+            }
+        }
+        match serde_json::from_slice(statistics) {
+            Ok(parsed) => self.stats(parsed),
+            Err(error) => {
+                tracing::warn!(target: "kafkasender", %error, "unreadable librdkafka statistics")
+            }
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        // librdkafka counts every transmission of a message (`txmsgs`) and every message
+        // produced (`msgs`) per partition; transmissions beyond one per message are wire retries.
+        let retries = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|partition| partition.partition >= 0)
+            .map(|partition| partition.txmsgs.saturating_sub(partition.msgs))
+            .sum();
+        let metrics = &self.tracker.metrics;
+        metrics.wire_retries.store(retries, Ordering::Relaxed);
+        lock(&self.tracker.brokers).update(&statistics, metrics.delivered(), metrics.failed());
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.is_second_report_of_last_error(&error, reason) {
+            return;
+        }
+        let code = error.rdkafka_error_code();
+        if code == Some(RDKafkaErrorCode::Fatal) {
+            self.tracker.fatal.store(true, Ordering::Release);
+            tracing::error!(target: "kafkasender", %error, reason, "producer failed fatally");
+        } else if code == Some(RDKafkaErrorCode::AllBrokersDown) && all_counted_down(reason) {
+            tracing::warn!(target: "kafkasender", reason, "all brokers are down");
+            if let Some(breaker) = &self.breaker {
+                breaker.trip("all brokers are down", Instant::now());
+            }
+        } else {
+            tracing::warn!(target: "kafkasender", %error, reason, "client error");
+        }
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Ticket;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, mut ticket: Ticket) {
+        let (message, error) = match result {
+            Ok(message) => (message, None),
+            Err((error, message)) => (message, Some(delivery_error(error))),
+        };
+        if let (None, Some(breaker)) = (&ticket.dead_letter, &self.breaker) {
+            // Only failures that say the brokers are in trouble count, not refusals of one message.
+            let brokers_failing = error
+                .as_ref()
+                .is_some_and(|e| e.is_retriable() && e.kind() != ErrorKind::Closed);
+            if breaker.record(brokers_failing, ticket.probe, Instant::now()) == Transition::Closed {
+                self.failures.breaker_closed();
+            }
+        }
+        ticket.probe = false;
+        let Some(error) = error else {
+            let report = match ticket.dead_letter.take() {
+                None => DeliveryReport::of_message(
+                    message,
+                    ticket.attempts,
+                    ticket.sent_at,
+                    Outcome::Delivered,
+                ),
+                Some(letter) => DeliveryReport {
+                    topic: letter.original.topic,
+                    ..DeliveryReport::of_message(
+                        message,
+                        ticket.attempts,
+                        ticket.sent_at,
+                        Outcome::DeadLettered {
+                            topic: message.topic().to_string(),
+                            reason: letter.reason,
+                        },
+                    )
+                },
+            };
+            return self.tracker.finish(ticket, report);
+        };
+        let record = OwnedRecord::of_message(message, ticket.partition);
+        ticket.assigned_partition = message.partition();
+        if let Some((ticket, report)) = self.failures.after_failure(Failure {
+            record,
+            ticket,
+            error,
+        }) {
+            self.tracker.finish(ticket, report);
+        }
+    }
+}
+
+fn delivery_error(error: &KafkaError) -> Error {
+    match error.rdkafka_error_code() {
+        Some(code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)) => {
+            Error::from_code(
+                code,
+                "the producer closed before the message was acknowledged",
+            )
+        }
+        Some(code) => Error::from_code(code, "delivery failed"),
+        None => Error::from(error.clone()),
+    }
+}
+
+/// Whether librdkafka's "N/M brokers are down" says all of them: it also raises the event as
+/// "0/1 brokers are down" while it swaps its bootstrap entry for the brokers it learned of.
+fn all_counted_down(reason: &str) -> bool {
+    let counts = reason
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.split_once('/'));
+    matches!(counts, Some((down, all)) if down == all && all != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_counted_down;
+
+    #[test]
+    fn only_an_all_brokers_down_event_that_counts_all_of_them_trips_the_breaker() {
+        assert!(all_counted_down("1/1 brokers are down"));
+        assert!(all_counted_down("3/3 brokers are down"));
+        assert!(!all_counted_down("0/1 brokers are down"));
+        assert!(!all_counted_down("2/3 brokers are down"));
+        assert!(!all_counted_down("0/0 brokers are down"));
+        assert!(!all_counted_down(""));
+    }
+}

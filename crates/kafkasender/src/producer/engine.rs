@@ -1,0 +1,190 @@
+//! Stage 4: librdkafka. Enqueues records with their [`Ticket`] as the per-message opaque, waits
+//! for queue room when the queue is full (backpressure: never spin, never drop), and runs the
+//! delivery loop that polls librdkafka on the producer's delivery thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as RdHeader, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
+
+use super::context::Context;
+use super::message::Ticket;
+use super::tracker::Tracker;
+use crate::config::Config;
+use crate::error::{ConfigProblem, Error, ErrorKind, Result};
+use crate::record::Record;
+
+/// How long one poll of librdkafka's queue waits; also the longest a close waits for the
+/// delivery thread to notice it should stop.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a sender blocked on a full queue sleeps before trying again.
+const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
+
+pub(crate) struct Engine {
+    client: BaseProducer<Context>,
+    pub(crate) tracker: Arc<Tracker>,
+    /// `true` while open. Sends hold it for reading until their message is enqueued, close takes
+    /// it for writing, so no send can slip in between close's last check and its purge.
+    open: RwLock<bool>,
+    stop: AtomicBool,
+    enqueue_timeout: Duration,
+}
+
+impl Engine {
+    pub(crate) fn new(config: &Config, context: Context) -> Result<Engine> {
+        let tracker = context.tracker.clone();
+        let client = config
+            .client_config()
+            .create_with_context(context)
+            .map_err(|error| match error {
+                KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
+                    key: "librdkafka".into(),
+                    message,
+                }]),
+                other => other.into(),
+            })?;
+        Ok(Engine {
+            client,
+            tracker,
+            open: RwLock::new(true),
+            stop: AtomicBool::new(false),
+            enqueue_timeout: config.settings().enqueue_timeout,
+        })
+    }
+
+    /// Holds the producer open for one send; `closed` or the fatal error when it is not.
+    pub(crate) fn hold_open(&self) -> Result<RwLockReadGuard<'_, bool>> {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        if !*open {
+            return Err(closed_error());
+        }
+        if let Some(fatal) = self.fatal_error() {
+            return Err(fatal);
+        }
+        Ok(open)
+    }
+
+    /// Stops accepting sends; `false` if it already had.
+    pub(crate) fn shut(&self) -> bool {
+        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *open, false)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        !*self.open.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn fatal_error(&self) -> Option<Error> {
+        if !self.tracker.fatal.load(Ordering::Acquire) {
+            return None;
+        }
+        let (code, reason) = self.client.client().fatal_error()?;
+        Some(Error::new(
+            ErrorKind::Fatal,
+            format!("the producer failed fatally ({code}): {reason}; create a new producer"),
+        ))
+    }
+
+    /// A `give_up` for [`Engine::enqueue`]: true once the queue has stayed full for
+    /// `enqueue.timeout.ms`. The clock is read only once the queue is full, not per message.
+    pub(crate) fn after_enqueue_timeout(&self) -> impl FnMut() -> bool {
+        let timeout = self.enqueue_timeout;
+        let mut deadline = None;
+        move || {
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+            Instant::now() >= deadline
+        }
+    }
+
+    /// Hands a record to librdkafka, waiting for queue room until `give_up()`. On failure the
+    /// error comes back with the ticket.
+    pub(crate) fn enqueue(
+        &self,
+        record: &Record<'_>,
+        ticket: Ticket,
+        mut give_up: impl FnMut() -> bool,
+    ) -> std::result::Result<(), (Error, Ticket)> {
+        let mut base: BaseRecord<'_, [u8], [u8], Ticket> =
+            BaseRecord::with_opaque_to(record.topic, ticket);
+        base.key = record.key;
+        base.payload = record.value;
+        base.partition = record.partition;
+        base.timestamp = record.timestamp;
+        if !record.headers.is_empty() {
+            let headers = record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |h, header| {
+                    h.insert(RdHeader {
+                        key: header.key,
+                        value: header.value,
+                    })
+                },
+            );
+            base.headers = Some(headers);
+        }
+        loop {
+            match self.client.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    if give_up() {
+                        return Err((
+                            Error::new(
+                                ErrorKind::QueueFull,
+                                format!(
+                                    "the local queue stayed full for enqueue.timeout.ms ({:?})",
+                                    self.enqueue_timeout
+                                ),
+                            ),
+                            returned.delivery_opaque,
+                        ));
+                    }
+                    base = returned;
+                    // Room comes a whole delivered batch at a time, so a short nap between tries
+                    // costs nothing in throughput and keeps the delivery thread from waking us per message.
+                    thread::sleep(QUEUE_FULL_RECHECK);
+                }
+                Err((error, returned)) => {
+                    let error = match error.rdkafka_error_code() {
+                        Some(code) => Error::from_code(code, "cannot enqueue"),
+                        None => error.into(),
+                    };
+                    return Err((error, returned.delivery_opaque));
+                }
+            }
+        }
+    }
+
+    /// Fails everything librdkafka still holds; each message is then reported `closed`.
+    pub(crate) fn purge(&self) {
+        self.client.purge(PurgeConfig::default().queue().inflight());
+    }
+
+    /// Messages in librdkafka's queue now.
+    pub(crate) fn queue_depth(&self) -> u64 {
+        u64::try_from(self.client.in_flight_count()).unwrap_or(0)
+    }
+
+    /// Polls librdkafka (which runs [`Context`]'s callbacks) until [`Engine::stop_delivery`].
+    pub(crate) fn run_delivery_loop(&self) {
+        let context = self.client.context();
+        while !self.stop.load(Ordering::Acquire) {
+            self.client.poll(POLL_INTERVAL);
+            context.deliver_handoffs();
+        }
+        // Reports made ready by a last purge or a last hand-off.
+        self.client.poll(Duration::ZERO);
+        context.deliver_handoffs();
+    }
+
+    pub(crate) fn stop_delivery(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+pub(crate) fn closed_error() -> Error {
+    Error::new(ErrorKind::Closed, "the producer is closed")
+}

@@ -1,0 +1,241 @@
+//! What travels through librdkafka with each message as its per-message opaque pointer: the
+//! message's bookkeeping and the caller's callback, in **one** allocation. A report then needs no
+//! lookup, and a send allocates once (a boxed callback plus a boxed record of it would be two
+//! allocations made on the sending thread and freed on the delivery thread, glibc's slowest case).
+
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use rdkafka::util::IntoOpaque;
+
+use crate::delivery::DeliveryReport;
+use crate::error::Error;
+use crate::record::OwnedRecord;
+use crate::spool::now_ms;
+
+/// One message's bookkeeping, from `send` to its report.
+pub(crate) struct Pending {
+    pub(crate) sent_at: Instant,
+    pub(crate) last_attempt_at: Instant,
+    /// Hand-offs to librdkafka for the message's own topic: 1, plus client re-sends.
+    pub(crate) attempts: u32,
+    /// The partition the caller asked for (librdkafka's message only knows the assigned one).
+    pub(crate) partition: Option<i32>,
+    /// The partition librdkafka had assigned when it last reported the message (-1: none);
+    /// re-sends keep their order within it.
+    pub(crate) assigned_partition: i32,
+    /// A half-open circuit breaker's probe: its result decides the breaker's state.
+    pub(crate) probe: bool,
+    /// Set while the message goes to the dead-letter topic instead of its own.
+    pub(crate) dead_letter: Option<Box<DeadLetter>>,
+    // What to do with the callback stored behind this struct (see `WithCallback`).
+    deliver: unsafe fn(NonNull<Pending>, DeliveryReport),
+    free: unsafe fn(NonNull<Pending>),
+}
+
+/// A message on its way to the dead-letter topic: the original, and why it could not go there.
+pub(crate) struct DeadLetter {
+    pub(crate) original: OwnedRecord,
+    pub(crate) reason: Error,
+}
+
+impl Pending {
+    /// Wall-clock time of the first attempt, in milliseconds since the epoch (derived on the
+    /// failure path only, so the send path reads no wall clock).
+    pub(crate) fn first_attempt_ms(&self) -> i64 {
+        wall_clock_ms(self.sent_at)
+    }
+
+    /// Wall-clock time of the latest attempt, in milliseconds since the epoch.
+    pub(crate) fn last_attempt_ms(&self) -> i64 {
+        wall_clock_ms(self.last_attempt_at)
+    }
+}
+
+/// An instant of the monotonic clock as wall-clock milliseconds since the epoch.
+fn wall_clock_ms(at: Instant) -> i64 {
+    now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(0)
+}
+
+/// `Pending` first, so a pointer to this is a pointer to its `Pending`.
+#[repr(C)]
+struct WithCallback<F> {
+    pending: Pending,
+    callback: F,
+}
+
+/// Owns one message's [`Pending`] and callback; a thin pointer, so it rides as librdkafka's
+/// opaque. Delivering it runs the callback once; dropping it undelivered drops the callback unrun.
+pub(crate) struct Ticket(NonNull<Pending>);
+
+// SAFETY: a ticket is the only owner of its allocation. The callback is `Send` (required by
+// `Ticket::new`) and `Pending` is plain data. librdkafka's opaque must also be `Sync`: a shared
+// `&Ticket` only reaches `Pending`'s plain fields, never the callback, which is taken by value.
+unsafe impl Send for Ticket {}
+unsafe impl Sync for Ticket {}
+
+impl Ticket {
+    /// A ticket for a message sent now.
+    pub(crate) fn new<F: FnOnce(DeliveryReport) + Send + 'static>(on_delivery: F) -> Ticket {
+        let now = Instant::now();
+        let boxed = Box::new(WithCallback {
+            pending: Pending {
+                sent_at: now,
+                last_attempt_at: now,
+                attempts: 1,
+                partition: None,
+                assigned_partition: -1,
+                probe: false,
+                dead_letter: None,
+                deliver: deliver::<F>,
+                free: free::<F>,
+            },
+            callback: on_delivery,
+        });
+        Ticket(NonNull::from(Box::leak(boxed)).cast())
+    }
+
+    /// Runs the callback with the message's report and frees the ticket.
+    pub(crate) fn deliver(self, report: DeliveryReport) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `deliver` was made for this allocation's callback type; `this` is not dropped.
+        unsafe { (this.deliver)(this.0, report) }
+    }
+
+    /// Gives the callback back, unrun, and frees the ticket.
+    ///
+    /// # Safety
+    /// `F` must be the callback type the ticket was made with.
+    pub(crate) unsafe fn into_callback<F>(self) -> F {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: made by `Ticket::new::<F>` per this function's contract; `this` is not dropped.
+        let boxed = unsafe { Box::from_raw(this.0.as_ptr().cast::<WithCallback<F>>()) };
+        boxed.callback
+    }
+}
+
+unsafe fn deliver<F: FnOnce(DeliveryReport)>(pending: NonNull<Pending>, report: DeliveryReport) {
+    // SAFETY: `pending` heads a `WithCallback<F>` made by `Ticket::new::<F>`, owned by the caller.
+    let boxed = unsafe { Box::from_raw(pending.as_ptr().cast::<WithCallback<F>>()) };
+    let WithCallback { callback, .. } = *boxed; // freed before the callback runs
+    callback(report);
+}
+
+unsafe fn free<F>(pending: NonNull<Pending>) {
+    // SAFETY: as in `deliver`.
+    drop(unsafe { Box::from_raw(pending.as_ptr().cast::<WithCallback<F>>()) });
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // SAFETY: `free` was made for this allocation's callback type, and this is its last use.
+        unsafe { (self.free)(self.0) }
+    }
+}
+
+impl Deref for Ticket {
+    type Target = Pending;
+
+    fn deref(&self) -> &Pending {
+        // SAFETY: the ticket owns a live `Pending`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl DerefMut for Ticket {
+    fn deref_mut(&mut self) -> &mut Pending {
+        // SAFETY: the ticket owns a live `Pending`, and `&mut self` makes this the only access.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl IntoOpaque for Ticket {
+    fn into_ptr(self) -> *mut c_void {
+        ManuallyDrop::new(self).0.as_ptr().cast()
+    }
+
+    unsafe fn from_ptr(ptr: *mut c_void) -> Ticket {
+        // SAFETY: librdkafka hands back the non-NULL pointer `into_ptr` gave it, exactly once.
+        Ticket(unsafe { NonNull::new_unchecked(ptr.cast()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delivery::Outcome;
+
+    fn report() -> DeliveryReport {
+        DeliveryReport {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            timestamp: None,
+            key: None,
+            attempts: 1,
+            latency: Duration::ZERO,
+            outcome: Outcome::Delivered,
+        }
+    }
+
+    /// Counts how often it was dropped, to show each callback is released exactly once.
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_delivered_ticket_runs_its_callback_once_and_releases_it() {
+        let (ran, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (ran2, guard) = (ran.clone(), Counted(dropped.clone()));
+        let mut ticket = Ticket::new(move |report: DeliveryReport| {
+            let _keep = &guard;
+            assert_eq!(report.offset, 1);
+            ran2.fetch_add(1, Ordering::SeqCst);
+        });
+        ticket.attempts += 1;
+        assert_eq!(ticket.attempts, 2);
+        // Through librdkafka's opaque and back.
+        let ticket = unsafe { Ticket::from_ptr(ticket.into_ptr()) };
+        ticket.deliver(report());
+        assert_eq!(
+            (ran.load(Ordering::SeqCst), dropped.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_dropped_ticket_releases_its_callback_unrun() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let guard = Counted(dropped.clone());
+        let ticket = Ticket::new(move |_: DeliveryReport| {
+            let _keep = &guard;
+            panic!("must not run");
+        });
+        drop(ticket);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_ticket_gives_its_callback_back_unrun() {
+        fn round_trip<F: FnOnce(DeliveryReport) + Send + 'static>(on_delivery: F) -> F {
+            // SAFETY: the same type `F` both ways, as `Producer::try_send` does.
+            unsafe { Ticket::new(on_delivery).into_callback::<F>() }
+        }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let callback =
+            round_trip(move |report: DeliveryReport| sender.send(report.offset).unwrap());
+        assert!(receiver.try_recv().is_err(), "not run on the way");
+        callback(report());
+        assert_eq!(receiver.recv().unwrap(), 1);
+    }
+}

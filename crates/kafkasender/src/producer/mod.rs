@@ -1,0 +1,537 @@
+//! The producer: validates and enqueues records into librdkafka, and reports every accepted send
+//! exactly once, on one producer-owned delivery thread.
+//!
+//! The send path reads from the file list, each module one stage, dependencies pointing one way:
+//! - [`Producer`] (this file): the API, its threads, and the path from the gate to the engine;
+//! - `gate`: 1. validate, 2. rate limit, 3. circuit breaker, before anything is enqueued;
+//! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop;
+//! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
+//! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
+//! - `replay`: what the spool kept goes through the path again.
+//!
+//! Each message carries its bookkeeping and callback as librdkafka's opaque (`message`), so no
+//! report needs a lookup; `tracker` counts what is in flight and runs each callback exactly once.
+
+mod batch;
+mod context;
+mod engine;
+mod future;
+mod gate;
+mod message;
+mod replay;
+mod rescue;
+mod tracker;
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+
+use self::batch::Batch;
+use self::context::Context;
+pub use self::context::StatisticsCallback;
+use self::engine::Engine;
+pub use self::future::DeliveryFuture;
+use self::gate::Gate;
+use self::message::Ticket;
+pub use self::replay::ReplayReport;
+use self::rescue::Rescue;
+use self::tracker::Tracker;
+use crate::breaker::{Admission, BreakerState};
+use crate::config::{Config, Settings};
+use crate::delivery::{BatchCallback, DeliveryReport, Outcome};
+use crate::error::{Error, ErrorKind, Result};
+use crate::health::{Health, HealthStatus};
+use crate::lock;
+use crate::metrics::{Gauges, MetricsSnapshot};
+use crate::record::{OwnedRecord, Record};
+
+/// How long close waits for librdkafka to report the messages it purged.
+const PURGE_GRACE: Duration = Duration::from_secs(5);
+
+/// A Kafka producer. Share it between threads (it is `Send + Sync`); [`Producer::close`] it when
+/// done, or let `Drop` close it with `close.timeout.ms`.
+pub struct Producer {
+    shared: Arc<Shared>,
+    delivery_thread: Mutex<Option<JoinHandle<()>>>,
+    rescue_thread: Mutex<Option<JoinHandle<()>>>,
+    delivery_thread_id: ThreadId,
+}
+
+/// What the sending threads, the delivery thread and the rescue worker share.
+struct Shared {
+    gate: Gate,
+    engine: Engine,
+    rescue: Arc<Rescue>,
+    settings: Settings,
+    client_id: String,
+}
+
+/// What a closed producer reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Messages still unacknowledged when close began.
+    pub in_flight_at_close: usize,
+    /// Messages that were not delivered in time and were reported `Failed` with
+    /// [`ErrorKind::Closed`] (with a spool, they are spooled instead and not counted here).
+    pub purged: u64,
+    /// How long close took.
+    pub elapsed: Duration,
+    /// Whether the producer had already been closed (this call did nothing).
+    pub already_closed: bool,
+}
+
+impl CloseReport {
+    /// Whether every message in flight was delivered or failed on its own before the timeout.
+    pub fn is_clean(&self) -> bool {
+        self.purged == 0
+    }
+}
+
+impl Producer {
+    /// Creates a producer, its delivery thread and its rescue worker. Nothing connects until the
+    /// first send; a spool left in `spool.dir` by an earlier producer is replayed right away.
+    pub fn new(config: Config) -> Result<Producer> {
+        Producer::with_statistics(config, None)
+    }
+
+    /// Like [`Producer::new`], and passes librdkafka's statistics JSON to `on_statistics` every
+    /// `statistics.interval.ms` (on the delivery thread; keep it short).
+    pub fn with_statistics(
+        config: Config,
+        on_statistics: Option<StatisticsCallback>,
+    ) -> Result<Producer> {
+        let gate = Gate::new(&config);
+        let rescue = Arc::new(Rescue::new(
+            &config.settings().resilience,
+            gate.breaker.clone(),
+        )?);
+        let context = Context {
+            tracker: Arc::new(Tracker::default()),
+            breaker: gate.breaker.clone(),
+            failures: rescue.clone(),
+            on_statistics,
+            last_error: Mutex::new(None),
+        };
+        let shared = Arc::new(Shared {
+            engine: Engine::new(&config, context)?,
+            gate,
+            rescue,
+            settings: config.settings().clone(),
+            client_id: config.get("client.id").unwrap_or_default().to_string(),
+        });
+        let spawn = |name: &str, run: fn(&Arc<Shared>)| {
+            let thread_shared = shared.clone();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&thread_shared))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("cannot start the {name} thread: {e}"),
+                    )
+                })
+        };
+        let delivery_thread = spawn("kafkasender-delivery", |shared| {
+            shared.engine.run_delivery_loop()
+        })?;
+        let rescue_thread = spawn("kafkasender-rescue", |shared| {
+            rescue::run_worker(&shared.engine, &shared.rescue, || {
+                if let Err(error) = shared.replay() {
+                    tracing::warn!(target: "kafkasender", %error, "automatic spool replay stopped");
+                }
+            })
+        })?;
+        shared.rescue.request_replay();
+        Ok(Producer {
+            delivery_thread_id: delivery_thread.thread().id(),
+            delivery_thread: Mutex::new(Some(delivery_thread)),
+            rescue_thread: Mutex::new(Some(rescue_thread)),
+            shared,
+        })
+    }
+
+    /// Creates a producer from `KAFKA_*` environment variables.
+    pub fn from_env() -> Result<Producer> {
+        Producer::new(Config::from_env()?)
+    }
+
+    /// Validates and enqueues a record; `on_delivery` later runs exactly once with its report, on
+    /// the delivery thread. Returns an error (and never runs `on_delivery`) only for what is known
+    /// at once: an invalid or oversized record, a closed or fatally failed producer, a queue that
+    /// stayed full or a rate limit without a token for `enqueue.timeout.ms`, an open circuit
+    /// breaker without a spool, or a full spool. Blocks only while waiting for queue room or a token.
+    ///
+    /// `on_delivery` is stored with the message in one allocation: pass a closure, not a `Box`.
+    pub fn send<F>(&self, record: &Record<'_>, on_delivery: F) -> Result<()>
+    where
+        F: FnOnce(DeliveryReport) + Send + 'static,
+    {
+        self.shared.submit(record, Ticket::new(on_delivery))
+    }
+
+    /// Like [`Producer::send`], but never waits: where `send` would wait for queue room or a
+    /// rate-limit token, the callback comes back unused. Errors are those of `send`.
+    pub fn try_send<F>(&self, record: &Record<'_>, on_delivery: F) -> Result<TrySend<F>>
+    where
+        F: FnOnce(DeliveryReport) + Send + 'static,
+    {
+        if self.shared.gate.may_wait() {
+            return Ok(TrySend::WouldBlock(on_delivery));
+        }
+        match self
+            .shared
+            .submit_until(record, Ticket::new(on_delivery), || true)
+        {
+            Ok(()) => Ok(TrySend::Sent),
+            // SAFETY: the ticket was made just above from an `F`.
+            Err(Refused::QueueFull(_, ticket)) => {
+                Ok(TrySend::WouldBlock(unsafe { ticket.into_callback::<F>() }))
+            }
+            Err(Refused::Now(error)) => Err(error),
+        }
+    }
+
+    /// Enqueues like [`Producer::send`] and returns a future of the outcome: the report when
+    /// delivered, the error otherwise. Needs no particular async runtime.
+    pub fn send_async(&self, record: &Record<'_>) -> DeliveryFuture {
+        let (sender, receiver) = oneshot::channel();
+        // The receiver may be gone (the future was dropped); the report then has nobody to tell.
+        match self.send(record, move |report| drop(sender.send(report))) {
+            Ok(()) => DeliveryFuture::waiting(receiver),
+            Err(error) => DeliveryFuture::failed(error),
+        }
+    }
+
+    /// Enqueues and blocks until the report arrives or `timeout` passes. A timeout here does not
+    /// cancel the message: it may still be delivered later.
+    pub fn send_and_wait(&self, record: &Record<'_>, timeout: Duration) -> Result<DeliveryReport> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.send(record, move |report| drop(sender.send(report)))?;
+        match receiver.recv_timeout(timeout) {
+            Ok(report) => report.into_result(),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no delivery report within {timeout:?}; the message is still in flight and may be delivered"),
+            )),
+        }
+    }
+
+    /// Sends every record; `on_delivery` runs once with one report per record, in the given order.
+    /// A record that cannot be enqueued gets a `Failed` report right away instead of an error, so a
+    /// batch never half-fails silently. Errs only when the producer is closed.
+    pub fn send_batch(&self, records: &[Record<'_>], on_delivery: BatchCallback) -> Result<()> {
+        self.check_open()?;
+        let batch = Arc::new(Batch::new(records.len(), on_delivery));
+        if records.is_empty() {
+            batch.finish_empty();
+            return Ok(());
+        }
+        for (index, record) in records.iter().enumerate() {
+            let slot = batch.clone();
+            if let Err(error) = self.send(record, move |report| slot.complete(index, report)) {
+                batch.complete(index, DeliveryReport::not_enqueued(record, error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every message sent so far has been reported, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let tracker = &self.shared.engine.tracker;
+        if self.on_delivery_thread() {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "flush cannot wait inside a delivery callback",
+            ));
+        }
+        if tracker.drained_by(Instant::now() + timeout) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} messages still in flight after {timeout:?}",
+                    tracker.in_flight()
+                ),
+            ))
+        }
+    }
+
+    /// Stops accepting sends, waits up to `timeout` for messages in flight, then purges the rest:
+    /// each purged message is reported `Failed` with [`ErrorKind::Closed`]. Every callback has run
+    /// when this returns. Sends blocked on a full queue finish first (within `enqueue.timeout.ms`).
+    /// Calling it again does nothing.
+    pub fn close(&self, timeout: Duration) -> CloseReport {
+        let started = Instant::now();
+        if !self.shared.engine.shut() {
+            return CloseReport {
+                in_flight_at_close: 0,
+                purged: 0,
+                elapsed: started.elapsed(),
+                already_closed: true,
+            };
+        }
+        let tracker = &self.shared.engine.tracker;
+        let in_flight_at_close = tracker.in_flight();
+        // Inside a delivery callback nothing else can be delivered while we wait, so don't.
+        let waiting_allowed = !self.on_delivery_thread();
+        let drained = waiting_allowed && tracker.drained_by(started + timeout);
+        if !drained {
+            // Scheduled re-sends go to the spool or fail, then librdkafka's queue is purged.
+            self.shared.rescue.abandon();
+            self.shared.engine.purge();
+            if waiting_allowed && !tracker.drained_by(Instant::now() + PURGE_GRACE) {
+                tracing::error!(
+                    in_flight = tracker.in_flight(),
+                    "messages were not reported after purge; they will be reported when the producer is dropped"
+                );
+            }
+        }
+        // The worker first, so that whatever it still hands off is reported by the delivery thread.
+        self.shared.rescue.stop_worker();
+        if waiting_allowed {
+            join(&self.rescue_thread);
+        }
+        self.shared.engine.stop_delivery();
+        if waiting_allowed {
+            join(&self.delivery_thread);
+        }
+        if let Some(spool) = &self.shared.rescue.spool {
+            spool.release();
+        }
+        CloseReport {
+            in_flight_at_close,
+            purged: tracker.metrics.purged.load(Ordering::Acquire),
+            elapsed: started.elapsed(),
+            already_closed: false,
+        }
+    }
+
+    /// Whether [`Producer::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.engine.is_closed()
+    }
+
+    /// Re-sends what the spool holds (see [`crate::spool`]); returns once every record is
+    /// enqueued, and each is then reported to the metrics like any send. Happens by itself when
+    /// the circuit breaker closes and when a producer starts on a spool. Fails with
+    /// [`ErrorKind::Config`] without a `spool.dir` and [`ErrorKind::CircuitOpen`] while the
+    /// breaker is open.
+    pub fn replay_spool(&self) -> Result<ReplayReport> {
+        self.check_open()?;
+        self.shared.replay()
+    }
+
+    /// The circuit breaker's state (`Closed` when there is no breaker).
+    pub fn breaker_state(&self) -> BreakerState {
+        self.shared.gate.breaker_state()
+    }
+
+    /// The producer's counters, gauges and delivery-latency summary now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let tracker = &self.shared.engine.tracker;
+        let rescue = &self.shared.rescue;
+        tracker.metrics.snapshot(Gauges {
+            sent: tracker.accepted.load(Ordering::SeqCst),
+            in_flight: tracker.in_flight() as u64,
+            queue_depth: self.shared.engine.queue_depth(),
+            retried: rescue.retried.load(Ordering::Relaxed),
+            replayed: rescue.replayed.load(Ordering::Relaxed),
+            spool_torn_records: rescue.torn_records.load(Ordering::Relaxed),
+            spool_bytes: rescue.spool.as_ref().map_or(0, |s| s.bytes()),
+            breaker_state: rescue.breaker_state(),
+            breaker_trips: rescue.breaker.as_ref().map_or(0, |b| b.trips()),
+        })
+    }
+
+    /// [`Producer::metrics`] in Prometheus text exposition format, names prefixed `kafkasender_`.
+    pub fn metrics_prometheus(&self) -> String {
+        self.metrics().to_prometheus(&self.shared.client_id)
+    }
+
+    /// Healthy, degraded or unhealthy, with the reasons. Broker states and the recent error
+    /// ratio come from librdkafka's statistics, refreshed every `statistics.interval.ms`.
+    pub fn health(&self) -> Health {
+        let mut health = Health::new();
+        if self.is_closed() {
+            health.flag(HealthStatus::Unhealthy, "the producer is closed");
+        }
+        if let Some(fatal) = self.shared.engine.fatal_error() {
+            health.flag(HealthStatus::Unhealthy, fatal.message());
+        }
+        match self.breaker_state() {
+            BreakerState::Open => health.flag(
+                HealthStatus::Unhealthy,
+                "the circuit breaker is open: sends fail fast or are spooled",
+            ),
+            BreakerState::HalfOpen => health.flag(
+                HealthStatus::Degraded,
+                "the circuit breaker is half-open: probing the brokers",
+            ),
+            BreakerState::Closed => {}
+        }
+        if let Some(bytes) = self
+            .shared
+            .rescue
+            .spool
+            .as_ref()
+            .map(|s| s.bytes())
+            .filter(|b| *b > 0)
+        {
+            health.flag(
+                HealthStatus::Degraded,
+                format!("{bytes} bytes of messages wait in the spool"),
+            );
+        }
+        let metrics = &self.shared.engine.tracker.metrics;
+        lock(&self.shared.engine.tracker.brokers).assess(
+            &mut health,
+            metrics.delivered(),
+            metrics.failed(),
+        );
+        health
+    }
+
+    /// kafkasender's own settings this producer runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// Messages sent but not yet reported.
+    pub fn in_flight(&self) -> usize {
+        self.shared.engine.tracker.in_flight()
+    }
+
+    fn on_delivery_thread(&self) -> bool {
+        thread::current().id() == self.delivery_thread_id
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(engine::closed_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let report = self.close(self.shared.settings.close_timeout);
+        if !report.already_closed && !report.is_clean() {
+            tracing::warn!(
+                purged = report.purged,
+                "producer dropped without close; undelivered messages were reported as failed"
+            );
+        }
+    }
+}
+
+impl Shared {
+    /// The send path from the gate on: validate → rate limit → circuit breaker → librdkafka,
+    /// waiting for queue room up to `enqueue.timeout.ms`.
+    fn submit(&self, record: &Record<'_>, ticket: Ticket) -> Result<()> {
+        let give_up = self.engine.after_enqueue_timeout();
+        self.submit_until(record, ticket, give_up)
+            .map_err(Refused::into_error)
+    }
+
+    /// [`Shared::submit`], giving up on a full queue when `give_up()` says so; the ticket then
+    /// comes back with the `queue_full` error.
+    fn submit_until(
+        &self,
+        record: &Record<'_>,
+        mut ticket: Ticket,
+        give_up: impl FnMut() -> bool,
+    ) -> std::result::Result<(), Refused> {
+        self.gate.validate(record)?;
+        if self.gate.may_wait() {
+            if self.engine.is_closed() {
+                return Err(engine::closed_error().into()); // rather than wait for a token first
+            }
+            self.gate.take_token(record)?;
+        }
+        // Held until the message is enqueued, so close cannot slip in between this check and its purge.
+        let _open = self.engine.hold_open()?;
+        let tracker = &self.engine.tracker;
+        match self.gate.admit() {
+            Admission::Pass => {}
+            Admission::Probe => ticket.probe = true,
+            Admission::Reject => {
+                let owned = OwnedRecord::from(record);
+                let reason = rescue::circuit_open_error();
+                // Without a spool, or with a full one, the caller hears it now.
+                let path = self
+                    .rescue
+                    .spool(&owned, &ticket, &reason)
+                    .unwrap_or(Err(reason.clone()))?;
+                tracker.accept(record.size());
+                let outcome = Outcome::Spooled { path, reason };
+                let report =
+                    DeliveryReport::of_record(&owned, ticket.attempts, ticket.sent_at, outcome);
+                self.rescue.hand_off((ticket, report));
+                return Ok(());
+            }
+        }
+        tracker.accept(record.size());
+        match self.engine.enqueue(record, ticket, give_up) {
+            Ok(()) => Ok(()),
+            Err((error, ticket)) => {
+                tracker.finish_one();
+                if ticket.probe {
+                    self.gate.release_probe();
+                }
+                Err(if error.kind() == ErrorKind::QueueFull {
+                    Refused::QueueFull(error, ticket)
+                } else {
+                    Refused::Now(error)
+                })
+            }
+        }
+    }
+
+    fn replay(&self) -> Result<ReplayReport> {
+        replay::replay(&self.rescue, |record, ticket| self.submit(record, ticket))
+    }
+}
+
+/// Why a send was not accepted.
+enum Refused {
+    Now(Error),
+    /// The queue stayed full; the ticket comes back (for [`Producer::try_send`]).
+    QueueFull(Error, Ticket),
+}
+
+impl From<Error> for Refused {
+    fn from(error: Error) -> Refused {
+        Refused::Now(error)
+    }
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::Now(error) | Refused::QueueFull(error, _) => error,
+        }
+    }
+}
+
+/// What [`Producer::try_send`] did.
+pub enum TrySend<F> {
+    /// Accepted: the callback runs once with the report.
+    Sent,
+    /// Accepting it now would mean waiting (a full queue, or a rate limit): the callback comes
+    /// back unused, for a [`Producer::send`] after the caller has let go of whatever it must not
+    /// hold while waiting (Python's GIL, Node's event loop).
+    WouldBlock(F),
+}
+
+fn join(thread: &Mutex<Option<JoinHandle<()>>>) {
+    let handle = lock(thread).take();
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
+}

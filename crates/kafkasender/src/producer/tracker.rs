@@ -1,0 +1,113 @@
+//! Counts what is in flight, reports each message exactly once, and wakes flush and close when
+//! nothing is left.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use super::message::Ticket;
+use crate::delivery::{DeliveryReport, Outcome};
+use crate::error::ErrorKind;
+use crate::health::BrokerView;
+use crate::lock;
+use crate::metrics::Metrics;
+
+/// Longest single sleep of a waiter, so a missed wake-up costs at most this much.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// Counters and the wake-up signal shared by senders, flush/close and the delivery thread.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    // Senders write `accepted` and the delivery thread writes `completed`, once per message each:
+    // on separate cache lines they do not bounce between the cores.
+    /// Messages handed to librdkafka (or about to be).
+    pub(crate) accepted: CachePadded<AtomicU64>,
+    /// Messages done: reported, or never enqueued after all.
+    completed: CachePadded<AtomicU64>,
+    pub(crate) metrics: Metrics,
+    /// Broker states and recent outcomes from librdkafka's statistics, for health.
+    pub(crate) brokers: Mutex<BrokerView>,
+    pub(crate) fatal: AtomicBool,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    wakeup: Condvar,
+}
+
+impl Tracker {
+    pub(crate) fn in_flight(&self) -> usize {
+        // `completed` first: it never passes `accepted`, which only grows.
+        let completed = self.completed.load(Ordering::SeqCst);
+        (self.accepted.load(Ordering::SeqCst) - completed) as usize
+    }
+
+    /// A send is accepted: it will be reported exactly once.
+    pub(crate) fn accept(&self, bytes: usize) {
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        self.metrics.record_sent(bytes);
+    }
+
+    /// One message is done (reported, or never enqueued after all). Wakes flush and close, which
+    /// wait for nothing to be in flight, when that happens.
+    pub(crate) fn finish_one(&self) {
+        self.completed.fetch_add(1, Ordering::SeqCst);
+        // Waiters register before checking their condition, so this SeqCst pair never misses one.
+        if self.waiters.load(Ordering::SeqCst) > 0 && self.in_flight() == 0 {
+            let _guard = lock(&self.lock);
+            self.wakeup.notify_all();
+        }
+    }
+
+    /// Reports one message: counts its outcome, runs its callback (catching a panic), and marks
+    /// it done.
+    pub(crate) fn finish(&self, ticket: Ticket, report: DeliveryReport) {
+        match &report.outcome {
+            Outcome::Delivered => self.metrics.record_delivered(report.latency),
+            Outcome::DeadLettered { .. } => self.metrics.record_dead_lettered(),
+            Outcome::Spooled { .. } => self.metrics.record_spooled(),
+            Outcome::Failed(error) => {
+                if error.kind() == ErrorKind::Closed {
+                    self.metrics.purged.fetch_add(1, Ordering::AcqRel);
+                }
+                self.metrics.record_failed(error.kind());
+            }
+        }
+        // A panicking callback must not take the delivery thread (and every later report) with it.
+        if panic::catch_unwind(AssertUnwindSafe(|| ticket.deliver(report))).is_err() {
+            self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
+        }
+        self.finish_one();
+    }
+
+    /// Sleeps until `done()` holds or `deadline` passes; returns whether it holds.
+    pub(crate) fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        let mut guard = lock(&self.lock);
+        loop {
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            if done() {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            let slice = (deadline - now).min(WAIT_SLICE);
+            guard = self
+                .wakeup
+                .wait_timeout(guard, slice)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits until nothing is in flight or `deadline` passes; returns whether nothing is.
+    pub(crate) fn drained_by(&self, deadline: Instant) -> bool {
+        self.wait_until(deadline, || self.in_flight() == 0)
+    }
+}
