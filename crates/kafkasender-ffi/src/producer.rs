@@ -1,7 +1,7 @@
 //! `ks_producer`: sends messages and reports each one exactly once through a C callback.
 
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -246,10 +246,25 @@ struct UserCallback {
 // caller promises that `user_data` may be used there.
 unsafe impl Send for UserCallback {}
 
+thread_local! {
+    /// The topic of the report being delivered, NUL-terminated: one buffer per delivering
+    /// thread, so a report costs no allocation for its topic.
+    static TOPIC: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl UserCallback {
     fn call(self, report: &DeliveryReport) {
-        // Topics are validated (no NUL) before sending; error texts are escaped.
-        let topic = CString::new(report.topic.as_str()).unwrap_or_default();
+        TOPIC.with_borrow_mut(|topic| {
+            // Topics are validated (no NUL) before sending.
+            topic.clear();
+            topic.extend_from_slice(report.topic.as_bytes());
+            topic.push(0);
+            self.call_with_topic(report, topic.as_ptr().cast());
+        });
+    }
+
+    fn call_with_topic(self, report: &DeliveryReport, topic: *const c_char) {
+        // Error texts are escaped.
         let (status, error) = match report.outcome.error() {
             None => (ks_status::Ok, None),
             Some(error) => (
@@ -267,7 +282,7 @@ impl UserCallback {
         };
         let (key, key_len) = c_bytes(report.key.as_deref());
         let c_report = ks_delivery_report {
-            topic: topic.as_ptr(),
+            topic,
             partition: report.partition,
             offset: report.offset,
             timestamp_ms: report.timestamp.unwrap_or(-1),

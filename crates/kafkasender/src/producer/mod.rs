@@ -224,15 +224,14 @@ impl Producer {
     /// batch never half-fails silently. Errs only when the producer is closed.
     pub fn send_batch(&self, records: &[Record<'_>], on_delivery: BatchCallback) -> Result<()> {
         self.check_open()?;
-        let batch = Arc::new(Batch::new(records.len(), on_delivery));
-        if records.is_empty() {
-            batch.finish_empty();
-            return Ok(());
-        }
+        let slots = Batch::start(records.len(), on_delivery);
         for (index, record) in records.iter().enumerate() {
-            let slot = batch.clone();
-            if let Err(error) = self.send(record, move |report| slot.complete(index, report)) {
-                batch.complete(index, DeliveryReport::not_enqueued(record, error));
+            // SAFETY: `index` is in the batch; a refused send drops its callback (and slot) unrun,
+            // so its index is filled once, here.
+            let slot = unsafe { slots.slot(index) };
+            if let Err(error) = self.send(record, move |report| slot.complete(report)) {
+                let slot = unsafe { slots.slot(index) };
+                slot.complete(DeliveryReport::not_enqueued(record, error));
             }
         }
         Ok(())
