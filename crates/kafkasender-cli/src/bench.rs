@@ -521,6 +521,21 @@ impl Load<'_> {
         key
     }
 
+    /// Sends the warm-up message, starts the clock, then sends message after message (each when
+    /// due, at a fixed rate).
+    fn run<E: Into<anyhow::Error>>(
+        &self,
+        recorder: &Recorder,
+        send: impl Fn(u64) -> Result<(), E>,
+    ) -> anyhow::Result<()> {
+        let started = warm_up(recorder, self.count, || send(u64::MAX))?;
+        for i in 0..self.count {
+            self.pace(started, i);
+            send(i).map_err(Into::into)?;
+        }
+        Ok(())
+    }
+
     /// At a fixed rate, waits until message `i` is due.
     fn pace(&self, started: Instant, i: u64) {
         if self.rate > 0 {
@@ -646,11 +661,7 @@ fn kafkasender_send(
             move |report| recorder.record(report.is_delivered(), report.latency),
         )
     };
-    let started = warm_up(recorder, load.count, || send(u64::MAX))?;
-    for i in 0..load.count {
-        load.pace(started, i);
-        send(i)?;
-    }
+    load.run(recorder, send)?;
     producer.flush(Duration::from_secs(300))?;
     producer.close(Duration::ZERO);
     Ok(())
@@ -746,11 +757,7 @@ fn raw_librdkafka(
             }
         }
     };
-    let started = warm_up(recorder, load.count, || send(u64::MAX))?;
-    for i in 0..load.count {
-        load.pace(started, i);
-        send(i)?;
-    }
+    load.run(recorder, send)?;
     recorder.wait_for(load.count)?;
     done.store(true, Ordering::Release);
     poller.join().expect("poll thread");

@@ -1,0 +1,384 @@
+//! The settings table: every key kafkasender itself understands, with its `KAFKA_*` variable, kind,
+//! default and documentation (the one list the README, the parsers and the faces derive from), and
+//! the typed [`Settings`] they fill in.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a setting's value is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Free text.
+    Text,
+    /// Free text that is never shown (passwords, tokens).
+    Secret,
+    /// `true`/`false`, also `1`/`0`, `yes`/`no`, `on`/`off`.
+    Bool,
+    /// A whole number, at least 1 (0 allowed where `allows_zero`).
+    Count {
+        /// Whether 0 is a valid value.
+        allows_zero: bool,
+    },
+    /// A duration: `250ms`, `10s`, `2m`, `1h`, `1m30s`; a bare number means milliseconds.
+    Duration,
+    /// `all`/`-1`/`WaitForAll`, `1`/`WaitForLocal`, `0`/`NoResponse`.
+    Acks,
+    /// One of a fixed list (case-insensitive).
+    Choice(&'static [&'static str]),
+    /// A number above 0 and at most 1 (`0.5`).
+    Ratio,
+    /// A number of at least 1 (`2`, `1.5`).
+    Factor,
+}
+
+/// Where a setting ends up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A librdkafka property of the same name.
+    Librdkafka,
+    /// A kafkasender setting, read into [`Settings`].
+    Own,
+}
+
+/// One documented setting: its key, its environment variable, and how it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The key in maps and the builder.
+    pub key: &'static str,
+    /// The environment variable read by [`Config::from_env`].
+    pub env: &'static str,
+    /// How its value is parsed.
+    pub kind: ValueKind,
+    /// Where it ends up.
+    pub target: Target,
+    /// The default, as shown in documentation (`—` for none).
+    pub default: &'static str,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+pub(super) const fn setting(
+    key: &'static str,
+    env: &'static str,
+    kind: ValueKind,
+    target: Target,
+    default: &'static str,
+    doc: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        env,
+        kind,
+        target,
+        default,
+        doc,
+    }
+}
+
+pub(super) const COUNT: ValueKind = ValueKind::Count { allows_zero: false };
+pub(super) const COUNT_OR_ZERO: ValueKind = ValueKind::Count { allows_zero: true };
+pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
+pub(super) const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+pub(super) const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+pub(super) const LOG_FORMATS: &[&str] = &["text", "json"];
+pub(super) const FSYNC_POLICIES: &[&str] = &["always", "interval", "never"];
+
+/// Every setting with a name of its own; any other key is taken as a librdkafka property.
+pub const SETTINGS: &[Setting] = &[
+    setting("bootstrap.servers", "KAFKA_BROKERS", ValueKind::Text, Target::Librdkafka, "— (required)",
+        "Comma-separated `host:port` list of brokers to bootstrap from."),
+    setting("client.id", "KAFKA_CLIENT_ID", ValueKind::Text, Target::Librdkafka, "kafkasender",
+        "Client id sent to the brokers (shows in their logs and quotas)."),
+    setting("security.protocol", "KAFKA_SECURITY_PROTOCOL", ValueKind::Choice(SECURITY_PROTOCOLS),
+        Target::Librdkafka, "plaintext", "`plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`."),
+    setting("sasl.mechanism", "KAFKA_SASL_MECHANISM", ValueKind::Text, Target::Librdkafka, "—",
+        "`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` or `GSSAPI`."),
+    setting("sasl.username", "KAFKA_SASL_USERNAME", ValueKind::Text, Target::Librdkafka, "—",
+        "SASL user name."),
+    setting("sasl.password", "KAFKA_SASL_PASSWORD", ValueKind::Secret, Target::Librdkafka, "—",
+        "SASL password; never shown in logs, `Debug` output or errors."),
+    setting("message.timeout.ms", "KAFKA_PRODUCER_TIMEOUT", ValueKind::Duration, Target::Librdkafka, "5m",
+        "How long a message may take from `send` to acknowledgement, retries included."),
+    setting("retries", "KAFKA_PRODUCER_RETRY_MAX", COUNT_OR_ZERO, Target::Librdkafka, "2147483647",
+        "How often librdkafka re-sends a failed produce request on the wire (idempotent, no duplicates)."),
+    setting("linger.ms", "KAFKA_PRODUCER_FLUSH_FREQUENCY", ValueKind::Duration, Target::Librdkafka, "5ms",
+        "How long to wait for more messages before sending a batch."),
+    setting("batch.num.messages", "KAFKA_PRODUCER_BATCH_SIZE", COUNT, Target::Librdkafka, "10000",
+        "Most messages in one batch."),
+    setting("compression.codec", "KAFKA_PRODUCER_COMPRESSION", ValueKind::Choice(COMPRESSIONS),
+        Target::Librdkafka, "none", "`none`, `gzip`, `snappy`, `lz4` or `zstd`."),
+    setting("acks", "KAFKA_PRODUCER_REQUIRED_ACKS", ValueKind::Acks, Target::Librdkafka, "all",
+        "`all` (`WaitForAll`, `-1`), `1` (`WaitForLocal`) or `0` (`NoResponse`); idempotence needs `all`."),
+    setting("enable.idempotence", "KAFKA_PRODUCER_IDEMPOTENT", ValueKind::Bool, Target::Librdkafka, "true",
+        "Idempotent producer: wire retries never duplicate or reorder messages."),
+    setting("enqueue.timeout.ms", "KAFKA_PRODUCER_ENQUEUE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
+        "How long `send` waits for room when the local queue is full before failing with `queue_full`."),
+    setting("close.timeout.ms", "KAFKA_PRODUCER_CLOSE_TIMEOUT", ValueKind::Duration, Target::Own, "10s",
+        "How long dropping an unclosed producer waits for in-flight messages."),
+    setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
+        "`off`, `error`, `warn`, `info`, `debug` or `trace`; also sets librdkafka's `log_level`."),
+    setting("ratelimit.messages.per.second", "KAFKA_RATE_LIMIT_REQUESTS", COUNT, Target::Own, "off",
+        "Token-bucket limit on sends per second; `send` waits for a token up to `enqueue.timeout.ms`, then fails with `rate_limited`."),
+    setting("ratelimit.burst", "KAFKA_RATE_LIMIT_BURST", COUNT, Target::Own, "the rate",
+        "Sends allowed at once above the rate (the bucket size)."),
+    setting("ratelimit.bytes.per.second", "KAFKA_RATE_LIMIT_BYTES", COUNT, Target::Own, "off",
+        "Token-bucket limit on key + value + header bytes per second (bucket: one second's worth)."),
+    setting("retry.max", "KAFKA_RETRY_MAX", COUNT_OR_ZERO, Target::Own, "2",
+        "Client re-sends of a message after librdkafka gave up on it with a retriable error (0 = off); at-least-once."),
+    setting("retry.backoff.base.ms", "KAFKA_RETRY_BACKOFF_BASE", ValueKind::Duration, Target::Own, "100ms",
+        "First re-send waits up to this long (full jitter: a random wait from zero to the backoff)."),
+    setting("retry.backoff.cap.ms", "KAFKA_RETRY_BACKOFF_CAP", ValueKind::Duration, Target::Own, "10s",
+        "Longest backoff between re-sends."),
+    setting("retry.backoff.multiplier", "KAFKA_RETRY_BACKOFF_MULTIPLIER", ValueKind::Factor, Target::Own, "2",
+        "Backoff growth per re-send (at least 1)."),
+    setting("breaker.enabled", "KAFKA_BREAKER_ENABLED", ValueKind::Bool, Target::Own, "false",
+        "Circuit breaker: fail fast (`circuit_open`) or spool while the brokers keep failing."),
+    setting("breaker.max.requests", "KAFKA_BREAKER_MAX_REQUESTS", COUNT, Target::Own, "1",
+        "Probes a half-open breaker lets through; that many successes close it, one failure reopens it."),
+    setting("breaker.interval.ms", "KAFKA_BREAKER_INTERVAL", ValueKind::Duration, Target::Own, "60s",
+        "Window over which a closed breaker counts failures (counts restart every window)."),
+    setting("breaker.timeout.ms", "KAFKA_BREAKER_TIMEOUT", ValueKind::Duration, Target::Own, "30s",
+        "How long an open breaker fails fast before it lets probes through."),
+    setting("breaker.consecutive.failures", "KAFKA_BREAKER_CONSECUTIVE_FAILURES", COUNT, Target::Own, "5",
+        "Consecutive failed deliveries that open the breaker."),
+    setting("breaker.failure.ratio", "KAFKA_BREAKER_FAILURE_RATIO", ValueKind::Ratio, Target::Own, "0.5",
+        "Failure ratio in the window (of at least 20 results) that opens the breaker."),
+    setting("dlq.topic", "KAFKA_DLQ_TOPIC", ValueKind::Text, Target::Own, "off",
+        "Dead-letter topic for messages that exhausted their re-sends or failed for good at the broker."),
+    setting("spool.dir", "KAFKA_SPOOL_DIR", ValueKind::Text, Target::Own, "off",
+        "Directory of the durable local spool: what neither the topic nor the dead-letter topic took."),
+    setting("spool.fsync", "KAFKA_SPOOL_FSYNC", ValueKind::Choice(FSYNC_POLICIES), Target::Own, "interval",
+        "`always` (each record), `interval` (at most 200 ms of records at risk on power loss) or `never`."),
+    setting("spool.max.bytes", "KAFKA_SPOOL_MAX_BYTES", COUNT, Target::Own, "1073741824",
+        "Spool size cap; a message that does not fit is reported failed with `spool`."),
+    setting("log.format", "KAFKA_LOG_FORMAT", ValueKind::Choice(LOG_FORMATS), Target::Own, "text",
+        "`text` or `json`, for the logger the CLI and the bindings install."),
+];
+
+/// Prefix of environment variables that pass any librdkafka property through:
+/// `KAFKA_RDKAFKA_LINGER_MS` → `linger.ms`; a double underscore stands for `_` (`LOG__LEVEL` → `log_level`).
+pub const RDKAFKA_ENV_PREFIX: &str = "KAFKA_RDKAFKA_";
+
+/// Environment prefixes that belong to kafkasender: an unknown variable under them is a typo, not
+/// somebody else's variable (unlike `KAFKA_HOME` or `KAFKA_OPTS`, which are ignored).
+pub(super) const OWN_ENV_PREFIXES: &[&str] = &[
+    "KAFKA_PRODUCER_",
+    "KAFKA_BREAKER_",
+    "KAFKA_RATE_LIMIT_",
+    "KAFKA_RETRY_",
+    "KAFKA_SPOOL_",
+    "KAFKA_SASL_",
+];
+
+/// Defaults that differ from librdkafka's. The partitioner matches the Java client, so a key lands
+/// in the same partition whichever language produced it.
+pub(super) const DEFAULTS: &[(&str, &str)] = &[
+    ("client.id", "kafkasender"),
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("partitioner", "murmur2_random"),
+    // Health reads broker states from librdkafka's statistics; one small JSON a second.
+    ("statistics.interval.ms", "1000"),
+];
+
+/// librdkafka's default `message.max.bytes`.
+pub(super) const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Whether a key holds a secret whose value must never be shown.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
+}
+
+/// How much kafkasender logs (and how much librdkafka is asked to log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default.
+    Info,
+    /// Verbose.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    pub(super) fn parse(name: &str) -> LogLevel {
+        match name {
+            "off" => LogLevel::Off,
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => LogLevel::Info,
+        }
+    }
+
+    /// The name accepted by `log.level`.
+    pub fn as_str(self) -> &'static str {
+        LOG_LEVELS[self as usize]
+    }
+
+    /// librdkafka's syslog-style level (it has no "off": errors are the least it logs).
+    pub(super) fn syslog(self) -> i64 {
+        match self {
+            LogLevel::Off | LogLevel::Error => 3,
+            LogLevel::Warn => 4,
+            LogLevel::Info => 6,
+            LogLevel::Debug | LogLevel::Trace => 7,
+        }
+    }
+}
+
+/// How `fsync` is applied to spool appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every record: nothing is lost on power failure; slowest.
+    Always,
+    /// At most every 200 ms and on close: a process crash loses nothing, a power failure at most
+    /// that much.
+    Interval,
+    /// Left to the operating system.
+    Never,
+}
+
+/// Client re-sends (`retry.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    /// `retry.max`: re-sends after the first attempt; 0 turns client retries off.
+    pub max: u32,
+    /// `retry.backoff.base.ms`.
+    pub base: Duration,
+    /// `retry.backoff.cap.ms`.
+    pub cap: Duration,
+    /// `retry.backoff.multiplier`.
+    pub multiplier: f64,
+}
+
+/// The circuit breaker (`breaker.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// `breaker.enabled`.
+    pub enabled: bool,
+    /// `breaker.max.requests`: probes while half-open.
+    pub max_requests: u32,
+    /// `breaker.interval.ms`: the counting window while closed.
+    pub interval: Duration,
+    /// `breaker.timeout.ms`: how long it stays open.
+    pub timeout: Duration,
+    /// `breaker.consecutive.failures`.
+    pub consecutive_failures: u32,
+    /// `breaker.failure.ratio`.
+    pub failure_ratio: f64,
+}
+
+/// The durable spool (`spool.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    /// `spool.dir`; `None` turns spooling off.
+    pub dir: Option<PathBuf>,
+    /// `spool.fsync`.
+    pub fsync: FsyncPolicy,
+    /// `spool.max.bytes`.
+    pub max_bytes: u64,
+}
+
+/// Settings of the resilience layer: what happens around librdkafka when the brokers misbehave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResilienceSettings {
+    /// `ratelimit.messages.per.second`
+    pub rate_limit_per_second: Option<u64>,
+    /// `ratelimit.burst`
+    pub rate_limit_burst: Option<u64>,
+    /// `ratelimit.bytes.per.second`
+    pub rate_limit_bytes_per_second: Option<u64>,
+    /// `retry.*`
+    pub retry: RetrySettings,
+    /// `breaker.*`
+    pub breaker: BreakerSettings,
+    /// `dlq.topic`; `None` turns dead-lettering off.
+    pub dlq_topic: Option<String>,
+    /// `spool.*`
+    pub spool: SpoolSettings,
+}
+
+impl Default for ResilienceSettings {
+    fn default() -> ResilienceSettings {
+        ResilienceSettings {
+            rate_limit_per_second: None,
+            rate_limit_burst: None,
+            rate_limit_bytes_per_second: None,
+            retry: RetrySettings {
+                max: 2,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                multiplier: 2.0,
+            },
+            breaker: BreakerSettings {
+                enabled: false,
+                max_requests: 1,
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(30),
+                consecutive_failures: 5,
+                failure_ratio: 0.5,
+            },
+            dlq_topic: None,
+            spool: SpoolSettings {
+                dir: None,
+                fsync: FsyncPolicy::Interval,
+                max_bytes: 1 << 30,
+            },
+        }
+    }
+}
+
+/// The format of the log lines of [`crate::logging::init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// kafkasender's own settings (everything that is not a librdkafka property).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `enqueue.timeout.ms`: how long `send` waits for queue room.
+    pub enqueue_timeout: Duration,
+    /// `close.timeout.ms`: how long drop waits for in-flight messages.
+    pub close_timeout: Duration,
+    /// `log.level`.
+    pub log_level: LogLevel,
+    /// `log.format`.
+    pub log_format: LogFormat,
+    /// The resilience layer's settings.
+    pub resilience: ResilienceSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            enqueue_timeout: Duration::from_secs(5),
+            close_timeout: Duration::from_secs(10),
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            resilience: ResilienceSettings::default(),
+        }
+    }
+}
