@@ -467,7 +467,8 @@ impl Shared {
                     .rescue
                     .spool(&owned, &ticket, &reason)
                     .unwrap_or(Err(reason.clone()))?;
-                tracker.accept(record.size());
+                tracker.accept();
+                tracker.metrics.record_sent(record.size());
                 let outcome = Outcome::Spooled { path, reason };
                 let report =
                     DeliveryReport::of_record(&owned, ticket.attempts, ticket.sent_at, outcome);
@@ -475,9 +476,13 @@ impl Shared {
                 return Ok(());
             }
         }
-        tracker.accept(record.size());
+        tracker.accept();
         match self.engine.enqueue(record, ticket, give_up) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Bytes count once librdkafka has the message, not for a refused one.
+                tracker.metrics.record_sent(record.size());
+                Ok(())
+            }
             Err((error, ticket)) => {
                 tracker.finish_one();
                 if ticket.probe {

@@ -43,10 +43,10 @@ impl Tracker {
         (self.accepted.load(Ordering::SeqCst) - completed) as usize
     }
 
-    /// A send is accepted: it will be reported exactly once.
-    pub(crate) fn accept(&self, bytes: usize) {
+    /// A send is accepted: it will be reported exactly once (or, if librdkafka refuses it after
+    /// all, handed back with [`Tracker::finish_one`]).
+    pub(crate) fn accept(&self) {
         self.accepted.fetch_add(1, Ordering::SeqCst);
-        self.metrics.record_sent(bytes);
     }
 
     /// One message is done (reported, or never enqueued after all). Wakes flush and close, which
@@ -83,7 +83,7 @@ impl Tracker {
     }
 
     /// Sleeps until `done()` holds or `deadline` passes; returns whether it holds.
-    pub(crate) fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
         let mut guard = lock(&self.lock);
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
