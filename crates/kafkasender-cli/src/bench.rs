@@ -70,7 +70,7 @@ pub struct Args {
     /// Interleaved rounds (each runs every contender once); medians are over rounds.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Messages per second of the fixed-rate latency runs; 0 skips them.
+    /// Messages per second of the fixed-rate latency runs; 0 skips them (as does a count of 0).
     #[arg(long, default_value_t = 50_000)]
     latency_rate: u64,
     /// Messages per fixed-rate latency run.
@@ -85,6 +85,12 @@ pub struct Args {
     /// Also write every run's figures to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+impl Args {
+    fn measures_latency(&self) -> bool {
+        self.latency_rate > 0 && self.latency_count > 0
+    }
 }
 
 /// `kafkasender bench-run`: one contender's run, in a process of its own.
@@ -138,7 +144,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         broker.describe(),
     );
     let mut modes = vec![(Mode::Throughput, args.count, 0)];
-    if args.latency_rate > 0 {
+    if args.measures_latency() {
         modes.push((Mode::FixedRate, args.latency_count, args.latency_rate));
     }
     let mut runs: Vec<(usize, Mode, String, Figures)> = Vec::new();
@@ -277,7 +283,7 @@ fn print_tables(names: &[&str], runs: &[(usize, Mode, String, Figures)], args: &
             column(|f| f.cpu_s).0 * 1e6 / args.count as f64,
         );
     }
-    if args.latency_rate == 0 {
+    if !args.measures_latency() {
         return;
     }
     println!(

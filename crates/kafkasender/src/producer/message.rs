@@ -2,6 +2,7 @@
 //! message's bookkeeping and the caller's callback, in **one** allocation. A report then needs no
 //! lookup, and a send allocates once (a boxed callback plus a boxed record of it would be two
 //! allocations made on the sending thread and freed on the delivery thread, glibc's slowest case).
+//! A batch's tickets allocate nothing: their bookkeeping lives in the batch (see `batch`).
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
@@ -31,9 +32,17 @@ pub(crate) struct Pending {
     pub(crate) probe: bool,
     /// Set while the message goes to the dead-letter topic instead of its own.
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
-    // What to do with the callback stored behind this struct (see `WithCallback`).
+    // What to do with whatever is stored behind this struct (a callback: see `WithCallback`).
     deliver: unsafe fn(NonNull<Pending>, DeliveryReport),
     free: unsafe fn(NonNull<Pending>),
+}
+
+/// What a ticket does with the storage its [`Pending`] heads.
+pub(crate) struct Storage {
+    /// Hands over the report; the ticket is gone afterwards.
+    pub(crate) deliver: unsafe fn(NonNull<Pending>, DeliveryReport),
+    /// Releases a ticket dropped undelivered.
+    pub(crate) free: unsafe fn(NonNull<Pending>),
 }
 
 /// A message on its way to the dead-letter topic: the original, and why it could not go there.
@@ -43,6 +52,21 @@ pub(crate) struct DeadLetter {
 }
 
 impl Pending {
+    /// The bookkeeping of a message sent at `sent_at`, its ticket stored as `storage` says.
+    pub(crate) fn new(sent_at: Instant, storage: Storage) -> Pending {
+        Pending {
+            sent_at,
+            last_attempt_at: sent_at,
+            attempts: 1,
+            partition: None,
+            assigned_partition: -1,
+            probe: false,
+            dead_letter: None,
+            deliver: storage.deliver,
+            free: storage.free,
+        }
+    }
+
     /// Wall-clock time of the first attempt, in milliseconds since the epoch (derived on the
     /// failure path only, so the send path reads no wall clock).
     pub(crate) fn first_attempt_ms(&self) -> i64 {
@@ -80,22 +104,24 @@ unsafe impl Sync for Ticket {}
 impl Ticket {
     /// A ticket for a message sent now.
     pub(crate) fn new<F: FnOnce(DeliveryReport) + Send + 'static>(on_delivery: F) -> Ticket {
-        let now = Instant::now();
+        let storage = Storage {
+            deliver: deliver::<F>,
+            free: free::<F>,
+        };
         let boxed = Box::new(WithCallback {
-            pending: Pending {
-                sent_at: now,
-                last_attempt_at: now,
-                attempts: 1,
-                partition: None,
-                assigned_partition: -1,
-                probe: false,
-                dead_letter: None,
-                deliver: deliver::<F>,
-                free: free::<F>,
-            },
+            pending: Pending::new(Instant::now(), storage),
             callback: on_delivery,
         });
         Ticket(NonNull::from(Box::leak(boxed)).cast())
+    }
+
+    /// A ticket for a `Pending` stored elsewhere.
+    ///
+    /// # Safety
+    /// `pending` stays valid and used by nothing else until the ticket is delivered or dropped,
+    /// and its `Storage` functions are right for where it is stored.
+    pub(crate) unsafe fn stored_at(pending: NonNull<Pending>) -> Ticket {
+        Ticket(pending)
     }
 
     /// Runs the callback with the message's report and frees the ticket.

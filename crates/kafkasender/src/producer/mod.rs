@@ -226,12 +226,11 @@ impl Producer {
         self.check_open()?;
         let slots = Batch::start(records.len(), on_delivery);
         for (index, record) in records.iter().enumerate() {
-            // SAFETY: `index` is in the batch; a refused send drops its callback (and slot) unrun,
-            // so its index is filled once, here.
-            let slot = unsafe { slots.slot(index) };
-            if let Err(error) = self.send(record, move |report| slot.complete(report)) {
-                let slot = unsafe { slots.slot(index) };
-                slot.complete(DeliveryReport::not_enqueued(record, error));
+            // SAFETY: `index` is in the batch and gets this one ticket; a refused send drops it
+            // undelivered, and the record is then reported here, once.
+            let ticket = unsafe { slots.ticket(index) };
+            if let Err(error) = self.shared.submit(record, ticket) {
+                unsafe { slots.fail(index, DeliveryReport::not_enqueued(record, error)) };
             }
         }
         Ok(())
