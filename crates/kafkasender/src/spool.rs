@@ -179,6 +179,14 @@ impl Spool {
         state.waiting.drain(..).collect()
     }
 
+    /// Puts files a replay took but did not finish back in front of the waiting ones.
+    pub(crate) fn give_back(&self, paths: Vec<PathBuf>) {
+        let mut state = lock(&self.state);
+        for path in paths.into_iter().rev() {
+            state.waiting.push_front(path);
+        }
+    }
+
     /// Deletes a file every record of which has been reported again.
     pub(crate) fn remove_replayed(&self, path: &Path) {
         let size = fs::metadata(path).map_or(0, |m| m.len());

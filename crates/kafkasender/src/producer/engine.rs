@@ -188,3 +188,99 @@ impl Engine {
 pub(crate) fn closed_error() -> Error {
     Error::new(ErrorKind::Closed, "the producer is closed")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::delivery::{DeliveryReport, Outcome};
+    use crate::producer::context::{Failure, Failures, Finished};
+
+    /// The stages after librdkafka, reduced to "report the failure as it is".
+    struct ReportAsIs;
+
+    impl Failures for ReportAsIs {
+        fn after_failure(&self, failure: Failure) -> Option<Finished> {
+            let Failure {
+                record,
+                ticket,
+                error,
+            } = failure;
+            let report = DeliveryReport::of_record(
+                &record,
+                ticket.attempts,
+                ticket.sent_at,
+                Outcome::Failed(error),
+            );
+            Some((ticket, report))
+        }
+        fn breaker_closed(&self) {}
+        fn take_handoffs(&self) -> Vec<Finished> {
+            Vec::new()
+        }
+    }
+
+    /// An engine whose queue holds one message, with no broker to send it to.
+    fn engine_without_brokers() -> Arc<Engine> {
+        let config = Config::builder()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("queue.buffering.max.messages", "1")
+            .set("enqueue.timeout.ms", "20")
+            .build()
+            .unwrap();
+        let context = Context {
+            tracker: Arc::new(Tracker::default()),
+            breaker: None,
+            failures: Arc::new(ReportAsIs),
+            on_statistics: None,
+            last_error: Default::default(),
+        };
+        Arc::new(Engine::new(&config, context).unwrap())
+    }
+
+    #[test]
+    fn a_full_queue_waits_until_give_up_then_hands_the_ticket_back_with_queue_full() {
+        let engine = engine_without_brokers();
+        let record = Record::new("orders").value("v");
+        let (sender, reports) = mpsc::channel();
+        let first = engine.enqueue(
+            &record,
+            Ticket::new(move |r| sender.send(r).unwrap()),
+            || true,
+        );
+        assert!(first.is_ok());
+        let mut tries = 0;
+        let Err((error, ticket)) =
+            engine.enqueue(&record, Ticket::new(|_| panic!("never enqueued")), || {
+                tries += 1;
+                tries == 3
+            })
+        else {
+            panic!("the queue holds one message")
+        };
+        assert_eq!(error.kind(), ErrorKind::QueueFull);
+        assert_eq!((tries, ticket.attempts), (3, 1));
+        drop(ticket); // its callback goes unrun
+                      // The lazy deadline reads the clock only once the queue is full, then holds for the timeout.
+        let mut give_up = engine.after_enqueue_timeout();
+        assert!(!give_up());
+        thread::sleep(Duration::from_millis(30));
+        assert!(give_up());
+        // Purged on close: the queued message is reported `closed` by the delivery loop.
+        assert!(engine.shut());
+        assert!(!engine.shut(), "only once");
+        assert_eq!(engine.hold_open().unwrap_err().kind(), ErrorKind::Closed);
+        let delivery = {
+            let engine = engine.clone();
+            thread::spawn(move || engine.run_delivery_loop())
+        };
+        engine.tracker.accept();
+        engine.purge();
+        let report = reports.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(report.error().map(Error::kind), Some(ErrorKind::Closed));
+        engine.stop_delivery();
+        delivery.join().unwrap();
+        assert_eq!(engine.queue_depth(), 0);
+    }
+}

@@ -70,3 +70,61 @@ impl Gate {
             .map_or(BreakerState::Closed, |b| b.state())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn gate(settings: &[(&str, &str)]) -> Gate {
+        let mut builder = Config::builder().set("bootstrap.servers", "127.0.0.1:9");
+        for (key, value) in settings {
+            builder = builder.set(*key, *value);
+        }
+        Gate::new(&builder.build().unwrap())
+    }
+
+    #[test]
+    fn idle_stages_pass_everything_valid_and_validation_refuses_with_a_kind() {
+        let gate = gate(&[("message.max.bytes", "1000")]);
+        assert!(!gate.may_wait());
+        assert_eq!(gate.admit(), Admission::Pass);
+        assert_eq!(gate.breaker_state(), BreakerState::Closed);
+        assert!(gate.validate(&Record::new("orders").value("ok")).is_ok());
+        let big = vec![0u8; 2000];
+        let refused = gate
+            .validate(&Record::new("orders").value(&big))
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::MessageTooLarge);
+        let refused = gate.validate(&Record::new("no spaces")).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidRecord);
+    }
+
+    #[test]
+    fn a_rate_limit_makes_sends_wait_and_refuses_once_the_wait_would_pass_the_timeout() {
+        let gate = gate(&[
+            ("ratelimit.messages.per.second", "1"),
+            ("ratelimit.burst", "1"),
+            ("enqueue.timeout.ms", "10"),
+        ]);
+        assert!(gate.may_wait());
+        let record = Record::new("orders").value("v");
+        gate.take_token(&record).unwrap();
+        let refused = gate.take_token(&record).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::RateLimited);
+    }
+
+    #[test]
+    fn an_open_breaker_rejects_and_a_half_open_one_admits_one_probe() {
+        let gate = gate(&[("breaker.enabled", "true"), ("breaker.timeout.ms", "1")]);
+        let breaker = gate.breaker.clone().unwrap();
+        breaker.trip("test", Instant::now());
+        assert_eq!(gate.breaker_state(), BreakerState::Open);
+        assert_eq!(gate.admit(), Admission::Reject);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(gate.admit(), Admission::Probe);
+        assert_eq!(gate.admit(), Admission::Reject, "one probe at a time");
+        gate.release_probe(); // it never went out
+        assert_eq!(gate.admit(), Admission::Probe);
+    }
+}

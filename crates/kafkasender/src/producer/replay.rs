@@ -1,6 +1,8 @@
 //! Spool replay: every record the spool keeps goes through the whole send path again, oldest file
 //! first. A file is deleted once every record in it has been reported again (delivered,
 //! dead-lettered, failed, or spooled anew); a torn record is counted and skipped, never sent.
+//! A replay refused midway (closing, an open breaker) leaves the rest for the next one, which
+//! resumes after the last record enqueued: nothing is skipped, nothing is sent twice.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,17 +40,30 @@ pub(crate) fn replay(
     if rescue.breaker_state() == BreakerState::Open {
         return Err(circuit_open_error());
     }
-    let _one_at_a_time = lock(&rescue.replaying);
+    let mut resume = lock(&rescue.replaying);
     let mut report = ReplayReport::default();
-    for path in spool.take_for_replay() {
+    let mut paths = spool.take_for_replay().into_iter();
+    while let Some(path) = paths.next() {
         report.files += 1;
-        let file = Arc::new(ReplayedFile {
-            path: path.clone(),
-            // One for the reader itself, so the file cannot go before it is read to the end.
-            unreported: AtomicU64::new(1),
-            rescue: rescue.clone(),
-        });
+        let resumed = resume.take_if(|interrupted| interrupted.file.path == path);
+        let (file, done) = match resumed {
+            Some(interrupted) => (interrupted.file, interrupted.records_read),
+            None => {
+                let file = Arc::new(ReplayedFile {
+                    path: path.clone(),
+                    // One for the reader itself, so the file cannot go before it is read to the end.
+                    unreported: AtomicU64::new(1),
+                    rescue: rescue.clone(),
+                });
+                (file, 0)
+            }
+        };
+        let mut records_read = 0;
         for item in SpoolReader::open(&path)? {
+            records_read += 1;
+            if records_read <= done {
+                continue; // enqueued by the interrupted replay
+            }
             let spooled = match item {
                 Ok(spooled) => spooled,
                 Err(torn) => {
@@ -70,8 +85,14 @@ pub(crate) fn replay(
             ticket.attempts = spooled.attempts + 1;
             ticket.partition = spooled.record.partition;
             if let Err(error) = submit(&spooled.record.as_record(), ticket) {
-                // Not enqueued (closing, or the spool is full): leave the file for the next replay.
+                // Not enqueued (closing, an open breaker): the next replay resumes at this record.
                 tracing::warn!(target: "kafkasender", %error, path = %path.display(), "spool replay interrupted");
+                file.unreported.fetch_sub(1, Ordering::AcqRel); // its ticket is gone unreported
+                *resume = Some(Interrupted {
+                    file,
+                    records_read: records_read - 1,
+                });
+                spool.give_back(std::iter::once(path).chain(paths).collect());
                 return Err(error);
             }
             rescue.replayed.fetch_add(1, Ordering::Relaxed);
@@ -83,6 +104,13 @@ pub(crate) fn replay(
         tracing::info!(target: "kafkasender", files = report.files, records = report.records, torn = report.torn.len(), "spool replayed");
     }
     Ok(report)
+}
+
+/// Where a replay refused midway stopped: the file it was reading (still counting its records'
+/// reports) and how many of its records it had read, torn ones included.
+pub(crate) struct Interrupted {
+    file: Arc<ReplayedFile>,
+    records_read: u64,
 }
 
 /// A spool file being replayed: deleted when its last record has been reported.
@@ -99,5 +127,135 @@ impl ReplayedFile {
                 spool.remove_replayed(&self.path);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::delivery::{DeliveryReport, Outcome};
+    use crate::record::OwnedRecord;
+    use crate::spool::{now_ms, SpooledMessage};
+
+    fn rescue_with_spool(name: &str) -> (Arc<Rescue>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "kafkasender-replay-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let config = Config::builder()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("spool.dir", dir.to_str().unwrap())
+            .build()
+            .unwrap();
+        let rescue = Rescue::new(&config.settings().resilience, None).unwrap();
+        (Arc::new(rescue), dir)
+    }
+
+    fn spooled(i: u8) -> SpooledMessage {
+        SpooledMessage {
+            record: OwnedRecord {
+                topic: "orders".into(),
+                key: Some(vec![i]),
+                value: Some(vec![i; 10]),
+                headers: Vec::new(),
+                partition: Some(2),
+                timestamp: None,
+            },
+            reason: Error::new(ErrorKind::Timeout, "timed out"),
+            attempts: 2,
+            first_attempt_ms: 1,
+            spooled_at_ms: 2,
+        }
+    }
+
+    #[test]
+    fn every_record_goes_through_submit_in_order_and_the_file_goes_once_all_are_reported() {
+        let (rescue, dir) = rescue_with_spool("order");
+        let spool = rescue.spool.as_ref().unwrap();
+        let path = spool.append(&spooled(1)).unwrap();
+        spool.append(&spooled(2)).unwrap();
+        let tickets = Mutex::new(Vec::new());
+        let report = replay(&rescue, |record, ticket| {
+            assert_eq!((record.partition, ticket.attempts), (Some(2), 3));
+            tickets
+                .lock()
+                .unwrap()
+                .push((record.key.unwrap().to_vec(), ticket));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((report.files, report.records), (1, 2));
+        assert_eq!(rescue.replayed.load(Ordering::SeqCst), 2);
+        let mut tickets = tickets.into_inner().unwrap();
+        assert_eq!(
+            tickets.iter().map(|(k, _)| k[0]).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let delivered = |(key, ticket): (Vec<u8>, Ticket)| {
+            let owned = OwnedRecord {
+                topic: "orders".into(),
+                key: Some(key),
+                value: None,
+                headers: Vec::new(),
+                partition: None,
+                timestamp: None,
+            };
+            let report = DeliveryReport::of_record(&owned, 3, ticket.sent_at, Outcome::Delivered);
+            ticket.deliver(report);
+        };
+        delivered(tickets.remove(0));
+        assert!(path.exists(), "not before its last record is reported");
+        delivered(tickets.remove(0));
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_refused_record_stops_the_replay_and_the_next_one_resumes_there() {
+        let (rescue, dir) = rescue_with_spool("refused");
+        let spool = rescue.spool.as_ref().unwrap();
+        let path = spool.append(&spooled(1)).unwrap();
+        spool.append(&spooled(2)).unwrap();
+        spool.append(&spooled(3)).unwrap();
+        // The first record goes, the second is refused.
+        let enqueued = Mutex::new(Vec::new());
+        let error = replay(&rescue, |record, ticket| {
+            if enqueued.lock().unwrap().len() == 1 {
+                return Err(Error::new(ErrorKind::CircuitOpen, "open"));
+            }
+            enqueued
+                .lock()
+                .unwrap()
+                .push((record.key.unwrap()[0], ticket));
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::CircuitOpen);
+        assert!(spool.has_waiting(), "the next replay takes it again");
+        // The next replay resumes at the refused record: none skipped, none twice.
+        replay(&rescue, |record, ticket| {
+            enqueued
+                .lock()
+                .unwrap()
+                .push((record.key.unwrap()[0], ticket));
+            Ok(())
+        })
+        .unwrap();
+        let enqueued = enqueued.into_inner().unwrap();
+        assert_eq!(
+            enqueued.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        for (_, ticket) in enqueued {
+            assert!(path.exists(), "not before its last record is reported");
+            let report = DeliveryReport::not_enqueued(&Record::new("orders"), error.clone());
+            ticket.deliver(report);
+        }
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

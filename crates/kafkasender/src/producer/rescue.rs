@@ -78,8 +78,8 @@ pub(crate) struct Rescue {
     queue: Mutex<Queue>,
     wakeup: Condvar,
     handoff: Mutex<Vec<Finished>>,
-    /// One replay at a time.
-    pub(crate) replaying: Mutex<()>,
+    /// One replay at a time, and where an interrupted one stopped.
+    pub(crate) replaying: Mutex<Option<super::replay::Interrupted>>,
     pub(crate) retried: AtomicU64,
     pub(crate) replayed: AtomicU64,
     pub(crate) torn_records: AtomicU64,
@@ -99,7 +99,7 @@ impl Rescue {
             queue: Mutex::default(),
             wakeup: Condvar::new(),
             handoff: Mutex::default(),
-            replaying: Mutex::new(()),
+            replaying: Mutex::new(None),
             retried: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
             torn_records: AtomicU64::new(0),

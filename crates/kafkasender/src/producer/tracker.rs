@@ -111,3 +111,79 @@ impl Tracker {
         self.wait_until(deadline, || self.in_flight() == 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::thread;
+
+    use super::*;
+    use crate::error::Error;
+
+    fn report(outcome: Outcome) -> DeliveryReport {
+        DeliveryReport {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key: None,
+            attempts: 1,
+            latency: Duration::from_micros(250),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn each_outcome_is_counted_and_its_callback_runs_once() {
+        let tracker = Tracker::default();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let outcomes = [
+            Outcome::Delivered,
+            Outcome::Failed(Error::new(ErrorKind::Closed, "closed")),
+            Outcome::Failed(Error::new(ErrorKind::MessageTooLarge, "too large")),
+        ];
+        for outcome in outcomes {
+            tracker.accept();
+            let ran = ran.clone();
+            let ticket = Ticket::new(move |_| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            });
+            tracker.finish(ticket, report(outcome));
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 3);
+        assert_eq!(tracker.in_flight(), 0);
+        assert_eq!(tracker.metrics.delivered(), 1);
+        assert_eq!(tracker.metrics.failed(), 2);
+        assert_eq!(tracker.metrics.purged.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_panicking_callback_is_caught_counted_and_the_message_still_finishes() {
+        let tracker = Tracker::default();
+        tracker.accept();
+        tracker.finish(
+            Ticket::new(|_| panic!("a user's bug")),
+            report(Outcome::Delivered),
+        );
+        assert_eq!(tracker.metrics.callback_panics.load(Ordering::SeqCst), 1);
+        assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn drained_by_wakes_when_the_last_message_finishes_and_times_out_otherwise() {
+        let tracker = Arc::new(Tracker::default());
+        tracker.accept();
+        assert!(!tracker.drained_by(Instant::now() + Duration::from_millis(20)));
+        let finisher = {
+            let tracker = tracker.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(20));
+                tracker.finish_one();
+            })
+        };
+        assert!(tracker.drained_by(Instant::now() + Duration::from_secs(10)));
+        finisher.join().unwrap();
+        assert_eq!(tracker.in_flight(), 0);
+    }
+}
