@@ -183,6 +183,14 @@ kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its a
 kafka-down: ## Stop that broker and delete its data
 	scripts/kafka/down.sh
 
+.PHONY: kafka-cluster-up
+kafka-cluster-up: ## Start a 3-node Apache Kafka cluster (RF=3, min.insync.replicas=2, SCRAM and TLS listeners); `scripts/kafka/cluster.sh env` gives its addresses
+	scripts/kafka/cluster.sh up
+
+.PHONY: kafka-cluster-down
+kafka-cluster-down: ## Stop the 3-node cluster and delete its data
+	scripts/kafka/cluster.sh down
+
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
