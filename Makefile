@@ -187,6 +187,17 @@ kafka-down: ## Stop that broker and delete its data
 kafka-cluster-up: ## Start a 3-node Apache Kafka cluster (RF=3, min.insync.replicas=2, SCRAM and TLS listeners); `scripts/kafka/cluster.sh env` gives its addresses
 	scripts/kafka/cluster.sh up
 
+.PHONY: test-cluster
+test-cluster: build ## Reliability tests on a real 3-node Kafka cluster (leader loss, two of three brokers down, SASL/TLS), started and stopped here
+	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
+	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -s tests/cluster
+
+.PHONY: reliability
+reliability: build ## Run every reliability scenario on the 3-node cluster and rewrite the table in docs/reliability.md
+	scripts/kafka/cluster.sh up
+	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) tests/cluster/scenarios.py --doc docs/reliability.md
+	scripts/kafka/cluster.sh down
+
 .PHONY: kafka-cluster-down
 kafka-cluster-down: ## Stop the 3-node cluster and delete its data
 	scripts/kafka/cluster.sh down

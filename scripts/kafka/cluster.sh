@@ -10,6 +10,7 @@
 #        cluster.sh kill N          kill -9 node N (1..3)
 #        cluster.sh start N         start node N again (after kill) and wait until it serves
 #        cluster.sh leader TOPIC P  the node id leading partition P of TOPIC
+#        cluster.sh create TOPIC    create TOPIC: 6 partitions, replication factor 3
 # Data, logs and addresses live under .cache/kafka/cluster.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -193,5 +194,8 @@ case "${1:-}" in
   kill) running "$2" && kill -9 "$(cat "$run/pid-$2")" ;;
   start) running "$2" || { start_node "$2"; wait_until_listening "$2" 90; } ;;
   leader) leader "$2" "$3" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  create)
+    tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cat "$run/bootstrap")" --create \
+      --topic "$2" --partitions 6 --replication-factor 3 >/dev/null ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -21,9 +21,10 @@ KAFKA_SCRIPTS = ROOT / "scripts" / "kafka"
 class Consumed:
     partition: int
     offset: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # the producer's own, without the message id
     key: str | None
     value: str
+    message_id: str | None  # the x-ks-id header kafkasender adds to every message
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +62,15 @@ def read_back(bootstrap: str, topic: str, expected: int, idle_ms: int = 8000) ->
         if not line.startswith("Partition:"):
             continue
         partition, offset, headers, key, value = line.split("\t", 4)
+        headers = [] if headers == "NO_HEADERS" else [tuple(h.split(":", 1)) for h in headers.split(",")]
+        ids = [v for k, v in headers if k == "x-ks-id"]
         records.append(Consumed(
             partition=int(partition.removeprefix("Partition:")),
             offset=int(offset.removeprefix("Offset:")),
-            headers=[] if headers == "NO_HEADERS" else [tuple(h.split(":", 1)) for h in headers.split(",")],
+            headers=[(k, v) for k, v in headers if k != "x-ks-id"],
             key=None if key == "NULL" else key,
             value=value,
+            message_id=ids[0] if ids else None,
         ))
     assert records or expected == 0, f"console consumer read nothing: {result.stderr[-2000:]}"
     return records

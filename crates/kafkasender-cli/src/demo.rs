@@ -77,7 +77,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     let producer = Producer::new(config)?;
     let errors = FirstErrors::new();
     let progress = ProgressBar::new(args.count).with_style(ProgressStyle::with_template(
-        "{bar:40.cyan/blue} {pos}/{len} delivered  {per_sec}  {msg}",
+        "{bar:40.cyan/blue} {pos}/{len} delivered {msg} {per_sec}",
     )?);
 
     let started = Instant::now();

@@ -50,9 +50,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-/// The configuration: environment first, then `-X` overrides, then `brokers` if given.
+/// The configuration: the command's own defaults, then the environment, then `-X` overrides, then
+/// `brokers` if given.
 pub fn config(overrides: &[(String, String)], brokers: Option<&str>) -> ConfigBuilder {
-    let mut builder = Config::builder().with_env();
+    // A pipe has backpressure of its own: on a full queue the CLI waits for room (as a slow
+    // reader would) rather than refusing a line and leaving a hole in the topic.
+    let mut builder = Config::builder().set("enqueue.timeout.ms", "1h").with_env();
     for (key, value) in overrides {
         builder = builder.set(key, value);
     }
@@ -87,19 +90,41 @@ fn main() -> ExitCode {
         _ => "warn",
     });
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args, &cli.set),
+        Command::Demo(args) => demo::run(&args, &cli.set).map(Exit::from),
         Command::Produce(args) => produce::run(&args, &cli.set),
-        Command::Bench(args) => bench::run(&args, &cli.set),
-        Command::BenchRun(args) => bench::run_one(&args, &cli.set),
-        Command::MockCluster(args) => mock::run(&args),
-        Command::Spool(command) => spool::run(&command, &cli.set),
+        Command::Bench(args) => bench::run(&args, &cli.set).map(Exit::from),
+        Command::BenchRun(args) => bench::run_one(&args, &cli.set).map(Exit::from),
+        Command::MockCluster(args) => mock::run(&args).map(Exit::from),
+        Command::Spool(command) => spool::run(&command, &cli.set).map(Exit::from),
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(exit) => ExitCode::from(exit as u8),
         Err(error) => {
             eprintln!("kafkasender: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(Exit::Usage as u8)
+        }
+    }
+}
+
+/// The exit status of every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything was done (for `produce`: every line delivered).
+    Success = 0,
+    /// Some messages were not delivered (failed, spooled, dead-lettered or refused).
+    NotAllDelivered = 1,
+    /// A usage, configuration or input error: nothing was attempted, or the command stopped.
+    Usage = 2,
+    /// SASL authentication or the TLS handshake failed: no message could go.
+    Authentication = 3,
+}
+
+impl From<bool> for Exit {
+    fn from(success: bool) -> Exit {
+        if success {
+            Exit::Success
+        } else {
+            Exit::NotAllDelivered
         }
     }
 }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kafkasender::{Producer, Record};
+use kafkasender::{ErrorKind, Producer, Record};
 
-use crate::tally::{delivery_rows, table, FirstErrors};
+use crate::tally::{delivery_rows, table, FirstErrors, PROGRESS};
+use crate::Exit;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,12 +35,13 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("expected a duration like 30s, got {s:?}"))
 }
 
-pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> {
+pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> {
+    // Once, before reading: not once per line.
+    kafkasender::record::validate_topic(&args.topic)?;
     let producer = Producer::new(crate::config(overrides, None).build()?)?;
     let errors = FirstErrors::new();
-    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template("{spinner} {pos} delivered  {per_sec}  {elapsed}")?,
-    );
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        .with_style(ProgressStyle::with_template(PROGRESS)?);
     let mut inputs: Vec<(String, Box<dyn BufRead>)> = Vec::new();
     for path in &args.files {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -73,7 +75,10 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
                 }
                 producer
                     .send(&record, errors.callback(&progress))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| {
+                        errors.refused(&e);
+                        e.to_string()
+                    })
             });
             match outcome {
                 Ok(()) => sent += 1,
@@ -101,7 +106,13 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
     for line in errors.lines(&metrics) {
         eprintln!("  {line}");
     }
-    Ok(rejected == 0 && metrics.failed == 0 && metrics.delivered == sent)
+    Ok(if errors.saw(ErrorKind::Authentication) {
+        Exit::Authentication
+    } else if rejected == 0 && metrics.failed == 0 && metrics.delivered == sent {
+        Exit::Success
+    } else {
+        Exit::NotAllDelivered
+    })
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {

@@ -1,17 +1,22 @@
 //! The summary tables of `demo` and `produce`. Counts and latencies come from the producer's own
-//! metrics; all the CLI adds is the first error message of each kind, kept by a delivery callback.
+//! metrics; all the CLI adds is the first error message of each kind, kept by a delivery callback,
+//! and a progress line that counts delivered messages only, with the others beside them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use kafkasender::{DeliveryReport, ErrorKind, MetricsSnapshot};
+use kafkasender::{DeliveryReport, ErrorKind, MetricsSnapshot, Outcome};
 
-/// The first error message of each kind, filled in by delivery callbacks.
+/// The first error message of each kind, and what was not delivered, filled in by delivery callbacks.
 #[derive(Default)]
 pub struct FirstErrors {
     first: Mutex<BTreeMap<&'static str, String>>,
+    failed: AtomicU64,
+    spooled: AtomicU64,
+    dead_lettered: AtomicU64,
 }
 
 impl FirstErrors {
@@ -19,7 +24,8 @@ impl FirstErrors {
         Arc::default()
     }
 
-    /// A delivery callback that keeps the first error of each kind and advances `progress`.
+    /// A delivery callback that keeps the first error of each kind and moves `progress`: its
+    /// position counts delivered messages, its message the others.
     pub fn callback(
         self: &Arc<Self>,
         progress: &ProgressBar,
@@ -33,11 +39,44 @@ impl FirstErrors {
                     .entry(error.kind().as_str())
                     .or_insert_with(|| error.to_string());
             }
-            progress.inc(1);
+            let count = match report.outcome {
+                Outcome::Delivered => return progress.inc(1),
+                Outcome::Failed(_) => &errors.failed,
+                Outcome::Spooled { .. } => &errors.spooled,
+                Outcome::DeadLettered { .. } => &errors.dead_lettered,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            progress.set_message(errors.not_delivered());
         }
     }
 
-    /// One line per error kind: its count from the metrics and its first message.
+    /// "· N failed · N spooled · N dead-lettered", for the progress line.
+    fn not_delivered(&self) -> String {
+        [
+            (&self.failed, "failed"),
+            (&self.spooled, "spooled"),
+            (&self.dead_lettered, "dead-lettered"),
+        ]
+        .iter()
+        .map(|(n, what)| format!("· {} {what} ", thousands(n.load(Ordering::Relaxed))))
+        .collect()
+    }
+
+    /// Whether some message failed for a reason of `kind`.
+    pub fn saw(&self, kind: ErrorKind) -> bool {
+        self.first.lock().unwrap().contains_key(kind.as_str())
+    }
+
+    /// Keeps a send's error that was refused at once.
+    pub fn refused(&self, error: &kafkasender::Error) {
+        self.first
+            .lock()
+            .unwrap()
+            .entry(error.kind().as_str())
+            .or_insert_with(|| error.to_string());
+    }
+
+    /// One line per error kind of accepted messages: its count from the metrics and its first message.
     pub fn lines(&self, metrics: &MetricsSnapshot) -> Vec<String> {
         let first = self.first.lock().unwrap();
         metrics
@@ -53,7 +92,11 @@ impl FirstErrors {
     }
 }
 
-/// The rows every summary starts with. `rejected` counts sends refused at once (never reported).
+/// The progress line's template: delivered messages, then the others (`FirstErrors::callback`).
+pub const PROGRESS: &str = "{spinner} {pos} delivered {msg} {per_sec}  {elapsed}";
+
+/// The rows every summary starts with. `rejected` counts sends refused at once (never accepted,
+/// never reported).
 pub fn delivery_rows(
     metrics: &MetricsSnapshot,
     rejected: u64,
@@ -61,11 +104,12 @@ pub fn delivery_rows(
 ) -> Vec<(&'static str, String)> {
     let rate = (metrics.delivered as f64 / elapsed.as_secs_f64()) as u64;
     vec![
-        ("sent", thousands(metrics.sent)),
+        ("accepted", thousands(metrics.sent)),
+        ("refused at once", thousands(rejected)),
         ("delivered", thousands(metrics.delivered)),
         ("dead-lettered", thousands(metrics.dead_lettered)),
         ("spooled", thousands(metrics.spooled)),
-        ("failed", thousands(metrics.failed + rejected)),
+        ("failed after acceptance", thousands(metrics.failed)),
         ("elapsed", format!("{:.2} s", elapsed.as_secs_f64())),
         ("throughput", format!("{} msg/s", thousands(rate))),
         ("delivery latency p50", millis(metrics.latency.p50)),

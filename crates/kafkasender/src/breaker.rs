@@ -229,6 +229,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             consecutive_failures: 3,
             failure_ratio: 0.5,
+            stall: Duration::from_secs(10),
         })
     }
 

@@ -181,6 +181,20 @@ impl Error {
         }
     }
 
+    /// The same error, for a message the brokers may have written: not retriable, since sending
+    /// it again could duplicate it, and saying so.
+    pub(crate) fn possibly_written(self) -> Error {
+        Error {
+            message: format!(
+                "{}; the brokers may have written it (no answer came), so it is not re-sent: a \
+                 copy would be a duplicate",
+                self.message
+            ),
+            retriable: false,
+            ..self
+        }
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

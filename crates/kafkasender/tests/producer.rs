@@ -109,12 +109,17 @@ fn every_report_matches_what_a_consumer_reads_back() {
     // Payloads, keys and headers, and per-key order: sequence numbers rise within each key.
     let mut last_seq_per_key: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut seen = HashSet::new();
+    let mut ids = HashSet::new();
     for record in &read {
-        let headers: Vec<(&str, &[u8])> = record
+        let mut headers: Vec<(&str, &[u8])> = record
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_deref().unwrap()))
             .collect();
+        // The id header comes last, after the caller's own, and is unique per message.
+        let (id_key, id) = headers.pop().unwrap();
+        assert_eq!(id_key, kafkasender::MESSAGE_ID_HEADER);
+        assert!(ids.insert(id.to_vec()), "message ids are unique");
         let seq: usize = std::str::from_utf8(headers[0].1).unwrap().parse().unwrap();
         assert_eq!(
             headers,

@@ -296,6 +296,12 @@ impl ConfigBuilder {
                 properties.insert((*key).to_string(), (*value).to_string());
             }
         }
+        // A timed-out message may have been written; only librdkafka's idempotent retries can
+        // send it again without a duplicate, so they get all the time they need.
+        let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
+        if idempotent && !latest.contains_key("message.timeout.ms") {
+            properties.insert("message.timeout.ms".into(), "0".into());
+        }
         check_combinations(&properties, &settings, &latest, &mut problems);
 
         if problems.is_empty() {

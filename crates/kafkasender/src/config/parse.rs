@@ -112,6 +112,11 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
     match key {
         "enqueue.timeout.ms" => settings.enqueue_timeout = millis(),
         "close.timeout.ms" => settings.close_timeout = millis(),
+        "message.id.header" => {
+            settings.message_id_header =
+                (!matches!(value.as_str(), "" | "off")).then(|| value.clone())
+        }
+        "auth.failure.timeout.ms" => settings.auth_failure_timeout = millis(),
         "log.level" => settings.log_level = LogLevel::parse(&value),
         "ratelimit.messages.per.second" => resilience.rate_limit_per_second = count(),
         "ratelimit.burst" => resilience.rate_limit_burst = count(),
@@ -133,6 +138,7 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
         "breaker.timeout.ms" => resilience.breaker.timeout = millis(),
         "breaker.consecutive.failures" => resilience.breaker.consecutive_failures = small_count(),
         "breaker.failure.ratio" => resilience.breaker.failure_ratio = number(),
+        "breaker.stall.ms" => resilience.breaker.stall = millis(),
         "dlq.topic" => resilience.dlq_topic = Some(value),
         "spool.dir" => resilience.spool.dir = Some(PathBuf::from(value)),
         "spool.fsync" => {

@@ -97,8 +97,9 @@ pub const SETTINGS: &[Setting] = &[
         "SASL user name."),
     setting("sasl.password", "KAFKA_SASL_PASSWORD", ValueKind::Secret, Target::Librdkafka, "—",
         "SASL password; never shown in logs, `Debug` output or errors."),
-    setting("message.timeout.ms", "KAFKA_PRODUCER_TIMEOUT", ValueKind::Duration, Target::Librdkafka, "5m",
-        "How long a message may take from `send` to acknowledgement, retries included."),
+    setting("message.timeout.ms", "KAFKA_PRODUCER_TIMEOUT", ValueKind::Duration, Target::Librdkafka,
+        "0 (none) when idempotent, else 5m",
+        "How long a message may take from `send` to acknowledgement, retries included. A timeout can hit a message the broker wrote, and re-sending that one would duplicate it: so an idempotent producer keeps every message in librdkafka's own (duplicate-free) retries, bounded by the circuit breaker and the spool."),
     setting("retries", "KAFKA_PRODUCER_RETRY_MAX", COUNT_OR_ZERO, Target::Librdkafka, "2147483647",
         "How often librdkafka re-sends a failed produce request on the wire (idempotent, no duplicates)."),
     setting("linger.ms", "KAFKA_PRODUCER_FLUSH_FREQUENCY", ValueKind::Duration, Target::Librdkafka, "5ms",
@@ -115,6 +116,10 @@ pub const SETTINGS: &[Setting] = &[
         "How long `send` waits for room when the local queue is full before failing with `queue_full`."),
     setting("close.timeout.ms", "KAFKA_PRODUCER_CLOSE_TIMEOUT", ValueKind::Duration, Target::Own, "10s",
         "How long dropping an unclosed producer waits for in-flight messages."),
+    setting("message.id.header", "KAFKA_PRODUCER_ID_HEADER", ValueKind::Text, Target::Own, "x-ks-id",
+        "Header carrying each message's id, the same on every re-send and spool replay, so a consumer can drop a copy an at-least-once path made; `off` leaves it out."),
+    setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
+        "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
     setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
         "`off`, `error`, `warn`, `info`, `debug` or `trace`; also sets librdkafka's `log_level`."),
     setting("ratelimit.messages.per.second", "KAFKA_RATE_LIMIT_REQUESTS", COUNT, Target::Own, "off",
@@ -143,6 +148,8 @@ pub const SETTINGS: &[Setting] = &[
         "Consecutive failed deliveries that open the breaker."),
     setting("breaker.failure.ratio", "KAFKA_BREAKER_FAILURE_RATIO", ValueKind::Ratio, Target::Own, "0.5",
         "Failure ratio in the window (of at least 20 results) that opens the breaker."),
+    setting("breaker.stall.ms", "KAFKA_BREAKER_STALL", ValueKind::Duration, Target::Own, "10s",
+        "Messages in flight but none reported for this long (a partial outage: a lost leader, too few in-sync replicas) opens the breaker."),
     setting("dlq.topic", "KAFKA_DLQ_TOPIC", ValueKind::Text, Target::Own, "off",
         "Dead-letter topic for messages that exhausted their re-sends or failed for good at the broker."),
     setting("spool.dir", "KAFKA_SPOOL_DIR", ValueKind::Text, Target::Own, "off",
@@ -181,6 +188,9 @@ pub(super) const DEFAULTS: &[(&str, &str)] = &[
     // Health reads broker states from librdkafka's statistics; one small JSON a second.
     ("statistics.interval.ms", "1000"),
 ];
+
+/// The default `message.id.header`.
+pub const MESSAGE_ID_HEADER: &str = "x-ks-id";
 
 /// librdkafka's default `message.max.bytes`.
 pub(super) const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
@@ -285,6 +295,8 @@ pub struct BreakerSettings {
     pub consecutive_failures: u32,
     /// `breaker.failure.ratio`.
     pub failure_ratio: f64,
+    /// `breaker.stall.ms`: no report for this long with messages in flight opens the breaker.
+    pub stall: Duration,
 }
 
 /// The durable spool (`spool.*`).
@@ -336,6 +348,7 @@ impl Default for ResilienceSettings {
                 timeout: Duration::from_secs(30),
                 consecutive_failures: 5,
                 failure_ratio: 0.5,
+                stall: Duration::from_secs(10),
             },
             dlq_topic: None,
             spool: SpoolSettings {
@@ -363,6 +376,10 @@ pub struct Settings {
     pub enqueue_timeout: Duration,
     /// `close.timeout.ms`: how long drop waits for in-flight messages.
     pub close_timeout: Duration,
+    /// `message.id.header`: the header of each message's id; `None` leaves it out.
+    pub message_id_header: Option<String>,
+    /// `auth.failure.timeout.ms`: how long authentication may keep failing before sends fail.
+    pub auth_failure_timeout: Duration,
     /// `log.level`.
     pub log_level: LogLevel,
     /// `log.format`.
@@ -376,6 +393,8 @@ impl Default for Settings {
         Settings {
             enqueue_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(10),
+            message_id_header: Some(MESSAGE_ID_HEADER.to_string()),
+            auth_failure_timeout: Duration::from_secs(5),
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             resilience: ResilienceSettings::default(),

@@ -7,15 +7,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 
 use super::message::Ticket;
 use super::tracker::Tracker;
+use super::watchdog::CredentialFailures;
 use crate::breaker::{Breaker, Transition};
 use crate::delivery::{DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind};
@@ -30,6 +32,30 @@ pub(crate) struct Failure {
     pub(crate) record: OwnedRecord,
     pub(crate) ticket: Ticket,
     pub(crate) error: Error,
+    pub(crate) written: Written,
+}
+
+/// Whether the brokers may have written a failed message (librdkafka's `rd_kafka_message_status`).
+/// Only a message they certainly did not write can be sent again without risking a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Never sent, or refused by the broker.
+    No,
+    /// Sent, but no answer came (a timeout, a purge of an in-flight request).
+    Possibly,
+    /// The broker acknowledged it, yet librdkafka reports an error.
+    Yes,
+}
+
+impl Written {
+    fn of(message: &BorrowedMessage<'_>) -> Written {
+        // SAFETY: the message is alive for the call.
+        match unsafe { rd_kafka_message_status(message.ptr()) } {
+            rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED => Written::No,
+            rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_PERSISTED => Written::Yes,
+            _ => Written::Possibly,
+        }
+    }
 }
 
 /// A report ready to be delivered.
@@ -54,6 +80,8 @@ pub(crate) struct Context {
     pub(crate) on_statistics: Option<StatisticsCallback>,
     /// The last error event and when it came (see [`Context::is_second_report_of_last_error`]).
     pub(crate) last_error: Mutex<Option<(String, Instant)>>,
+    /// Authentication and TLS failures, for the watchdog.
+    pub(crate) credentials: CredentialFailures,
 }
 
 /// How close together two reports of one error event arrive.
@@ -137,6 +165,18 @@ impl ClientContext for Context {
         if code == Some(RDKafkaErrorCode::Fatal) {
             self.tracker.fatal.store(true, Ordering::Release);
             tracing::error!(target: "kafkasender", %error, reason, "producer failed fatally");
+        } else if matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            let cause = if code == Some(RDKafkaErrorCode::SSL) {
+                "the TLS handshake failed"
+            } else {
+                "SASL authentication failed"
+            };
+            tracing::warn!(target: "kafkasender", reason, "{cause}");
+            let error = Error::new(ErrorKind::Authentication, format!("{cause}: {reason}"));
+            self.credentials.record(error, Instant::now());
         } else if code == Some(RDKafkaErrorCode::AllBrokersDown) && all_counted_down(reason) {
             tracing::warn!(target: "kafkasender", reason, "all brokers are down");
             if let Some(breaker) = &self.breaker {
@@ -153,8 +193,11 @@ impl ProducerContext for Context {
 
     fn delivery(&self, result: &DeliveryResult<'_>, mut ticket: Ticket) {
         let (message, error) = match result {
-            Ok(message) => (message, None),
-            Err((error, message)) => (message, Some(delivery_error(error))),
+            Ok(message) => {
+                self.credentials.clear();
+                (message, None)
+            }
+            Err((error, message)) => (message, Some(self.delivery_error(error))),
         };
         if let (None, Some(breaker)) = (&ticket.dead_letter, &self.breaker) {
             // Only failures that say the brokers are in trouble count, not refusals of one message.
@@ -195,8 +238,20 @@ impl ProducerContext for Context {
             record,
             ticket,
             error,
+            written: Written::of(message),
         }) {
             self.tracker.finish(ticket, report);
+        }
+    }
+}
+
+impl Context {
+    fn delivery_error(&self, error: &KafkaError) -> Error {
+        let error = delivery_error(error);
+        match self.tracker.refusal() {
+            // Purged because authentication keeps failing: say that, not "closed".
+            Some(refusal) if error.kind() == ErrorKind::Closed => refusal,
+            _ => error,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! for queue room when the queue is full (backpressure: never spin, never drop), and runs the
 //! delivery loop that polls librdkafka on the producer's delivery thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
 use super::context::Context;
 use super::message::Ticket;
 use super::tracker::Tracker;
+use super::watchdog::{Verdict, Watchdog};
 use crate::config::Config;
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
 use crate::record::Record;
@@ -32,6 +33,34 @@ pub(crate) struct Engine {
     open: RwLock<bool>,
     stop: AtomicBool,
     enqueue_timeout: Duration,
+    ids: Option<MessageIds>,
+}
+
+/// Each message's id (`message.id.header`): this producer's random prefix and a sequence number,
+/// unique across producers and restarts without coordination.
+struct MessageIds {
+    header: String,
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl MessageIds {
+    /// The next id, written into `buffer`: 16 hex digits, `-`, the sequence number in hex.
+    fn next<'b>(&self, buffer: &'b mut [u8; 33]) -> &'b [u8] {
+        let sequence = self.next.fetch_add(1, Ordering::Relaxed);
+        hex_into(self.prefix, 16, &mut buffer[..16]);
+        buffer[16] = b'-';
+        let digits = (64 - sequence.leading_zeros()).div_ceil(4).max(1) as usize;
+        hex_into(sequence, digits, &mut buffer[17..17 + digits]);
+        &buffer[..17 + digits]
+    }
+}
+
+fn hex_into(mut value: u64, digits: usize, out: &mut [u8]) {
+    for slot in out[..digits].iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 impl Engine {
@@ -53,6 +82,15 @@ impl Engine {
             open: RwLock::new(true),
             stop: AtomicBool::new(false),
             enqueue_timeout: config.settings().enqueue_timeout,
+            ids: config
+                .settings()
+                .message_id_header
+                .clone()
+                .map(|header| MessageIds {
+                    header,
+                    prefix: fastrand::u64(..),
+                    next: AtomicU64::new(0),
+                }),
         })
     }
 
@@ -64,6 +102,9 @@ impl Engine {
         }
         if let Some(fatal) = self.fatal_error() {
             return Err(fatal);
+        }
+        if let Some(refusal) = self.tracker.refusal() {
+            return Err(refusal);
         }
         Ok(open)
     }
@@ -101,7 +142,8 @@ impl Engine {
     }
 
     /// Hands a record to librdkafka, waiting for queue room until `give_up()`. On failure the
-    /// error comes back with the ticket.
+    /// error comes back with the ticket. A record without an id header gets one; a re-sent or
+    /// replayed record keeps the one it has.
     pub(crate) fn enqueue(
         &self,
         record: &Record<'_>,
@@ -114,9 +156,16 @@ impl Engine {
         base.payload = record.value;
         base.partition = record.partition;
         base.timestamp = record.timestamp;
-        if !record.headers.is_empty() {
+        let mut id = [0; 33];
+        let id = self
+            .ids
+            .as_ref()
+            .filter(|ids| !record.headers.iter().any(|h| h.key == ids.header))
+            .map(|ids| (ids.header.as_str(), ids.next(&mut id)));
+        if !record.headers.is_empty() || id.is_some() {
+            let capacity = record.headers.len() + usize::from(id.is_some());
             let headers = record.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(record.headers.len()),
+                OwnedHeaders::new_with_capacity(capacity),
                 |h, header| {
                     h.insert(RdHeader {
                         key: header.key,
@@ -124,7 +173,13 @@ impl Engine {
                     })
                 },
             );
-            base.headers = Some(headers);
+            base.headers = Some(match id {
+                Some((key, value)) => headers.insert(RdHeader {
+                    key,
+                    value: Some(value),
+                }),
+                None => headers,
+            });
         }
         loop {
             match self.client.send(base) {
@@ -158,7 +213,12 @@ impl Engine {
         }
     }
 
-    /// Fails everything librdkafka still holds; each message is then reported `closed`.
+    /// Fails what librdkafka has not sent yet; each message is then reported `closed`.
+    pub(crate) fn purge_unsent(&self) {
+        self.client.purge(PurgeConfig::default().queue());
+    }
+
+    /// Fails everything librdkafka still holds, requests in flight too.
     pub(crate) fn purge(&self) {
         self.client.purge(PurgeConfig::default().queue().inflight());
     }
@@ -168,12 +228,16 @@ impl Engine {
         u64::try_from(self.client.in_flight_count()).unwrap_or(0)
     }
 
-    /// Polls librdkafka (which runs [`Context`]'s callbacks) until [`Engine::stop_delivery`].
-    pub(crate) fn run_delivery_loop(&self) {
+    /// Polls librdkafka (which runs [`Context`]'s callbacks) until [`Engine::stop_delivery`],
+    /// and between polls lets the watchdog look for stalls and failing authentication.
+    pub(crate) fn run_delivery_loop(&self, mut watchdog: Watchdog) {
         let context = self.client.context();
         while !self.stop.load(Ordering::Acquire) {
             self.client.poll(POLL_INTERVAL);
             context.deliver_handoffs();
+            if watchdog.check(context, Instant::now()) == Verdict::Refuse {
+                self.purge(); // what waits is reported with the authentication error
+            }
         }
         // Reports made ready by a last purge or a last hand-off.
         self.client.poll(Duration::ZERO);
@@ -206,6 +270,7 @@ mod tests {
                 record,
                 ticket,
                 error,
+                ..
             } = failure;
             let report = DeliveryReport::of_record(
                 &record,
@@ -235,8 +300,23 @@ mod tests {
             failures: Arc::new(ReportAsIs),
             on_statistics: None,
             last_error: Default::default(),
+            credentials: Default::default(),
         };
         Arc::new(Engine::new(&config, context).unwrap())
+    }
+
+    #[test]
+    fn message_ids_are_a_producer_prefix_and_a_hex_sequence() {
+        let ids = MessageIds {
+            header: "x-ks-id".into(),
+            prefix: 0x00ab_cdef_0123_4567,
+            next: AtomicU64::new(0),
+        };
+        let mut buffer = [0; 33];
+        assert_eq!(ids.next(&mut buffer), b"00abcdef01234567-0");
+        assert_eq!(ids.next(&mut buffer), b"00abcdef01234567-1");
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(ids.next(&mut buffer), b"00abcdef01234567-ffffffffffffffff");
     }
 
     #[test]
@@ -273,7 +353,8 @@ mod tests {
         assert_eq!(engine.hold_open().unwrap_err().kind(), ErrorKind::Closed);
         let delivery = {
             let engine = engine.clone();
-            thread::spawn(move || engine.run_delivery_loop())
+            let watchdog = Watchdog::new(&Config::builder().brokers("x:1").build().unwrap());
+            thread::spawn(move || engine.run_delivery_loop(watchdog))
         };
         engine.tracker.accept();
         engine.purge();

@@ -21,6 +21,7 @@ mod message;
 mod replay;
 mod rescue;
 mod tracker;
+mod watchdog;
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
@@ -39,6 +40,7 @@ use self::message::Ticket;
 pub use self::replay::ReplayReport;
 use self::rescue::Rescue;
 use self::tracker::Tracker;
+use self::watchdog::Watchdog;
 use crate::breaker::{Admission, BreakerState};
 use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryReport, Outcome};
@@ -50,6 +52,8 @@ use crate::record::{OwnedRecord, Record};
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
+/// How long close waits for the answers to requests in flight once the rest is purged.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
 
 /// A Kafka producer. Share it between threads (it is `Send + Sync`); [`Producer::close`] it when
 /// done, or let `Drop` close it with `close.timeout.ms`.
@@ -114,6 +118,7 @@ impl Producer {
             failures: rescue.clone(),
             on_statistics,
             last_error: Mutex::new(None),
+            credentials: Default::default(),
         };
         let shared = Arc::new(Shared {
             engine: Engine::new(&config, context)?,
@@ -122,7 +127,8 @@ impl Producer {
             settings: config.settings().clone(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
         });
-        let spawn = |name: &str, run: fn(&Arc<Shared>)| {
+        type Run = Box<dyn FnOnce(&Arc<Shared>) + Send>;
+        let spawn = |name: &str, run: Run| {
             let thread_shared = shared.clone();
             thread::Builder::new()
                 .name(name.into())
@@ -134,16 +140,21 @@ impl Producer {
                     )
                 })
         };
-        let delivery_thread = spawn("kafkasender-delivery", |shared| {
-            shared.engine.run_delivery_loop()
-        })?;
-        let rescue_thread = spawn("kafkasender-rescue", |shared| {
-            rescue::run_worker(&shared.engine, &shared.rescue, || {
-                if let Err(error) = shared.replay() {
-                    tracing::warn!(target: "kafkasender", %error, "automatic spool replay stopped");
-                }
-            })
-        })?;
+        let watchdog = Watchdog::new(&config);
+        let delivery_thread = spawn(
+            "kafkasender-delivery",
+            Box::new(|shared| shared.engine.run_delivery_loop(watchdog)),
+        )?;
+        let rescue_thread = spawn(
+            "kafkasender-rescue",
+            Box::new(|shared| {
+                rescue::run_worker(&shared.engine, &shared.rescue, || {
+                    if let Err(error) = shared.replay() {
+                        tracing::warn!(target: "kafkasender", %error, "automatic spool replay stopped");
+                    }
+                })
+            }),
+        )?;
         shared.rescue.request_replay();
         Ok(Producer {
             delivery_thread_id: delivery_thread.thread().id(),
@@ -278,9 +289,14 @@ impl Producer {
         let waiting_allowed = !self.on_delivery_thread();
         let drained = waiting_allowed && tracker.drained_by(started + timeout);
         if !drained {
-            // Scheduled re-sends go to the spool or fail, then librdkafka's queue is purged.
+            // Scheduled re-sends go to the spool or fail, then librdkafka's queue is purged: first
+            // what was never sent (it can be spooled and sent again without a duplicate), and
+            // after a moment for their answers, the requests in flight.
             self.shared.rescue.abandon();
-            self.shared.engine.purge();
+            self.shared.engine.purge_unsent();
+            if !(waiting_allowed && tracker.drained_by(Instant::now() + IN_FLIGHT_GRACE)) {
+                self.shared.engine.purge();
+            }
             if waiting_allowed && !tracker.drained_by(Instant::now() + PURGE_GRACE) {
                 tracing::error!(
                     in_flight = tracker.in_flight(),
@@ -430,11 +446,44 @@ impl Drop for Producer {
 
 impl Shared {
     /// The send path from the gate on: validate → rate limit → circuit breaker → librdkafka,
-    /// waiting for queue room up to `enqueue.timeout.ms`.
+    /// waiting for queue room up to `enqueue.timeout.ms`. With a spool, a message refused for a
+    /// full queue is spooled rather than refused.
     fn submit(&self, record: &Record<'_>, ticket: Ticket) -> Result<()> {
+        match self.submit_or_refuse(record, ticket) {
+            Ok(()) => Ok(()),
+            Err(Refused::QueueFull(reason, ticket)) if self.rescue.spool.is_some() => {
+                self.spool_instead(record, ticket, reason)
+            }
+            Err(refused) => Err(refused.into_error()),
+        }
+    }
+
+    /// [`Shared::submit`] without the spool: what a spool replay sends (spooling it again would
+    /// only move it to another file).
+    fn submit_or_refuse(
+        &self,
+        record: &Record<'_>,
+        ticket: Ticket,
+    ) -> std::result::Result<(), Refused> {
         let give_up = self.engine.after_enqueue_timeout();
         self.submit_until(record, ticket, give_up)
-            .map_err(Refused::into_error)
+    }
+
+    /// Spools a message instead of enqueueing it, and reports it `Spooled`; without a spool, or
+    /// with a full one, the caller hears `reason` now.
+    fn spool_instead(&self, record: &Record<'_>, ticket: Ticket, reason: Error) -> Result<()> {
+        let owned = OwnedRecord::from(record);
+        let path = self
+            .rescue
+            .spool(&owned, &ticket, &reason)
+            .unwrap_or(Err(reason.clone()))?;
+        let tracker = &self.engine.tracker;
+        tracker.accept();
+        tracker.metrics.record_sent(record.size());
+        let outcome = Outcome::Spooled { path, reason };
+        let report = DeliveryReport::of_record(&owned, ticket.attempts, ticket.sent_at, outcome);
+        self.rescue.hand_off((ticket, report));
+        Ok(())
     }
 
     /// [`Shared::submit`], giving up on a full queue when `give_up()` says so; the ticket then
@@ -459,20 +508,7 @@ impl Shared {
             Admission::Pass => {}
             Admission::Probe => ticket.probe = true,
             Admission::Reject => {
-                let owned = OwnedRecord::from(record);
-                let reason = rescue::circuit_open_error();
-                // Without a spool, or with a full one, the caller hears it now.
-                let path = self
-                    .rescue
-                    .spool(&owned, &ticket, &reason)
-                    .unwrap_or(Err(reason.clone()))?;
-                tracker.accept();
-                tracker.metrics.record_sent(record.size());
-                let outcome = Outcome::Spooled { path, reason };
-                let report =
-                    DeliveryReport::of_record(&owned, ticket.attempts, ticket.sent_at, outcome);
-                self.rescue.hand_off((ticket, report));
-                return Ok(());
+                return Ok(self.spool_instead(record, ticket, rescue::circuit_open_error())?);
             }
         }
         tracker.accept();
@@ -497,7 +533,10 @@ impl Shared {
     }
 
     fn replay(&self) -> Result<ReplayReport> {
-        replay::replay(&self.rescue, |record, ticket| self.submit(record, ticket))
+        replay::replay(&self.rescue, |record, ticket| {
+            self.submit_or_refuse(record, ticket)
+                .map_err(Refused::into_error)
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::context::{Failure, Failures, Finished};
+use super::context::{Failure, Failures, Finished, Written};
 use super::engine::Engine;
 use super::message::{DeadLetter, Pending, Ticket};
 use crate::breaker::{Admission, Breaker, BreakerState};
@@ -229,12 +229,18 @@ impl Failures for Rescue {
             record,
             mut ticket,
             error,
+            written,
         } = failure;
         if let Some(letter) = ticket.dead_letter.take() {
             // The dead-letter topic failed too: keep the original message, for the original reason.
             tracing::warn!(target: "kafkasender", %error, "the dead-letter topic failed too");
             let DeadLetter { original, reason } = *letter;
             return Some(self.keep_or_fail(original, ticket, reason));
+        }
+        if written != Written::No {
+            // Re-sent, dead-lettered or failed as retriable, it could land twice: it is spooled
+            // (replay is the documented at-least-once path, its id header the same) or fails.
+            return Some(self.keep_or_fail(record, ticket, error.possibly_written()));
         }
         if !abandoned && self.retry.should_retry(&error, ticket.attempts) {
             let wait = self.retry.backoff(ticket.attempts);
@@ -244,6 +250,7 @@ impl Failures for Rescue {
                 record,
                 ticket,
                 error,
+                written,
             });
             self.schedule_in_lane(lane, Instant::now() + wait, job);
             return None;
@@ -253,6 +260,7 @@ impl Failures for Rescue {
                 record,
                 ticket,
                 error,
+                written,
             });
             self.schedule(Instant::now(), job);
             return None;
@@ -270,7 +278,7 @@ impl Failures for Rescue {
 }
 
 enum Work {
-    Job(Job),
+    Job(Box<Job>),
     Replay,
 }
 
@@ -292,7 +300,7 @@ pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn()) {
                 let next_due = queue.scheduled.peek().map(|Reverse(s)| s.due);
                 if next_due.is_some_and(|due| due <= now) {
                     let Reverse(scheduled) = queue.scheduled.pop().expect("peeked");
-                    break Work::Job(scheduled.job);
+                    break Work::Job(Box::new(scheduled.job));
                 }
                 let wait = next_due.map_or(IDLE_WAKEUP, |due| (due - now).min(IDLE_WAKEUP));
                 queue = rescue
@@ -304,8 +312,10 @@ pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn()) {
         };
         match work {
             Work::Replay => replay(),
-            Work::Job(Job::Resend(failure)) => resend(engine, rescue, failure),
-            Work::Job(Job::DeadLetter(failure)) => dead_letter(engine, rescue, failure),
+            Work::Job(job) => match *job {
+                Job::Resend(failure) => resend(engine, rescue, failure),
+                Job::DeadLetter(failure) => dead_letter(engine, rescue, failure),
+            },
         }
     }
 }
@@ -335,6 +345,7 @@ fn dead_letter(engine: &Engine, rescue: &Rescue, failure: Failure) {
         record,
         mut ticket,
         error,
+        written,
     } = failure;
     let attempts = dlq::Attempts {
         count: ticket.attempts,
@@ -354,6 +365,7 @@ fn dead_letter(engine: &Engine, rescue: &Rescue, failure: Failure) {
             record: letter,
             ticket,
             error,
+            written,
         },
     );
 }
@@ -374,6 +386,7 @@ fn hand_to_librdkafka(engine: &Engine, rescue: &Rescue, failure: Failure) {
                 record,
                 ticket,
                 error,
+                written: Written::No, // never enqueued
             },
         );
     }

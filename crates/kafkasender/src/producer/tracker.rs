@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use super::message::Ticket;
 use crate::delivery::{DeliveryReport, Outcome};
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
 use crate::health::BrokerView;
 use crate::lock;
 use crate::metrics::Metrics;
@@ -31,6 +31,9 @@ pub(crate) struct Tracker {
     /// Broker states and recent outcomes from librdkafka's statistics, for health.
     pub(crate) brokers: Mutex<BrokerView>,
     pub(crate) fatal: AtomicBool,
+    /// Set while authentication keeps failing (see `watchdog`): sends fail with this error.
+    refusing: AtomicBool,
+    refusal: Mutex<Option<Error>>,
     waiters: AtomicUsize,
     lock: Mutex<()>,
     wakeup: Condvar,
@@ -41,6 +44,26 @@ impl Tracker {
         // `completed` first: it never passes `accepted`, which only grows.
         let completed = self.completed.load(Ordering::SeqCst);
         (self.accepted.load(Ordering::SeqCst) - completed) as usize
+    }
+
+    /// Messages done so far.
+    pub(crate) fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// Why sends are refused now (failing authentication), if they are.
+    pub(crate) fn refusal(&self) -> Option<Error> {
+        if !self.refusing.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.refusal).clone()
+    }
+
+    /// Refuses every send with `error` from now on, or (with `None`) accepts them again.
+    pub(crate) fn refuse(&self, error: Option<Error>) {
+        let mut refusal = lock(&self.refusal);
+        self.refusing.store(error.is_some(), Ordering::Release);
+        *refusal = error;
     }
 
     /// A send is accepted: it will be reported exactly once (or, if librdkafka refuses it after
@@ -119,7 +142,6 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::error::Error;
 
     fn report(outcome: Outcome) -> DeliveryReport {
         DeliveryReport {
