@@ -122,7 +122,7 @@ def read_back(topic, expected, bootstrap=None):
     return records
 
 
-def count(name, topic, fed, exit_code, elapsed, stderr, bootstrap=None):
+def tally(name, topic, fed, exit_code, elapsed, stderr, bootstrap=None):
     records = read_back(topic, fed, bootstrap)
     result = Result(name=name, fed=fed, exit_code=exit_code, elapsed_s=round(elapsed, 1))
     result.read_back = len(records)
@@ -160,7 +160,7 @@ def leader_killed(count=100_000, rate=20_000):
     timeline = [(1.5, lambda: cluster("kill", leader)), (9.5, lambda: cluster("start", leader))]
     exit_code, elapsed, stderr = produce(topic, count, rate, timeline=timeline)
     all_nodes_up()
-    result = count("leader_killed", topic, count, exit_code, elapsed, stderr)
+    result = tally("leader_killed", topic, count, exit_code, elapsed, stderr)
     result.notes.append(f"node {leader} (leader of partition 0) killed at 1.5 s, restarted at 9.5 s")
     return result
 
@@ -183,7 +183,7 @@ def two_brokers_down(name, settings=(), count=150_000, rate=5_000, down_at=5.0, 
             replay = subprocess.run([kafkasender_bin(), "spool", "replay", spool], capture_output=True, text=True,
                                     env={**os.environ, "KAFKA_BROKERS": cluster_env()["KS_CLUSTER_BOOTSTRAP"]})
             stderr += replay.stderr
-    result = count(name, topic, count, exit_code, elapsed, stderr)
+    result = tally(name, topic, count, exit_code, elapsed, stderr)
     result.notes.append(f"nodes 2 and 3 killed at {down_at:.0f} s for {down_for:.0f} s; settings: {', '.join(settings) or 'defaults'}")
     return result
 
@@ -202,7 +202,7 @@ SCENARIOS = {
 
 
 def markdown(results):
-    rows = ["| scenario | fed | exit | read back | distinct | lost | duplicated | duplicated after dropping repeated x-ks-id | per-key order | seconds |",
+    rows = ["| scenario | fed | exit | read back | distinct | lost | duplicated | duplicates left after dropping repeated x-ks-id | per-key order | seconds |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in results:
         rows.append(f"| {r.name} | {r.fed:,} | {r.exit_code} | {r.read_back:,} | {r.distinct_payloads:,} | {r.lost:,} | "

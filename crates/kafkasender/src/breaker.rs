@@ -109,6 +109,19 @@ impl Breaker {
         self.trips.load(Ordering::Relaxed)
     }
 
+    /// Whether [`Breaker::admit`] would let a message through now (without counting it).
+    pub(crate) fn would_admit(&self, now: Instant) -> bool {
+        if self.state() == BreakerState::Closed {
+            return true;
+        }
+        let counts = lock(&self.counts);
+        match self.state() {
+            BreakerState::Closed => true,
+            BreakerState::Open => now >= counts.open_until,
+            BreakerState::HalfOpen => counts.probes_admitted < self.settings.max_requests,
+        }
+    }
+
     pub(crate) fn admit(&self, now: Instant) -> Admission {
         if self.state() == BreakerState::Closed {
             return Admission::Pass;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +53,9 @@ pub(crate) struct Spool {
     /// Held until the producer closes: its lock keeps a second producer out of the directory.
     lock: Mutex<Option<File>>,
     state: Mutex<State>,
+    /// Whether the spool holds messages no replay has found empty since: later sends are spooled
+    /// behind them, so that a key's messages keep their order (see [`Spool::holds_messages`]).
+    holding: AtomicBool,
 }
 
 struct State {
@@ -103,6 +107,7 @@ impl Spool {
             dir,
             fsync: settings.fsync,
             max_bytes: settings.max_bytes,
+            holding: AtomicBool::new(!files.is_empty()),
             lock: Mutex::new(Some(lock_file)),
             state: Mutex::new(State {
                 active: None,
@@ -148,6 +153,7 @@ impl Spool {
             FsyncPolicy::Interval => state.last_sync.elapsed() >= FSYNC_INTERVAL,
             FsyncPolicy::Never => false,
         };
+        self.holding.store(true, Ordering::Release);
         let (path, file) = state.active.as_mut().expect("created above");
         let path = path.clone();
         // One write call per record: a crash tears at most the record being written.
@@ -168,13 +174,24 @@ impl Spool {
         !state.waiting.is_empty() || state.active.is_some()
     }
 
+    /// Whether messages wait in the spool (or are being replayed from it): a send made now must
+    /// go behind them, into the spool too, or it could overtake an earlier message of its key.
+    /// Cleared only when a replay finds nothing left to take.
+    pub(crate) fn holds_messages(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+
     /// Closes the active file and hands every closed file to a replay, oldest first. Messages
-    /// spooled from now on go to a new file.
+    /// spooled from now on go to a new file. Nothing left to take means the replay has drained
+    /// the spool: sends go straight to the brokers again.
     pub(crate) fn take_for_replay(&self) -> Vec<PathBuf> {
         let mut state = lock(&self.state);
         if let Some((path, file)) = state.active.take() {
             let _ = file.sync_data();
             state.waiting.push_back(path);
+        }
+        if state.waiting.is_empty() {
+            self.holding.store(false, Ordering::Release);
         }
         state.waiting.drain(..).collect()
     }
@@ -184,6 +201,9 @@ impl Spool {
         let mut state = lock(&self.state);
         for path in paths.into_iter().rev() {
             state.waiting.push_front(path);
+        }
+        if !state.waiting.is_empty() {
+            self.holding.store(true, Ordering::Release);
         }
     }
 

@@ -177,7 +177,8 @@ fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_re
             .set("retry.max", "0")
             .set("breaker.enabled", "true")
             .set("breaker.consecutive.failures", "3")
-            .set("breaker.timeout.ms", "500ms")
+            // Long enough that no probe goes out before the spool is inspected below.
+            .set("breaker.timeout.ms", "2s")
             .set("spool.dir", dir.to_str().unwrap())
             .build()
             .unwrap(),
@@ -225,7 +226,8 @@ fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_re
     let summary = spool::inspect(&dir).unwrap();
     assert_eq!(summary.iter().map(|f| f.records).sum::<u64>(), 25);
 
-    // The brokers come back; the next sends after the open timeout are the half-open probes.
+    // The brokers come back. After the open timeout the worker replays the spool, its first record
+    // the half-open probe; sends made meanwhile queue behind the spool, keeping their order.
     cluster.broker_up(1).unwrap();
     let mut probes = 0;
     assert!(

@@ -149,9 +149,11 @@ impl Producer {
             "kafkasender-rescue",
             Box::new(|shared| {
                 rescue::run_worker(&shared.engine, &shared.rescue, || {
-                    if let Err(error) = shared.replay() {
-                        tracing::warn!(target: "kafkasender", %error, "automatic spool replay stopped");
+                    let replayed = shared.replay();
+                    if let Err(error) = &replayed {
+                        tracing::debug!(target: "kafkasender", %error, "automatic spool replay stopped; it resumes later");
                     }
+                    replayed.is_ok()
                 })
             }),
         )?;
@@ -194,7 +196,7 @@ impl Producer {
         }
         match self
             .shared
-            .submit_until(record, Ticket::new(on_delivery), || true)
+            .submit_until(record, Ticket::new(on_delivery), Origin::Caller, || true)
         {
             Ok(()) => Ok(TrySend::Sent),
             // SAFETY: the ticket was made just above from an `F`.
@@ -449,7 +451,8 @@ impl Shared {
     /// waiting for queue room up to `enqueue.timeout.ms`. With a spool, a message refused for a
     /// full queue is spooled rather than refused.
     fn submit(&self, record: &Record<'_>, ticket: Ticket) -> Result<()> {
-        match self.submit_or_refuse(record, ticket) {
+        let give_up = self.engine.after_enqueue_timeout();
+        match self.submit_until(record, ticket, Origin::Caller, give_up) {
             Ok(()) => Ok(()),
             Err(Refused::QueueFull(reason, ticket)) if self.rescue.spool.is_some() => {
                 self.spool_instead(record, ticket, reason)
@@ -458,15 +461,12 @@ impl Shared {
         }
     }
 
-    /// [`Shared::submit`] without the spool: what a spool replay sends (spooling it again would
-    /// only move it to another file).
-    fn submit_or_refuse(
-        &self,
-        record: &Record<'_>,
-        ticket: Ticket,
-    ) -> std::result::Result<(), Refused> {
+    /// What a spool replay sends: like [`Shared::submit`], but refused rather than spooled again
+    /// (which would only move it to another file); the replay stops there and resumes later.
+    fn resubmit(&self, record: &Record<'_>, ticket: Ticket) -> Result<()> {
         let give_up = self.engine.after_enqueue_timeout();
-        self.submit_until(record, ticket, give_up)
+        self.submit_until(record, ticket, Origin::Spool, give_up)
+            .map_err(Refused::into_error)
     }
 
     /// Spools a message instead of enqueueing it, and reports it `Spooled`; without a spool, or
@@ -492,6 +492,7 @@ impl Shared {
         &self,
         record: &Record<'_>,
         mut ticket: Ticket,
+        origin: Origin,
         give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), Refused> {
         self.gate.validate(record)?;
@@ -504,9 +505,17 @@ impl Shared {
         // Held until the message is enqueued, so close cannot slip in between this check and its purge.
         let _open = self.engine.hold_open()?;
         let tracker = &self.engine.tracker;
+        let spool_holds = || self.rescue.spool.as_ref().is_some_and(|s| s.holds_messages());
+        if origin == Origin::Caller && spool_holds() {
+            // Behind what the spool holds, or it could overtake an earlier message of its key.
+            return Ok(self.spool_instead(record, ticket, behind_the_spool_error())?);
+        }
         match self.gate.admit() {
             Admission::Pass => {}
             Admission::Probe => ticket.probe = true,
+            Admission::Reject if origin == Origin::Spool => {
+                return Err(rescue::circuit_open_error().into());
+            }
             Admission::Reject => {
                 return Ok(self.spool_instead(record, ticket, rescue::circuit_open_error())?);
             }
@@ -533,11 +542,24 @@ impl Shared {
     }
 
     fn replay(&self) -> Result<ReplayReport> {
-        replay::replay(&self.rescue, |record, ticket| {
-            self.submit_or_refuse(record, ticket)
-                .map_err(Refused::into_error)
-        })
+        replay::replay(&self.rescue, |record, ticket| self.resubmit(record, ticket))
     }
+}
+
+/// Where a message comes from, which decides what happens while the spool holds messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A caller's send: spooled behind what the spool holds, spooled when the breaker rejects it.
+    Caller,
+    /// A spool replay: refused when the breaker rejects it (the replay resumes later).
+    Spool,
+}
+
+fn behind_the_spool_error() -> Error {
+    Error::new(
+        ErrorKind::CircuitOpen,
+        "spooled behind earlier spooled messages, to keep each key's order; a replay sends them all",
+    )
 }
 
 /// Why a send was not accepted.

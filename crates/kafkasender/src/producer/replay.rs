@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::message::Ticket;
 use super::rescue::{circuit_open_error, Rescue};
-use crate::breaker::BreakerState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 use crate::record::Record;
@@ -37,68 +37,75 @@ pub(crate) fn replay(
     let Some(spool) = &rescue.spool else {
         return Err(Error::new(ErrorKind::Config, "no spool.dir is configured"));
     };
-    if rescue.breaker_state() == BreakerState::Open {
+    if (rescue.breaker.as_ref()).is_some_and(|b| !b.would_admit(Instant::now())) {
         return Err(circuit_open_error());
     }
     let mut resume = lock(&rescue.replaying);
     let mut report = ReplayReport::default();
-    let mut paths = spool.take_for_replay().into_iter();
-    while let Some(path) = paths.next() {
-        report.files += 1;
-        let resumed = resume.take_if(|interrupted| interrupted.file.path == path);
-        let (file, done) = match resumed {
-            Some(interrupted) => (interrupted.file, interrupted.records_read),
-            None => {
-                let file = Arc::new(ReplayedFile {
-                    path: path.clone(),
-                    // One for the reader itself, so the file cannot go before it is read to the end.
-                    unreported: AtomicU64::new(1),
-                    rescue: rescue.clone(),
-                });
-                (file, 0)
-            }
-        };
-        let mut records_read = 0;
-        for item in SpoolReader::open(&path)? {
-            records_read += 1;
-            if records_read <= done {
-                continue; // enqueued by the interrupted replay
-            }
-            let spooled = match item {
-                Ok(spooled) => spooled,
-                Err(torn) => {
-                    tracing::warn!(
-                        target: "kafkasender",
-                        path = %torn.path.display(),
-                        offset = torn.offset,
-                        reason = %torn.reason,
-                        "skipping a torn spool record"
-                    );
-                    rescue.torn_records.fetch_add(1, Ordering::Relaxed);
-                    report.torn.push(torn);
-                    continue;
+    // Until a take finds nothing: what is spooled meanwhile (sends queued behind the spool to
+    // keep their order) goes out in this replay too, and then sends go straight again.
+    loop {
+        let mut paths = spool.take_for_replay().into_iter().peekable();
+        if paths.peek().is_none() {
+            break;
+        }
+        while let Some(path) = paths.next() {
+            report.files += 1;
+            let resumed = resume.take_if(|interrupted| interrupted.file.path == path);
+            let (file, done) = match resumed {
+                Some(interrupted) => (interrupted.file, interrupted.records_read),
+                None => {
+                    let file = Arc::new(ReplayedFile {
+                        path: path.clone(),
+                        // One for the reader itself, so the file cannot go before it is read to the end.
+                        unreported: AtomicU64::new(1),
+                        rescue: rescue.clone(),
+                    });
+                    (file, 0)
                 }
             };
-            file.unreported.fetch_add(1, Ordering::AcqRel);
-            let reporter = file.clone();
-            let mut ticket = Ticket::new(move |_report| reporter.reported_one());
-            ticket.attempts = spooled.attempts + 1;
-            ticket.partition = spooled.record.partition;
-            if let Err(error) = submit(&spooled.record.as_record(), ticket) {
-                // Not enqueued (closing, an open breaker): the next replay resumes at this record.
-                tracing::warn!(target: "kafkasender", %error, path = %path.display(), "spool replay interrupted");
-                file.unreported.fetch_sub(1, Ordering::AcqRel); // its ticket is gone unreported
-                *resume = Some(Interrupted {
-                    file,
-                    records_read: records_read - 1,
-                });
-                spool.give_back(std::iter::once(path).chain(paths).collect());
-                return Err(error);
+            let mut records_read = 0;
+            for item in SpoolReader::open(&path)? {
+                records_read += 1;
+                if records_read <= done {
+                    continue; // enqueued by the interrupted replay
+                }
+                let spooled = match item {
+                    Ok(spooled) => spooled,
+                    Err(torn) => {
+                        tracing::warn!(
+                            target: "kafkasender",
+                            path = %torn.path.display(),
+                            offset = torn.offset,
+                            reason = %torn.reason,
+                            "skipping a torn spool record"
+                        );
+                        rescue.torn_records.fetch_add(1, Ordering::Relaxed);
+                        report.torn.push(torn);
+                        continue;
+                    }
+                };
+                file.unreported.fetch_add(1, Ordering::AcqRel);
+                let reporter = file.clone();
+                let mut ticket = Ticket::new(move |_report| reporter.reported_one());
+                ticket.attempts = spooled.attempts + 1;
+                ticket.partition = spooled.record.partition;
+                if let Err(error) = submit(&spooled.record.as_record(), ticket) {
+                    // Not enqueued (closing, an open breaker): the next replay resumes at this record.
+                    tracing::warn!(target: "kafkasender", %error, path = %path.display(), "spool replay interrupted");
+                    file.unreported.fetch_sub(1, Ordering::AcqRel); // its ticket is gone unreported
+                    *resume = Some(Interrupted {
+                        file,
+                        records_read: records_read - 1,
+                    });
+                    spool.give_back(std::iter::once(path).chain(paths).collect());
+                    return Err(error);
+                }
+                rescue.replayed.fetch_add(1, Ordering::Relaxed);
+                report.records += 1;
             }
-            rescue.replayed.fetch_add(1, Ordering::Relaxed);
-            report.records += 1;
+            file.reported_one();
         }
-        file.reported_one();
     }
     if report.files > 0 {
         tracing::info!(target: "kafkasender", files = report.files, records = report.records, torn = report.torn.len(), "spool replayed");

@@ -153,6 +153,13 @@ impl Rescue {
         lock(&self.handoff).push(finished);
     }
 
+    /// Whether the spool holds messages and a replay could send some now: the worker then
+    /// replays without being asked (its first record may be the half-open breaker's probe).
+    fn replay_due(&self, now: Instant) -> bool {
+        self.spool.as_ref().is_some_and(Spool::holds_messages)
+            && self.breaker.as_ref().is_none_or(|b| b.would_admit(now))
+    }
+
     /// Asks the worker to replay the spool (the breaker closed, or the producer started on one).
     pub(crate) fn request_replay(&self) {
         if self.spool.as_ref().is_some_and(Spool::has_waiting) {
@@ -283,8 +290,11 @@ enum Work {
 }
 
 /// The rescue worker: runs re-sends when they are due, dead-letter sends, and spool replays
-/// (`replay`, given by the producer, which owns the whole send path a replay goes through).
-pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn()) {
+/// (`replay`, given by the producer, which owns the whole send path a replay goes through; it
+/// says whether the spool was drained).
+pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn() -> bool) {
+    // An interrupted replay is tried again on its own, but not sooner than this.
+    let mut next_replay = Instant::now();
     loop {
         let work = {
             let mut queue = lock(&rescue.queue);
@@ -302,6 +312,9 @@ pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn()) {
                     let Reverse(scheduled) = queue.scheduled.pop().expect("peeked");
                     break Work::Job(Box::new(scheduled.job));
                 }
+                if now >= next_replay && rescue.replay_due(now) {
+                    break Work::Replay;
+                }
                 let wait = next_due.map_or(IDLE_WAKEUP, |due| (due - now).min(IDLE_WAKEUP));
                 queue = rescue
                     .wakeup
@@ -311,7 +324,11 @@ pub(crate) fn run_worker(engine: &Engine, rescue: &Rescue, replay: impl Fn()) {
             }
         };
         match work {
-            Work::Replay => replay(),
+            Work::Replay => {
+                if !replay() {
+                    next_replay = Instant::now() + IDLE_WAKEUP;
+                }
+            }
             Work::Job(job) => match *job {
                 Job::Resend(failure) => resend(engine, rescue, failure),
                 Job::DeadLetter(failure) => dead_letter(engine, rescue, failure),
