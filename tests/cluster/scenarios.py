@@ -174,6 +174,7 @@ def two_brokers_down(name, settings=(), count=150_000, rate=5_000, down_at=5.0, 
         (down_at, lambda: (cluster("kill", 2), cluster("kill", 3))),
         (down_at + down_for, lambda: (cluster("start", 2), cluster("start", 3))),
     ]
+    shown = ", ".join(s.replace("{spool}", "a temporary directory") for s in settings) or "defaults"
     with tempfile.TemporaryDirectory() as spool:
         settings = [s.replace("{spool}", spool) for s in settings]
         exit_code, elapsed, stderr = produce(topic, count, rate, extra_args=settings, timeline=timeline)
@@ -184,7 +185,7 @@ def two_brokers_down(name, settings=(), count=150_000, rate=5_000, down_at=5.0, 
                                     env={**os.environ, "KAFKA_BROKERS": cluster_env()["KS_CLUSTER_BOOTSTRAP"]})
             stderr += replay.stderr
     result = tally(name, topic, count, exit_code, elapsed, stderr)
-    result.notes.append(f"nodes 2 and 3 killed at {down_at:.0f} s for {down_for:.0f} s; settings: {', '.join(settings) or 'defaults'}")
+    result.notes.append(f"nodes 2 and 3 killed at {down_at:.0f} s for {down_for:.0f} s; settings: {shown}")
     return result
 
 
