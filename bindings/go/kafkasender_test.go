@@ -95,9 +95,7 @@ func TestAsyncAndSyncSendsAreReportedAndReadBackWithKeysAndHeaders(t *testing.T)
 			t.Fatalf("key %s in partitions %d and %d", key, p, rec.Partition)
 		}
 		partitionOfKey[key] = rec.Partition
-		// The caller's headers, then the message id kafkasender adds (message.id.header).
-		if len(rec.Headers) != 3 || rec.Headers[0].Key != "seq" || rec.Headers[1].Value != nil ||
-			rec.Headers[2].Key != "x-ks-id" {
+		if len(rec.Headers) != 2 || rec.Headers[0].Key != "seq" || rec.Headers[1].Value != nil {
 			t.Fatalf("headers %+v", rec.Headers)
 		}
 		var seq int

@@ -24,7 +24,7 @@ class Consumed:
     headers: list[tuple[str, str]]  # the producer's own, without the message id
     key: str | None
     value: str
-    message_id: str | None  # the x-ks-id header kafkasender adds to every message
+    message_id: str | None  # the x-ks-id header kafkasender adds (with a spool, or message.id.header set)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kafkasender::testing::{read_topic, ConsumedRecord, MockApi, MockCluster};
-use kafkasender::{Config, DeliveryReport, ErrorKind, Producer, Record};
+use kafkasender::{Config, DeliveryReport, ErrorKind, Producer, Record, MESSAGE_ID_HEADER};
 
 mod common;
 use common::{value_of, Reports};
@@ -57,7 +57,9 @@ fn every_report_matches_what_a_consumer_reads_back() {
     let _outages = common::beside_others();
     let topic = "orders";
     let cluster = cluster_with_topic(topic, 6);
-    let producer = producer(&cluster);
+    // Message ids on (without a spool, `auto` leaves them out).
+    let config = cluster.config().set("message.id.header", MESSAGE_ID_HEADER);
+    let producer = Producer::new(config.build().unwrap()).unwrap();
     let reports = Reports::default();
     let n = 2_000;
     for i in 0..n {
@@ -118,7 +120,7 @@ fn every_report_matches_what_a_consumer_reads_back() {
             .collect();
         // The id header comes last, after the caller's own, and is unique per message.
         let (id_key, id) = headers.pop().unwrap();
-        assert_eq!(id_key, kafkasender::MESSAGE_ID_HEADER);
+        assert_eq!(id_key, MESSAGE_ID_HEADER);
         assert!(ids.insert(id.to_vec()), "message ids are unique");
         let seq: usize = std::str::from_utf8(headers[0].1).unwrap().parse().unwrap();
         assert_eq!(

@@ -113,8 +113,11 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
         "enqueue.timeout.ms" => settings.enqueue_timeout = millis(),
         "close.timeout.ms" => settings.close_timeout = millis(),
         "message.id.header" => {
-            settings.message_id_header =
-                (!matches!(value.as_str(), "" | "off")).then(|| value.clone())
+            settings.message_id_header = match value.as_str() {
+                "auto" => MessageIdHeader::Auto,
+                "" | "off" => MessageIdHeader::Off,
+                _ => MessageIdHeader::Named(value.clone()),
+            }
         }
         "auth.failure.timeout.ms" => settings.auth_failure_timeout = millis(),
         "log.level" => settings.log_level = LogLevel::parse(&value),

@@ -116,8 +116,8 @@ pub const SETTINGS: &[Setting] = &[
         "How long `send` waits for room when the local queue is full before failing with `queue_full`."),
     setting("close.timeout.ms", "KAFKA_PRODUCER_CLOSE_TIMEOUT", ValueKind::Duration, Target::Own, "10s",
         "How long dropping an unclosed producer waits for in-flight messages."),
-    setting("message.id.header", "KAFKA_PRODUCER_ID_HEADER", ValueKind::Text, Target::Own, "x-ks-id",
-        "Header carrying each message's id, the same on every re-send and spool replay, so a consumer can drop a copy an at-least-once path made; `off` leaves it out."),
+    setting("message.id.header", "KAFKA_PRODUCER_ID_HEADER", ValueKind::Text, Target::Own, "auto",
+        "Header carrying each message's id (`x-ks-id`), the same on every re-send and spool replay, so a consumer can drop a copy an at-least-once path made. `auto`: on with a spool (the only path that can make a copy), off without (it costs librdkafka three allocations per message); `off`, or a header name."),
     setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
         "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
     setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
@@ -369,6 +369,34 @@ pub enum LogFormat {
     Json,
 }
 
+/// `message.id.header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageIdHeader {
+    /// [`MESSAGE_ID_HEADER`] when a spool is configured (spool replay is the only path on which
+    /// kafkasender can make a copy of a message), none otherwise.
+    Auto,
+    /// No id header.
+    Off,
+    /// This header.
+    Named(String),
+}
+
+impl Settings {
+    /// The header each message's id goes in, if any.
+    pub fn message_id_header(&self) -> Option<&str> {
+        match &self.message_id_header {
+            MessageIdHeader::Auto => self
+                .resilience
+                .spool
+                .dir
+                .is_some()
+                .then_some(MESSAGE_ID_HEADER),
+            MessageIdHeader::Off => None,
+            MessageIdHeader::Named(name) => Some(name),
+        }
+    }
+}
+
 /// kafkasender's own settings (everything that is not a librdkafka property).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -376,8 +404,8 @@ pub struct Settings {
     pub enqueue_timeout: Duration,
     /// `close.timeout.ms`: how long drop waits for in-flight messages.
     pub close_timeout: Duration,
-    /// `message.id.header`: the header of each message's id; `None` leaves it out.
-    pub message_id_header: Option<String>,
+    /// `message.id.header`: whether each message carries its id, and under which header.
+    pub message_id_header: MessageIdHeader,
     /// `auth.failure.timeout.ms`: how long authentication may keep failing before sends fail.
     pub auth_failure_timeout: Duration,
     /// `log.level`.
@@ -393,7 +421,7 @@ impl Default for Settings {
         Settings {
             enqueue_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(10),
-            message_id_header: Some(MESSAGE_ID_HEADER.to_string()),
+            message_id_header: MessageIdHeader::Auto,
             auth_failure_timeout: Duration::from_secs(5),
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,

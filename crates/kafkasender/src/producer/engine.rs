@@ -84,10 +84,9 @@ impl Engine {
             enqueue_timeout: config.settings().enqueue_timeout,
             ids: config
                 .settings()
-                .message_id_header
-                .clone()
+                .message_id_header()
                 .map(|header| MessageIds {
-                    header,
+                    header: header.to_string(),
                     prefix: fastrand::u64(..),
                     next: AtomicU64::new(0),
                 }),

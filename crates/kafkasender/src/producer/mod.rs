@@ -505,7 +505,12 @@ impl Shared {
         // Held until the message is enqueued, so close cannot slip in between this check and its purge.
         let _open = self.engine.hold_open()?;
         let tracker = &self.engine.tracker;
-        let spool_holds = || self.rescue.spool.as_ref().is_some_and(|s| s.holds_messages());
+        let spool_holds = || {
+            self.rescue
+                .spool
+                .as_ref()
+                .is_some_and(|s| s.holds_messages())
+        };
         if origin == Origin::Caller && spool_holds() {
             // Behind what the spool holds, or it could overtake an earlier message of its key.
             return Ok(self.spool_instead(record, ticket, behind_the_spool_error())?);
