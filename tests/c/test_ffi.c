@@ -491,7 +491,9 @@ static void test_an_outage_spools_and_the_breaker_closing_replays_the_spool(void
   CHECK(o.spooled == n && o.spooled_with_reason == n, "spooled %d (%d with reason and path) of %d", o.spooled,
         o.spooled_with_reason, n);
   ks_metrics m = metrics_of(producer);
-  CHECK(m.spooled == (uint64_t)n && m.breaker_trips >= 1 && m.breaker_state == 1 && m.spool_bytes > 0,
+  /* At least n, and open or probing: once the open timeout passes, the rescue worker's replay
+   * probes with a spooled message, which the broker (still down) fails, so it is spooled again. */
+  CHECK(m.spooled >= (uint64_t)n && m.breaker_trips >= 1 && m.breaker_state != 0 && m.spool_bytes > 0,
         "spooled %llu trips %llu state %u", (unsigned long long)m.spooled, (unsigned long long)m.breaker_trips,
         m.breaker_state);
 

@@ -73,8 +73,9 @@ class Result:
         return self.distinct_ids - self.distinct_payloads
 
 
-def produce(topic, count, rate, extra_args=(), timeline=(), env_extra=None, bootstrap=None):
-    """Feeds `count` lines at `rate` per second; runs each (seconds, action) of the timeline."""
+def produce(topic, count, rate, extra_args=(), timeline=(), env_extra=None, bootstrap=None, kill_at=None):
+    """Feeds `count` lines at `rate` per second; runs each (seconds, action) of the timeline;
+    kills the producer (SIGKILL) `kill_at` seconds in, if given."""
     env = {**os.environ, "KAFKA_BROKERS": bootstrap or cluster_env()["KS_CLUSTER_BOOTSTRAP"], **(env_extra or {})}
     args = [kafkasender_bin()]
     for setting in extra_args:
@@ -85,6 +86,8 @@ def produce(topic, count, rate, extra_args=(), timeline=(), env_extra=None, boot
     stderr = []
     reader = threading.Thread(target=lambda: stderr.append(process.stderr.read().decode(errors="replace")))
     reader.start()
+    if kill_at is not None:
+        timeline = [*timeline, (kill_at, process.kill)]
     pending = sorted(timeline, key=lambda step: step[0])
     batch = max(1, rate // 100)
     for first in range(0, count, batch):
@@ -95,11 +98,17 @@ def produce(topic, count, rate, extra_args=(), timeline=(), env_extra=None, boot
         if due > now:
             time.sleep(due - now)
         chunk = "".join(line(i) + "\n" for i in range(first, min(first + batch, count)))
-        process.stdin.write(chunk.encode())
-        process.stdin.flush()
+        try:
+            process.stdin.write(chunk.encode())
+            process.stdin.flush()
+        except BrokenPipeError:
+            break  # killed on purpose
     for _, action in pending:
         action()
-    process.stdin.close()
+    try:
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
     exit_code = process.wait(timeout=600)
     reader.join()
     return exit_code, time.monotonic() - started, "".join(stderr)
@@ -189,12 +198,35 @@ def two_brokers_down(name, settings=(), count=150_000, rate=5_000, down_at=5.0, 
     return result
 
 
+def producer_killed_in_journal_mode(count=200_000, rate=20_000, kill_at=3.0):
+    """kill -9 of `kafkasender produce` in journal mode mid-stream (with brokers fine), then a new
+    producer on its directory (`kafkasender spool replay`). Which lines the killed producer had
+    accepted is known from the topic: a line read back means every line before it was accepted
+    (the CLI sends them in order), so a gap below the highest line read back is a lost line."""
+    topic = topic_name("journal-killed")
+    cluster("create", topic)
+    with tempfile.TemporaryDirectory() as journal:
+        settings = [f"spool.dir={journal}", "spool.mode=journal"]
+        exit_code, elapsed, stderr = produce(topic, count, rate, extra_args=settings, kill_at=kill_at)
+        left = sum(1 for _ in Path(journal).glob("spool-*.ks"))
+        replay = subprocess.run([kafkasender_bin(), "spool", "replay", journal], capture_output=True, text=True,
+                                env={**os.environ, "KAFKA_BROKERS": cluster_env()["KS_CLUSTER_BOOTSTRAP"]})
+        stderr += replay.stderr
+    records = read_back(topic, count)
+    accepted = 1 + max((json.loads(value)["n"] for *_, value in records), default=-1)
+    result = tally("producer_killed_journal", topic, accepted, exit_code, elapsed, stderr)
+    result.notes.append(f"the producer SIGKILLed {kill_at:.0f} s in; {left} journal files left; then "
+                        f"`kafkasender spool replay`; settings: spool.mode=journal, spool.dir=a temporary directory")
+    return result
+
+
 SCENARIOS = {
     "leader_killed": leader_killed,
     "two_down_defaults": lambda: two_brokers_down("two_down_defaults"),
     "two_down_breaker_spool": lambda: two_brokers_down(
         "two_down_breaker_spool",
         ["breaker.enabled=true", "breaker.stall.ms=5s", "breaker.timeout.ms=5s", "spool.dir={spool}"]),
+    "producer_killed_journal": producer_killed_in_journal_mode,
     "two_down_short_timeout": lambda: two_brokers_down(
         "two_down_short_timeout",
         ["message.timeout.ms=10s", "breaker.enabled=true", "breaker.stall.ms=5s", "breaker.timeout.ms=5s",

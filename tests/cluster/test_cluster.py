@@ -50,6 +50,16 @@ def test_two_of_three_brokers_down_with_breaker_and_spool_loses_and_doubles_noth
     check(SCENARIOS["two_down_breaker_spool"]())
 
 
+def test_a_producer_killed_in_journal_mode_loses_nothing_it_accepted_and_its_copies_carry_their_ids():
+    result = SCENARIOS["producer_killed_journal"]()
+    print(scenarios.markdown([result]))
+    print(result.summary)
+    assert result.fed > 0, "the killed producer had accepted something"
+    assert result.lost == 0, f"{result.lost} accepted lines lost"
+    assert result.duplicated_after_id_dedup == 0, "every copy is removable by its x-ks-id"
+    assert result.order_kept, "per-key order of first copies"
+
+
 def test_with_a_short_message_timeout_nothing_is_lost_and_every_copy_carries_the_id_of_its_original():
     # The documented at-least-once path: messages in flight at their timeout may have been
     # written; they are spooled and replayed, so copies can land (and after later messages).

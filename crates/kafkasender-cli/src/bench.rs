@@ -46,7 +46,7 @@ const BATCH: usize = 10_000;
 const RAW: &str = "librdkafka";
 
 /// The contenders built into this binary, each run in a child process by `bench-run`.
-const BUILT_IN: [(&str, &str); 4] = [
+const BUILT_IN: [(&str, &str); 5] = [
     (RAW, "raw librdkafka (rdkafka BaseProducer + poll thread)"),
     ("rust-send", "kafkasender Rust `send` + callback"),
     (
@@ -56,6 +56,10 @@ const BUILT_IN: [(&str, &str); 4] = [
     (
         "rust-send-resilience",
         "kafkasender Rust `send`, every resilience stage on but idle",
+    ),
+    (
+        "rust-send-journal",
+        "kafkasender Rust `send`, spool.mode=journal (fsync=interval)",
     ),
 ];
 
@@ -466,6 +470,7 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
         "rust-send-resilience" => {
             kafkasender_send(with_idle_resilience(overrides, args)?, &load, recorder)?
         }
+        "rust-send-journal" => kafkasender_send(with_journal(overrides, args)?, &load, recorder)?,
         other => bail!("unknown contender {other:?}"),
     }
     let (elapsed, latency) = recorder.result(args.count)?;
@@ -494,6 +499,18 @@ fn with_idle_resilience(overrides: &[(String, String)], args: &RunArgs) -> anyho
     ]
     .map(|(key, value)| (key.to_string(), value));
     Ok(crate::config(&[overrides, &idle[..]].concat(), Some(&args.bootstrap)).build()?)
+}
+
+/// Every accepted message journaled before `send` returns, and nothing else configured.
+fn with_journal(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
+    let journal =
+        std::env::temp_dir().join(format!("kafkasender-bench-journal-{}", std::process::id()));
+    let settings = [
+        ("spool.dir", journal.display().to_string()),
+        ("spool.mode", "journal".to_string()),
+    ]
+    .map(|(key, value)| (key.to_string(), value));
+    Ok(crate::config(&[overrides, &settings[..]].concat(), Some(&args.bootstrap)).build()?)
 }
 
 /// Peak resident set (KiB) and CPU seconds (user + system) of this process.

@@ -7,6 +7,12 @@
 //! Files are named `spool-<sequence>.ks` and replayed oldest first; a file is deleted only when
 //! every record in it has been reported again, so a crash during a replay replays the file once
 //! more (at-least-once). One producer at a time owns a directory (an exclusive lock on `.lock`).
+//!
+//! With `spool.mode=journal` every accepted message is also appended, before `send` returns, to
+//! journal files: spool files of their own, each deleted once every message in it has been
+//! reported. A process killed at any point leaves them behind, and the next producer on the
+//! directory replays them like any spool file (each message keeps its `x-ks-id`, so the copies of
+//! messages delivered just before the kill can be dropped by a consumer).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -16,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{FsyncPolicy, SpoolSettings};
+use crate::config::{FsyncPolicy, SpoolMode, SpoolSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 use crate::record::OwnedRecord;
@@ -56,7 +62,28 @@ pub(crate) struct Spool {
     /// Whether the spool holds messages no replay has found empty since: later sends are spooled
     /// behind them, so that a key's messages keep their order (see [`Spool::holds_messages`]).
     holding: AtomicBool,
+    /// With `spool.mode=journal`: the accepted messages not yet reported.
+    journal: Option<Mutex<Journal>>,
 }
+
+/// Journal files being written or waiting for their messages' reports.
+#[derive(Default)]
+struct Journal {
+    /// The file appends go to: its sequence number and handle.
+    active: Option<(u64, File)>,
+    /// Every journal file still on disk, by sequence number.
+    files: BTreeMap<u64, JournalFile>,
+    last_sync: Option<Instant>,
+}
+
+struct JournalFile {
+    path: PathBuf,
+    bytes: u64,
+    unreported: u64,
+}
+
+/// A journal file is closed for appends at this size; it goes once its messages are reported.
+const JOURNAL_FILE_BYTES: u64 = 64 << 20;
 
 struct State {
     /// The file appends go to, created on the first append.
@@ -108,6 +135,7 @@ impl Spool {
             fsync: settings.fsync,
             max_bytes: settings.max_bytes,
             holding: AtomicBool::new(!files.is_empty()),
+            journal: (settings.mode == SpoolMode::Journal).then(Mutex::default),
             lock: Mutex::new(Some(lock_file)),
             state: Mutex::new(State {
                 active: None,
@@ -133,20 +161,8 @@ impl Spool {
             ));
         }
         if state.active.is_none() {
-            let path = self.dir.join(format!(
-                "{FILE_PREFIX}{:020}{FILE_SUFFIX}",
-                state.next_sequence
-            ));
-            let mut file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io_error("cannot create", &path, e))?;
-            file.write_all(MAGIC)
-                .map_err(|e| io_error("cannot write", &path, e))?;
-            state.next_sequence += 1;
-            state.bytes += MAGIC.len() as u64;
-            state.active = Some((path, file));
+            let created = self.create_file(&mut state)?;
+            state.active = Some(created);
         }
         let sync = match self.fsync {
             FsyncPolicy::Always => true,
@@ -166,6 +182,135 @@ impl Spool {
         }
         state.bytes += framed.len() as u64;
         Ok(path)
+    }
+
+    /// A new spool file, numbered after every other, with its magic written.
+    fn create_file(&self, state: &mut State) -> Result<(PathBuf, File)> {
+        let path = self.dir.join(format!(
+            "{FILE_PREFIX}{:020}{FILE_SUFFIX}",
+            state.next_sequence
+        ));
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_error("cannot create", &path, e))?;
+        file.write_all(MAGIC)
+            .map_err(|e| io_error("cannot write", &path, e))?;
+        state.next_sequence += 1;
+        state.bytes += MAGIC.len() as u64;
+        Ok((path, file))
+    }
+
+    /// Whether accepted messages are journaled (`spool.mode=journal`).
+    pub(crate) fn journals(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Appends an accepted message to the journal; returns the journal file's sequence number,
+    /// for [`Spool::journal_reported`]. Fails (the send is then refused) when it cannot be written.
+    pub(crate) fn journal(&self, message: &SpooledMessage) -> Result<u64> {
+        let journal = self.journal.as_ref().expect("journal mode");
+        let framed = frame(&encode(message));
+        let mut journal = lock(journal);
+        let rotate = journal.active.as_ref().is_some_and(|(sequence, _)| {
+            journal.files[sequence].bytes + framed.len() as u64 > JOURNAL_FILE_BYTES
+        });
+        if rotate {
+            let (sequence, _) = journal.active.take().expect("checked above");
+            self.forget_if_reported(&mut journal, sequence);
+        }
+        {
+            let mut state = lock(&self.state);
+            if state.bytes + framed.len() as u64 > self.max_bytes {
+                return Err(Error::new(
+                    ErrorKind::Spool,
+                    format!(
+                        "the journal cannot take the message: the spool directory holds {} bytes of spool.max.bytes {}",
+                        state.bytes, self.max_bytes
+                    ),
+                ));
+            }
+            if journal.active.is_none() {
+                let (path, file) = self.create_file(&mut state)?;
+                let sequence = state.next_sequence - 1;
+                journal.files.insert(
+                    sequence,
+                    JournalFile {
+                        path,
+                        bytes: MAGIC.len() as u64,
+                        unreported: 0,
+                    },
+                );
+                journal.active = Some((sequence, file));
+            }
+            state.bytes += framed.len() as u64;
+        }
+        let sync = match self.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval => journal
+                .last_sync
+                .is_none_or(|at| at.elapsed() >= FSYNC_INTERVAL),
+            FsyncPolicy::Never => false,
+        };
+        let Journal { active, files, .. } = &mut *journal;
+        let (sequence, file) = active.as_mut().expect("created above");
+        let entry = files
+            .get_mut(sequence)
+            .expect("every active file is listed");
+        // One write call per message: `send` returns only once the kernel has it, which a killed
+        // process cannot take back.
+        file.write_all(&framed)
+            .map_err(|e| io_error("cannot append to", &entry.path, e))?;
+        if sync {
+            file.sync_data()
+                .map_err(|e| io_error("cannot fsync", &entry.path, e))?;
+        }
+        entry.bytes += framed.len() as u64;
+        entry.unreported += 1;
+        let sequence = *sequence;
+        if sync {
+            journal.last_sync = Some(Instant::now());
+        }
+        Ok(sequence)
+    }
+
+    /// A journaled message was reported (delivered, dead-lettered, spooled or failed): a closed
+    /// journal file goes once all of its messages are.
+    pub(crate) fn journal_reported(&self, sequence: u64) {
+        let Some(journal) = &self.journal else { return };
+        let mut journal = lock(journal);
+        if let Some(file) = journal.files.get_mut(&sequence) {
+            file.unreported = file.unreported.saturating_sub(1);
+        }
+        if journal
+            .active
+            .as_ref()
+            .is_none_or(|(active, _)| *active != sequence)
+        {
+            self.forget_if_reported(&mut journal, sequence);
+        }
+    }
+
+    /// Deletes a journal file no longer appended to once none of its messages is unreported.
+    fn forget_if_reported(&self, journal: &mut Journal, sequence: u64) {
+        if journal
+            .files
+            .get(&sequence)
+            .is_some_and(|f| f.unreported == 0)
+        {
+            let file = journal.files.remove(&sequence).expect("checked above");
+            match fs::remove_file(&file.path) {
+                Ok(()) => {
+                    let mut state = lock(&self.state);
+                    state.bytes = state.bytes.saturating_sub(file.bytes);
+                }
+                Err(error) => {
+                    tracing::error!(target: "kafkasender", path = %file.path.display(), %error,
+                    "cannot delete a journal file; its messages will be sent again by the next producer")
+                }
+            }
+        }
     }
 
     /// Whether there are files for a replay to take.
@@ -234,6 +379,16 @@ impl Spool {
     pub(crate) fn release(&self) {
         if let Some((_, file)) = &lock(&self.state).active {
             let _ = file.sync_data();
+        }
+        if let Some(journal) = &self.journal {
+            let mut journal = lock(journal);
+            if let Some((_, file)) = journal.active.take() {
+                let _ = file.sync_data();
+            }
+            let sequences: Vec<u64> = journal.files.keys().copied().collect();
+            for sequence in sequences {
+                self.forget_if_reported(&mut journal, sequence);
+            }
         }
         lock(&self.lock).take();
     }
@@ -599,6 +754,7 @@ mod tests {
             dir: Some(dir.to_path_buf()),
             fsync: FsyncPolicy::Always,
             max_bytes,
+            mode: SpoolMode::Spool,
         }
     }
 
@@ -669,6 +825,56 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
         assert_eq!(items[1].clone().unwrap_err().reason, "checksum mismatch");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_file_goes_once_its_messages_are_reported_and_stays_for_a_replay_otherwise() {
+        let dir = temp_dir("journal");
+        let journaling = SpoolSettings {
+            mode: SpoolMode::Journal,
+            ..settings(&dir, 1 << 20)
+        };
+        let spool = Spool::open(&journaling).unwrap().unwrap();
+        assert!(spool.journals());
+        let files: Vec<u64> = (0..3)
+            .map(|i| spool.journal(&message(i)).unwrap())
+            .collect();
+        assert!(files.iter().all(|f| *f == files[0]), "one active file");
+        assert!(
+            !spool.holds_messages(),
+            "journaled messages are not spooled ones"
+        );
+        assert!(spool.take_for_replay().is_empty(), "nor taken by a replay");
+        spool.journal_reported(files[0]);
+        spool.journal_reported(files[1]);
+        spool.release(); // one message unreported: its file stays
+        drop(spool);
+        let leftover = spool_files(&dir).unwrap();
+        assert_eq!(leftover.len(), 1);
+        let replayed: Vec<SpooledMessage> = SpoolReader::open(&leftover[0])
+            .unwrap()
+            .map(|m| m.unwrap())
+            .collect();
+        assert_eq!(
+            replayed,
+            (0..3).map(message).collect::<Vec<_>>(),
+            "the next producer replays the file"
+        );
+
+        let spool = Spool::open(&journaling).unwrap().unwrap();
+        assert!(
+            spool.holds_messages(),
+            "a crashed producer's journal waits for a replay"
+        );
+        fs::remove_file(&leftover[0]).unwrap();
+        let file = spool.journal(&message(9)).unwrap();
+        spool.journal_reported(file);
+        spool.release();
+        assert!(
+            spool_files(&dir).unwrap().is_empty(),
+            "reported in full: deleted on close"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

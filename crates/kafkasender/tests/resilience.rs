@@ -505,6 +505,121 @@ fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped()
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+const CHILD_JOURNAL_DIR: &str = "KS_TEST_CHILD_JOURNAL_DIR";
+
+/// The child process of the journal kill test: accepts messages for brokers that never answer
+/// (so librdkafka holds every one of them in memory) and prints how many `send` accepted.
+fn journal_forever(dir: &Path) -> ! {
+    let producer = Producer::new(
+        ConfigBuilder::default()
+            .brokers("127.0.0.1:1")
+            .set("spool.dir", dir.to_str().unwrap())
+            .set("spool.mode", "journal")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut out = std::io::stdout();
+    for i in 0.. {
+        let value = format!("j-{i}");
+        producer
+            .send(&Record::new("journaled").key(b"k").value(&value), |_| {})
+            .unwrap();
+        if writeln!(out, "accepted {}", i + 1)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            std::process::exit(0); // the parent stopped listening: it is about to kill us
+        }
+        if i % 100 == 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_producer_killed_in_journal_mode_loses_no_accepted_message_and_the_next_one_sends_them_in_order(
+) {
+    let _outages = common::beside_others();
+    if let Ok(dir) = std::env::var(CHILD_JOURNAL_DIR) {
+        journal_forever(Path::new(&dir));
+    }
+    let dir = temp_dir("journal-killed");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_producer_killed_in_journal_mode_loses_no_accepted_message_and_the_next_one_sends_them_in_order",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_JOURNAL_DIR, &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut accepted = 0u64;
+    for line in stdout.lines() {
+        if let Some(n) = line.unwrap().strip_prefix("accepted ") {
+            accepted = n.parse().unwrap();
+            if accepted >= 2_000 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: librdkafka's queue, with every message, is gone
+    child.wait().unwrap();
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("journaled", 1, 1).unwrap();
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("spool.dir", dir.to_str().unwrap())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || producer.metrics().replayed >= accepted),
+        "replayed {:?}, {accepted} accepted",
+        producer.metrics()
+    );
+    producer.flush(LONG).unwrap();
+    let read = read_topic(cluster.bootstrap_servers(), "journaled", LONG).unwrap();
+    let numbers: Vec<u64> = values(&read)
+        .iter()
+        .map(|v| v.strip_prefix("j-").unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        numbers.len() as u64 >= accepted,
+        "{} read back, {accepted} accepted",
+        numbers.len()
+    );
+    assert_eq!(
+        numbers,
+        (0..numbers.len() as u64).collect::<Vec<_>>(),
+        "every accepted message once, in order"
+    );
+    let ids: HashSet<_> = read
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == kafkasender::MESSAGE_ID_HEADER)
+                .cloned()
+        })
+        .collect();
+    assert_eq!(ids.len(), read.len(), "each with an id of its own");
+    assert!(!ids.contains(&None));
+    drop(producer);
+    assert!(
+        spool::inspect(&dir).unwrap().is_empty(),
+        "the journal is gone once sent"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn replay_needs_a_spool_and_a_second_producer_cannot_share_one_until_the_first_closes() {
     let _outages = common::beside_others();

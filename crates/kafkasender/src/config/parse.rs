@@ -152,6 +152,13 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
             }
         }
         "spool.max.bytes" => resilience.spool.max_bytes = count().unwrap_or(u64::MAX),
+        "spool.mode" => {
+            resilience.spool.mode = if value == "journal" {
+                SpoolMode::Journal
+            } else {
+                SpoolMode::Spool
+            }
+        }
         other => unreachable!("own setting {other} has no field"),
     }
 }

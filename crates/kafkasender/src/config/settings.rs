@@ -82,6 +82,7 @@ pub(super) const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plain
 pub(super) const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 pub(super) const LOG_FORMATS: &[&str] = &["text", "json"];
 pub(super) const FSYNC_POLICIES: &[&str] = &["always", "interval", "never"];
+pub(super) const SPOOL_MODES: &[&str] = &["spool", "journal"];
 
 /// Every setting with a name of its own; any other key is taken as a librdkafka property.
 pub const SETTINGS: &[Setting] = &[
@@ -156,6 +157,8 @@ pub const SETTINGS: &[Setting] = &[
         "Directory of the durable local spool: what neither the topic nor the dead-letter topic took."),
     setting("spool.fsync", "KAFKA_SPOOL_FSYNC", ValueKind::Choice(FSYNC_POLICIES), Target::Own, "interval",
         "`always` (each record), `interval` (at most 200 ms of records at risk on power loss) or `never`."),
+    setting("spool.mode", "KAFKA_SPOOL_MODE", ValueKind::Choice(SPOOL_MODES), Target::Own, "spool",
+        "`spool`: what could not be delivered; `journal`: also every accepted message, written before `send` returns and dropped once reported, so a crashed producer's messages are re-sent by the next one on the directory."),
     setting("spool.max.bytes", "KAFKA_SPOOL_MAX_BYTES", COUNT, Target::Own, "1073741824",
         "Spool size cap; a message that does not fit is reported failed with `spool`."),
     setting("log.format", "KAFKA_LOG_FORMAT", ValueKind::Choice(LOG_FORMATS), Target::Own, "text",
@@ -308,6 +311,17 @@ pub struct SpoolSettings {
     pub fsync: FsyncPolicy,
     /// `spool.max.bytes`.
     pub max_bytes: u64,
+    /// `spool.mode`.
+    pub mode: SpoolMode,
+}
+
+/// `spool.mode`: what goes to the spool directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolMode {
+    /// Messages that could not be delivered (or not now).
+    Spool,
+    /// Also every accepted message until it is reported: a crash loses nothing accepted.
+    Journal,
 }
 
 /// Settings of the resilience layer: what happens around librdkafka when the brokers misbehave.
@@ -355,6 +369,7 @@ impl Default for ResilienceSettings {
                 dir: None,
                 fsync: FsyncPolicy::Interval,
                 max_bytes: 1 << 30,
+                mode: SpoolMode::Spool,
             },
         }
     }

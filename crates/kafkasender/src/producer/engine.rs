@@ -129,6 +129,20 @@ impl Engine {
         ))
     }
 
+    /// A new id for a record without one (`message.id.header`), written into `buffer`: the
+    /// header's name and value; `None` with ids off or when the record has its id already.
+    pub(crate) fn message_id<'b>(
+        &self,
+        record: &Record<'_>,
+        buffer: &'b mut [u8; 33],
+    ) -> Option<(&str, &'b [u8])> {
+        let ids = self.ids.as_ref()?;
+        if record.headers.iter().any(|h| h.key == ids.header) {
+            return None;
+        }
+        Some((ids.header.as_str(), ids.next(buffer)))
+    }
+
     /// A `give_up` for [`Engine::enqueue`]: true once the queue has stayed full for
     /// `enqueue.timeout.ms`. The clock is read only once the queue is full, not per message.
     pub(crate) fn after_enqueue_timeout(&self) -> impl FnMut() -> bool {
@@ -156,11 +170,7 @@ impl Engine {
         base.partition = record.partition;
         base.timestamp = record.timestamp;
         let mut id = [0; 33];
-        let id = self
-            .ids
-            .as_ref()
-            .filter(|ids| !record.headers.iter().any(|h| h.key == ids.header))
-            .map(|ids| (ids.header.as_str(), ids.next(&mut id)));
+        let id = self.message_id(record, &mut id);
         if !record.headers.is_empty() || id.is_some() {
             let capacity = record.headers.len() + usize::from(id.is_some());
             let headers = record.headers.iter().fold(

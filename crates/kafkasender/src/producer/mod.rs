@@ -48,7 +48,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{Health, HealthStatus};
 use crate::lock;
 use crate::metrics::{Gauges, MetricsSnapshot};
-use crate::record::{OwnedRecord, Record};
+use crate::record::{Header, OwnedRecord, Record};
+use crate::spool::SpooledMessage;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
@@ -112,8 +113,9 @@ impl Producer {
             &config.settings().resilience,
             gate.breaker.clone(),
         )?);
+        let journal = rescue.spool.clone().filter(|spool| spool.journals());
         let context = Context {
-            tracker: Arc::new(Tracker::default()),
+            tracker: Arc::new(Tracker::new(journal)),
             breaker: gate.breaker.clone(),
             failures: rescue.clone(),
             on_statistics,
@@ -525,6 +527,32 @@ impl Shared {
                 return Ok(self.spool_instead(record, ticket, rescue::circuit_open_error())?);
             }
         }
+        // With a journal, the message is on disk (with its id) before librdkafka has it.
+        let mut id = [0; 33];
+        let journaled;
+        let record = match self.rescue.spool.as_deref() {
+            Some(journal) if journal.journals() && origin == Origin::Caller => {
+                let mut with_id = record.clone();
+                if let Some((key, value)) = self.engine.message_id(record, &mut id) {
+                    with_id.headers.push(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                match journal.journal(&journal_entry(&with_id, &ticket)) {
+                    Ok(file) => ticket.journal_file = Some(file),
+                    Err(error) => {
+                        if ticket.probe {
+                            self.gate.release_probe();
+                        }
+                        return Err(error.into());
+                    }
+                }
+                journaled = with_id;
+                &journaled
+            }
+            _ => record,
+        };
         tracker.accept();
         match self.engine.enqueue(record, ticket, give_up) {
             Ok(()) => {
@@ -532,7 +560,12 @@ impl Shared {
                 tracker.metrics.record_sent(record.size());
                 Ok(())
             }
-            Err((error, ticket)) => {
+            Err((error, mut ticket)) => {
+                if let (Some(file), Some(journal)) =
+                    (ticket.journal_file.take(), &self.rescue.spool)
+                {
+                    journal.journal_reported(file); // not accepted after all
+                }
                 tracker.finish_one();
                 if ticket.probe {
                     self.gate.release_probe();
@@ -558,6 +591,21 @@ enum Origin {
     Caller,
     /// A spool replay: refused when the breaker rejects it (the replay resumes later).
     Spool,
+}
+
+/// How an accepted message stands in the journal: if it is ever read from there, the producer
+/// stopped before it was reported.
+fn journal_entry(record: &Record<'_>, pending: &message::Pending) -> SpooledMessage {
+    SpooledMessage {
+        record: OwnedRecord::from(record),
+        reason: Error::new(
+            ErrorKind::Closed,
+            "journaled when accepted; the producer stopped before it was reported",
+        ),
+        attempts: pending.attempts,
+        first_attempt_ms: pending.first_attempt_ms(),
+        spooled_at_ms: crate::spool::now_ms(),
+    }
 }
 
 fn behind_the_spool_error() -> Error {

@@ -72,7 +72,7 @@ pub(crate) struct Rescue {
     retry: crate::retry::RetryPolicy,
     pub(crate) breaker: Option<Arc<Breaker>>,
     dlq_topic: Option<String>,
-    pub(crate) spool: Option<Spool>,
+    pub(crate) spool: Option<Arc<Spool>>,
     /// Set when close stops waiting: from then on failures skip re-sends and the dead-letter topic.
     abandoned: AtomicBool,
     queue: Mutex<Queue>,
@@ -94,7 +94,7 @@ impl Rescue {
             retry: crate::retry::RetryPolicy::new(settings.retry.clone()),
             breaker,
             dlq_topic: settings.dlq_topic.clone(),
-            spool: Spool::open(&settings.spool)?,
+            spool: Spool::open(&settings.spool)?.map(Arc::new),
             abandoned: AtomicBool::new(false),
             queue: Mutex::default(),
             wakeup: Condvar::new(),
@@ -156,13 +156,13 @@ impl Rescue {
     /// Whether the spool holds messages and a replay could send some now: the worker then
     /// replays without being asked (its first record may be the half-open breaker's probe).
     fn replay_due(&self, now: Instant) -> bool {
-        self.spool.as_ref().is_some_and(Spool::holds_messages)
+        self.spool.as_deref().is_some_and(Spool::holds_messages)
             && self.breaker.as_ref().is_none_or(|b| b.would_admit(now))
     }
 
     /// Asks the worker to replay the spool (the breaker closed, or the producer started on one).
     pub(crate) fn request_replay(&self) {
-        if self.spool.as_ref().is_some_and(Spool::has_waiting) {
+        if self.spool.as_deref().is_some_and(Spool::has_waiting) {
             lock(&self.queue).replay_requested = true;
             self.wakeup.notify_one();
         }

@@ -3,7 +3,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::health::BrokerView;
 use crate::lock;
 use crate::metrics::Metrics;
+use crate::spool::Spool;
 
 /// Longest single sleep of a waiter, so a missed wake-up costs at most this much.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -37,9 +38,19 @@ pub(crate) struct Tracker {
     waiters: AtomicUsize,
     lock: Mutex<()>,
     wakeup: Condvar,
+    /// With `spool.mode=journal`, where a reported message is crossed off.
+    pub(crate) journal: Option<Arc<Spool>>,
 }
 
 impl Tracker {
+    /// A tracker that crosses reported messages off `journal` (`spool.mode=journal`).
+    pub(crate) fn new(journal: Option<Arc<Spool>>) -> Tracker {
+        Tracker {
+            journal,
+            ..Tracker::default()
+        }
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         // `completed` first: it never passes `accepted`, which only grows.
         let completed = self.completed.load(Ordering::SeqCst);
@@ -97,6 +108,9 @@ impl Tracker {
                 self.metrics.record_failed(error.kind());
             }
         }
+        if let (Some(journal), Some(file)) = (&self.journal, ticket.journal_file) {
+            journal.journal_reported(file);
+        }
         // A panicking callback must not take the delivery thread (and every later report) with it.
         if panic::catch_unwind(AssertUnwindSafe(|| ticket.deliver(report))).is_err() {
             self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +152,6 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
     use std::thread;
 
     use super::*;
