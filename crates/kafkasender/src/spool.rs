@@ -11,8 +11,10 @@
 //! With `spool.mode=journal` every accepted message is also appended, before `send` returns, to
 //! journal files: spool files of their own, each deleted once every message in it has been
 //! reported. A process killed at any point leaves them behind, and the next producer on the
-//! directory replays them like any spool file (each message keeps its `x-ks-id`, so the copies of
-//! messages delivered just before the kill can be dropped by a consumer).
+//! directory replays them like any spool file. Beside each journal file, `<file>.acks` lists the
+//! positions of its messages already reported (little-endian u32s, written in blocks), and a replay
+//! skips those: after a crash only the messages reported in the last unwritten block are sent
+//! twice, each with its `x-ks-id`, so a consumer can drop the copy.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -79,11 +81,31 @@ struct Journal {
 struct JournalFile {
     path: PathBuf,
     bytes: u64,
+    /// Messages appended so far; the next one's position.
+    appended: u32,
     unreported: u64,
+    /// The positions of reported messages, for a replay after a crash to skip.
+    acks: Option<io::BufWriter<File>>,
+}
+
+/// The file listing which messages of the spool file `path` were reported (journal files only).
+pub(crate) fn acks_path(path: &Path) -> PathBuf {
+    path.with_extension("acks")
+}
+
+/// The positions `acks_path(path)` lists; empty when there is none (or it cannot be read).
+pub(crate) fn reported_positions(path: &Path) -> std::collections::HashSet<u32> {
+    fs::read(acks_path(path))
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// A journal file is closed for appends at this size; it goes once its messages are reported.
 const JOURNAL_FILE_BYTES: u64 = 64 << 20;
+/// Reported positions are written to the `.acks` file in blocks of this many bytes.
+const ACKS_BLOCK: usize = 4096;
 
 struct State {
     /// The file appends go to, created on the first append.
@@ -207,9 +229,10 @@ impl Spool {
         self.journal.is_some()
     }
 
-    /// Appends an accepted message to the journal; returns the journal file's sequence number,
-    /// for [`Spool::journal_reported`]. Fails (the send is then refused) when it cannot be written.
-    pub(crate) fn journal(&self, message: &SpooledMessage) -> Result<u64> {
+    /// Appends an accepted message to the journal; returns where it is (the journal file's
+    /// sequence number and the message's position in it), for [`Spool::journal_reported`]. Fails
+    /// (the send is then refused) when it cannot be written.
+    pub(crate) fn journal(&self, message: &SpooledMessage) -> Result<(u64, u32)> {
         let journal = self.journal.as_ref().expect("journal mode");
         let framed = frame(&encode(message));
         let mut journal = lock(journal);
@@ -234,12 +257,20 @@ impl Spool {
             if journal.active.is_none() {
                 let (path, file) = self.create_file(&mut state)?;
                 let sequence = state.next_sequence - 1;
+                let acks = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(acks_path(&path))
+                    .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
+                    .ok(); // without it a replay after a crash sends more copies, nothing worse
                 journal.files.insert(
                     sequence,
                     JournalFile {
                         path,
                         bytes: MAGIC.len() as u64,
+                        appended: 0,
                         unreported: 0,
+                        acks,
                     },
                 );
                 journal.active = Some((sequence, file));
@@ -268,20 +299,26 @@ impl Spool {
         }
         entry.bytes += framed.len() as u64;
         entry.unreported += 1;
+        let position = entry.appended;
+        entry.appended += 1;
         let sequence = *sequence;
         if sync {
             journal.last_sync = Some(Instant::now());
         }
-        Ok(sequence)
+        Ok((sequence, position))
     }
 
     /// A journaled message was reported (delivered, dead-lettered, spooled or failed): a closed
     /// journal file goes once all of its messages are.
-    pub(crate) fn journal_reported(&self, sequence: u64) {
+    pub(crate) fn journal_reported(&self, (sequence, position): (u64, u32)) {
         let Some(journal) = &self.journal else { return };
         let mut journal = lock(journal);
         if let Some(file) = journal.files.get_mut(&sequence) {
             file.unreported = file.unreported.saturating_sub(1);
+            if let Some(acks) = &mut file.acks {
+                // Buffered: a crash loses at most the last block, which only means more copies.
+                let _ = acks.write_all(&position.to_le_bytes());
+            }
         }
         if journal
             .active
@@ -300,6 +337,8 @@ impl Spool {
             .is_some_and(|f| f.unreported == 0)
         {
             let file = journal.files.remove(&sequence).expect("checked above");
+            drop(file.acks);
+            let _ = fs::remove_file(acks_path(&file.path));
             match fs::remove_file(&file.path) {
                 Ok(()) => {
                     let mut state = lock(&self.state);
@@ -354,6 +393,7 @@ impl Spool {
 
     /// Deletes a file every record of which has been reported again.
     pub(crate) fn remove_replayed(&self, path: &Path) {
+        let _ = fs::remove_file(acks_path(path));
         let size = fs::metadata(path).map_or(0, |m| m.len());
         match fs::remove_file(path) {
             Ok(()) => {
@@ -384,6 +424,11 @@ impl Spool {
             let mut journal = lock(journal);
             if let Some((_, file)) = journal.active.take() {
                 let _ = file.sync_data();
+            }
+            for file in journal.files.values_mut() {
+                if let Some(acks) = &mut file.acks {
+                    let _ = acks.flush();
+                }
             }
             let sequences: Vec<u64> = journal.files.keys().copied().collect();
             for sequence in sequences {
@@ -837,21 +882,30 @@ mod tests {
         };
         let spool = Spool::open(&journaling).unwrap().unwrap();
         assert!(spool.journals());
-        let files: Vec<u64> = (0..3)
+        let places: Vec<(u64, u32)> = (0..3)
             .map(|i| spool.journal(&message(i)).unwrap())
             .collect();
-        assert!(files.iter().all(|f| *f == files[0]), "one active file");
+        assert!(places.iter().all(|(f, _)| *f == places[0].0), "one file");
+        assert_eq!(
+            places.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert!(
             !spool.holds_messages(),
             "journaled messages are not spooled ones"
         );
         assert!(spool.take_for_replay().is_empty(), "nor taken by a replay");
-        spool.journal_reported(files[0]);
-        spool.journal_reported(files[1]);
+        spool.journal_reported(places[0]);
+        spool.journal_reported(places[2]);
         spool.release(); // one message unreported: its file stays
         drop(spool);
         let leftover = spool_files(&dir).unwrap();
         assert_eq!(leftover.len(), 1);
+        assert_eq!(
+            reported_positions(&leftover[0]),
+            [0, 2].into(),
+            "what a replay skips"
+        );
         let replayed: Vec<SpooledMessage> = SpoolReader::open(&leftover[0])
             .unwrap()
             .map(|m| m.unwrap())
@@ -867,7 +921,8 @@ mod tests {
             spool.holds_messages(),
             "a crashed producer's journal waits for a replay"
         );
-        fs::remove_file(&leftover[0]).unwrap();
+        spool.remove_replayed(&leftover[0]);
+        assert!(!acks_path(&leftover[0]).exists());
         let file = spool.journal(&message(9)).unwrap();
         spool.journal_reported(file);
         spool.release();

@@ -32,8 +32,8 @@ pub(crate) struct Pending {
     pub(crate) probe: bool,
     /// Set while the message goes to the dead-letter topic instead of its own.
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
-    /// The journal file holding the message (`spool.mode=journal`), crossed off when reported.
-    pub(crate) journal_file: Option<u64>,
+    /// Where the journal holds the message (`spool.mode=journal`): crossed off when reported.
+    pub(crate) journaled_at: Option<(u64, u32)>,
     // What to do with whatever is stored behind this struct (a callback: see `WithCallback`).
     deliver: unsafe fn(NonNull<Pending>, DeliveryReport),
     free: unsafe fn(NonNull<Pending>),
@@ -64,7 +64,7 @@ impl Pending {
             assigned_partition: -1,
             probe: false,
             dead_letter: None,
-            journal_file: None,
+            journaled_at: None,
             deliver: storage.deliver,
             free: storage.free,
         }

@@ -540,7 +540,7 @@ impl Shared {
                     });
                 }
                 match journal.journal(&journal_entry(&with_id, &ticket)) {
-                    Ok(file) => ticket.journal_file = Some(file),
+                    Ok(place) => ticket.journaled_at = Some(place),
                     Err(error) => {
                         if ticket.probe {
                             self.gate.release_probe();
@@ -562,7 +562,7 @@ impl Shared {
             }
             Err((error, mut ticket)) => {
                 if let (Some(file), Some(journal)) =
-                    (ticket.journal_file.take(), &self.rescue.spool)
+                    (ticket.journaled_at.take(), &self.rescue.spool)
                 {
                     journal.journal_reported(file); // not accepted after all
                 }

@@ -14,7 +14,7 @@ use super::rescue::{circuit_open_error, Rescue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 use crate::record::Record;
-use crate::spool::{SpoolReader, TornRecord};
+use crate::spool::{self, SpoolReader, TornRecord};
 
 /// What a spool replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,10 +65,16 @@ pub(crate) fn replay(
                 }
             };
             let mut records_read = 0;
+            // A journal file lists the messages reported before its producer stopped.
+            let reported = spool::reported_positions(&path);
             for item in SpoolReader::open(&path)? {
                 records_read += 1;
                 if records_read <= done {
                     continue; // enqueued by the interrupted replay
+                }
+                let position = u32::try_from(records_read - 1).unwrap_or(u32::MAX);
+                if reported.contains(&position) {
+                    continue;
                 }
                 let spooled = match item {
                     Ok(spooled) => spooled,

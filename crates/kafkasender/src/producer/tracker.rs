@@ -108,8 +108,8 @@ impl Tracker {
                 self.metrics.record_failed(error.kind());
             }
         }
-        if let (Some(journal), Some(file)) = (&self.journal, ticket.journal_file) {
-            journal.journal_reported(file);
+        if let (Some(journal), Some(place)) = (&self.journal, ticket.journaled_at) {
+            journal.journal_reported(place);
         }
         // A panicking callback must not take the delivery thread (and every later report) with it.
         if panic::catch_unwind(AssertUnwindSafe(|| ticket.deliver(report))).is_err() {
