@@ -173,15 +173,7 @@ impl Spool {
     pub(crate) fn append(&self, message: &SpooledMessage) -> Result<PathBuf> {
         let framed = frame(&encode(message));
         let mut state = lock(&self.state);
-        if state.bytes + framed.len() as u64 > self.max_bytes {
-            return Err(Error::new(
-                ErrorKind::Spool,
-                format!(
-                    "the spool is full ({} of spool.max.bytes {} used); the message could not be kept",
-                    state.bytes, self.max_bytes
-                ),
-            ));
-        }
+        self.room_for(&state, framed.len())?;
         if state.active.is_none() {
             let created = self.create_file(&mut state)?;
             state.active = Some(created);
@@ -204,6 +196,20 @@ impl Spool {
         }
         state.bytes += framed.len() as u64;
         Ok(path)
+    }
+
+    /// Whether `spool.max.bytes` leaves room for `bytes` more (spool and journal files count alike).
+    fn room_for(&self, state: &State, bytes: usize) -> Result<()> {
+        if state.bytes + bytes as u64 <= self.max_bytes {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Spool,
+            format!(
+                "the spool is full ({} of spool.max.bytes {} used); the message could not be kept",
+                state.bytes, self.max_bytes
+            ),
+        ))
     }
 
     /// A new spool file, numbered after every other, with its magic written.
@@ -245,15 +251,7 @@ impl Spool {
         }
         {
             let mut state = lock(&self.state);
-            if state.bytes + framed.len() as u64 > self.max_bytes {
-                return Err(Error::new(
-                    ErrorKind::Spool,
-                    format!(
-                        "the journal cannot take the message: the spool directory holds {} bytes of spool.max.bytes {}",
-                        state.bytes, self.max_bytes
-                    ),
-                ));
-            }
+            self.room_for(&state, framed.len())?;
             if journal.active.is_none() {
                 let (path, file) = self.create_file(&mut state)?;
                 let sequence = state.next_sequence - 1;

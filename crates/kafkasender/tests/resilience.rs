@@ -365,6 +365,32 @@ fn kafkasender_now_ms() -> i64 {
 
 const CHILD_SPOOL_DIR: &str = "KS_TEST_CHILD_SPOOL_DIR";
 
+/// Runs the test `name` again in a child process with `env` set (which makes it play the child),
+/// reads the counts it prints after `prefix`, and kills it (SIGKILL: no close, no flush, no
+/// destructor) once one reaches `at_least`; returns that count.
+fn kill_child_once_it_counts(name: &str, env: (&str, &Path), prefix: &str, at_least: u64) -> u64 {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut count = 0;
+    for line in stdout.lines() {
+        if let Some(n) = line.unwrap().strip_prefix(prefix) {
+            count = n.parse().unwrap();
+            if count >= at_least {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(count >= at_least, "the child counted {count}");
+    count
+}
+
 /// The child process of the kill test: spools forever (nothing listens on its bootstrap port)
 /// and prints how many reports said `Spooled`, until it is killed.
 fn spool_forever(dir: &Path) -> ! {
@@ -419,30 +445,12 @@ fn a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped()
         spool_forever(Path::new(&dir));
     }
     let dir = temp_dir("killed");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_SPOOL_DIR, &dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut reported = 0;
-    for line in stdout.lines() {
-        if let Some(n) = line.unwrap().strip_prefix("spooled ") {
-            reported = n.parse().unwrap();
-            if reported >= 500 {
-                break;
-            }
-        }
-    }
-    child.kill().unwrap(); // SIGKILL: no close, no flush, no destructor
-    child.wait().unwrap();
-    assert!(reported >= 500, "the child spooled");
+    let reported = kill_child_once_it_counts(
+        "a_producer_killed_while_spooling_loses_nothing_and_a_torn_record_is_skipped",
+        (CHILD_SPOOL_DIR, &dir),
+        "spooled ",
+        500,
+    );
 
     // What a crash in the middle of a write leaves: the start of one more record.
     let files = spool::inspect(&dir).unwrap();
@@ -546,29 +554,13 @@ fn a_producer_killed_in_journal_mode_loses_no_accepted_message_and_the_next_one_
         journal_forever(Path::new(&dir));
     }
     let dir = temp_dir("journal-killed");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_producer_killed_in_journal_mode_loses_no_accepted_message_and_the_next_one_sends_them_in_order",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_JOURNAL_DIR, &dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut accepted = 0u64;
-    for line in stdout.lines() {
-        if let Some(n) = line.unwrap().strip_prefix("accepted ") {
-            accepted = n.parse().unwrap();
-            if accepted >= 2_000 {
-                break;
-            }
-        }
-    }
-    child.kill().unwrap(); // SIGKILL: librdkafka's queue, with every message, is gone
-    child.wait().unwrap();
+    // SIGKILL: librdkafka's queue, with every message, is gone.
+    let accepted = kill_child_once_it_counts(
+        "a_producer_killed_in_journal_mode_loses_no_accepted_message_and_the_next_one_sends_them_in_order",
+        (CHILD_JOURNAL_DIR, &dir),
+        "accepted ",
+        2_000,
+    );
 
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("journaled", 1, 1).unwrap();
