@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{FsyncPolicy, SpoolMode, SpoolSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
-use crate::record::OwnedRecord;
+use crate::record::{OwnedRecord, Record};
 
 const MAGIC: &[u8; 8] = b"KSSPOOL1";
 const RECORD_VERSION: u8 = 1;
@@ -171,7 +171,7 @@ impl Spool {
 
     /// Appends one message; returns the file it went to.
     pub(crate) fn append(&self, message: &SpooledMessage) -> Result<PathBuf> {
-        let framed = frame(&encode(message));
+        let framed = framed_record(&message.record.as_record(), &Entry::of(message));
         let mut state = lock(&self.state);
         self.room_for(&state, framed.len())?;
         if state.active.is_none() {
@@ -238,9 +238,9 @@ impl Spool {
     /// Appends an accepted message to the journal; returns where it is (the journal file's
     /// sequence number and the message's position in it), for [`Spool::journal_reported`]. Fails
     /// (the send is then refused) when it cannot be written.
-    pub(crate) fn journal(&self, message: &SpooledMessage) -> Result<(u64, u32)> {
+    pub(crate) fn journal(&self, record: &Record<'_>, entry: &Entry<'_>) -> Result<(u64, u32)> {
         let journal = self.journal.as_ref().expect("journal mode");
-        let framed = frame(&encode(message));
+        let framed = framed_record(record, entry);
         let mut journal = lock(journal);
         let rotate = journal.active.as_ref().is_some_and(|(sequence, _)| {
             journal.files[sequence].bytes + framed.len() as u64 > JOURNAL_FILE_BYTES
@@ -635,34 +635,50 @@ fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut framed = Vec::with_capacity(body.len() + 8);
-    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    framed.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    framed.extend_from_slice(body);
-    framed
+/// What a spool record says besides the message itself.
+pub(crate) struct Entry<'a> {
+    pub(crate) reason_kind: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) attempts: u32,
+    pub(crate) first_attempt_ms: i64,
+    pub(crate) spooled_at_ms: i64,
 }
 
-fn encode(message: &SpooledMessage) -> Vec<u8> {
-    let record = &message.record;
+impl Entry<'_> {
+    fn of(message: &SpooledMessage) -> Entry<'_> {
+        Entry {
+            reason_kind: message.reason.kind().as_str(),
+            reason: message.reason.message(),
+            attempts: message.attempts,
+            first_attempt_ms: message.first_attempt_ms,
+            spooled_at_ms: message.spooled_at_ms,
+        }
+    }
+}
+
+/// One record as written: `[length u32 LE][crc32 u32 LE][body]`, in one buffer, straight from
+/// the borrowed record (the journal writes one per send: no owned copy of the message first).
+fn framed_record(record: &Record<'_>, entry: &Entry<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(
-        64 + record.topic.len()
-            + record.key.as_ref().map_or(0, Vec::len)
-            + record.value.as_ref().map_or(0, Vec::len),
+        72 + entry.reason.len()
+            + record.topic.len()
+            + record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len),
     );
+    out.extend_from_slice(&[0; 8]); // the length and the checksum, once the body is known
     out.push(RECORD_VERSION);
-    out.extend_from_slice(&message.first_attempt_ms.to_le_bytes());
-    out.extend_from_slice(&message.spooled_at_ms.to_le_bytes());
-    out.extend_from_slice(&message.attempts.to_le_bytes());
-    put_bytes(&mut out, message.reason.kind().as_str().as_bytes());
-    put_bytes(&mut out, message.reason.message().as_bytes());
+    out.extend_from_slice(&entry.first_attempt_ms.to_le_bytes());
+    out.extend_from_slice(&entry.spooled_at_ms.to_le_bytes());
+    out.extend_from_slice(&entry.attempts.to_le_bytes());
+    put_bytes(&mut out, entry.reason_kind.as_bytes());
+    put_bytes(&mut out, entry.reason.as_bytes());
     put_bytes(&mut out, record.topic.as_bytes());
-    put_optional(&mut out, record.key.as_deref());
-    put_optional(&mut out, record.value.as_deref());
+    put_optional(&mut out, record.key);
+    put_optional(&mut out, record.value);
     out.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
-    for (key, value) in &record.headers {
-        put_bytes(&mut out, key.as_bytes());
-        put_optional(&mut out, value.as_deref());
+    for header in &record.headers {
+        put_bytes(&mut out, header.key.as_bytes());
+        put_optional(&mut out, header.value);
     }
     match record.partition {
         Some(p) => {
@@ -678,6 +694,10 @@ fn encode(message: &SpooledMessage) -> Vec<u8> {
         }
         None => out.push(0),
     }
+    let body = u32::try_from(out.len() - 8).unwrap_or(u32::MAX);
+    let crc = crc32fast::hash(&out[8..]);
+    out[..4].copy_from_slice(&body.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -792,6 +812,10 @@ mod tests {
         dir
     }
 
+    fn framed(message: &SpooledMessage) -> Vec<u8> {
+        framed_record(&message.record.as_record(), &Entry::of(message))
+    }
+
     fn settings(dir: &Path, max_bytes: u64) -> SpoolSettings {
         SpoolSettings {
             dir: Some(dir.to_path_buf()),
@@ -828,7 +852,7 @@ mod tests {
             path = spool.append(m).unwrap();
         }
         // A crash in the middle of the next record's write.
-        let torn = frame(&encode(&message(99)));
+        let torn = framed(&message(99));
         OpenOptions::new()
             .append(true)
             .open(&path)
@@ -861,7 +885,7 @@ mod tests {
             .last()
             .unwrap();
         let mut bytes = fs::read(&path).unwrap();
-        let second_record = 8 + 8 + encode(&message(0)).len() + 8 + 20;
+        let second_record = 8 + framed(&message(0)).len() + 8 + 20;
         bytes[second_record] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         let items: Vec<_> = SpoolReader::open(&path).unwrap().collect();
@@ -881,7 +905,12 @@ mod tests {
         let spool = Spool::open(&journaling).unwrap().unwrap();
         assert!(spool.journals());
         let places: Vec<(u64, u32)> = (0..3)
-            .map(|i| spool.journal(&message(i)).unwrap())
+            .map(|i| {
+                let m = message(i);
+                spool
+                    .journal(&m.record.as_record(), &Entry::of(&m))
+                    .unwrap()
+            })
             .collect();
         assert!(places.iter().all(|(f, _)| *f == places[0].0), "one file");
         assert_eq!(
@@ -921,7 +950,10 @@ mod tests {
         );
         spool.remove_replayed(&leftover[0]);
         assert!(!acks_path(&leftover[0]).exists());
-        let file = spool.journal(&message(9)).unwrap();
+        let m = message(9);
+        let file = spool
+            .journal(&m.record.as_record(), &Entry::of(&m))
+            .unwrap();
         spool.journal_reported(file);
         spool.release();
         assert!(
@@ -934,9 +966,7 @@ mod tests {
     #[test]
     fn the_size_cap_refuses_with_a_clear_error_and_one_producer_owns_a_directory() {
         let dir = temp_dir("cap");
-        let two = (MAGIC.len()
-            + frame(&encode(&message(1))).len()
-            + frame(&encode(&message(2))).len()) as u64;
+        let two = (MAGIC.len() + framed(&message(1)).len() + framed(&message(2)).len()) as u64;
         let spool = Spool::open(&settings(&dir, two + 5)).unwrap().unwrap();
         spool.append(&message(1)).unwrap();
         spool.append(&message(2)).unwrap();

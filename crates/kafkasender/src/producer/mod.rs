@@ -49,7 +49,7 @@ use crate::health::{Health, HealthStatus};
 use crate::lock;
 use crate::metrics::{Gauges, MetricsSnapshot};
 use crate::record::{Header, OwnedRecord, Record};
-use crate::spool::SpooledMessage;
+use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
@@ -539,7 +539,7 @@ impl Shared {
                         value: Some(value),
                     });
                 }
-                match journal.journal(&journal_entry(&with_id, &ticket)) {
+                match journal.journal(&with_id, &journal_entry(&ticket)) {
                     Ok(place) => ticket.journaled_at = Some(place),
                     Err(error) => {
                         if ticket.probe {
@@ -595,16 +595,14 @@ enum Origin {
 
 /// How an accepted message stands in the journal: if it is ever read from there, the producer
 /// stopped before it was reported.
-fn journal_entry(record: &Record<'_>, pending: &message::Pending) -> SpooledMessage {
-    SpooledMessage {
-        record: OwnedRecord::from(record),
-        reason: Error::new(
-            ErrorKind::Closed,
-            "journaled when accepted; the producer stopped before it was reported",
-        ),
+fn journal_entry(pending: &message::Pending) -> spool::Entry<'static> {
+    let now = spool::now_ms();
+    spool::Entry {
+        reason_kind: ErrorKind::Closed.as_str(),
+        reason: "journaled when accepted; the producer stopped before it was reported",
         attempts: pending.attempts,
-        first_attempt_ms: pending.first_attempt_ms(),
-        spooled_at_ms: crate::spool::now_ms(),
+        first_attempt_ms: now,
+        spooled_at_ms: now,
     }
 }
 
