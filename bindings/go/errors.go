@@ -28,6 +28,7 @@ const (
 	KindRateLimited             Kind = C.KS_STATUS_RATE_LIMITED
 	KindCircuitOpen             Kind = C.KS_STATUS_CIRCUIT_OPEN
 	KindSpool                   Kind = C.KS_STATUS_SPOOL
+	KindTransaction             Kind = C.KS_STATUS_TRANSACTION
 	KindNullArgument            Kind = C.KS_STATUS_NULL_ARGUMENT
 	KindInvalidUTF8             Kind = C.KS_STATUS_INVALID_UTF8
 	KindInvalidArgument         Kind = C.KS_STATUS_INVALID_ARGUMENT

@@ -23,7 +23,7 @@ export declare class KafkaSenderError extends Error {
   readonly code:
     | 'config' | 'invalid_record' | 'message_too_large' | 'queue_full' | 'timeout' | 'closed'
     | 'broker_transport' | 'authentication' | 'authorization' | 'unknown_topic_or_partition' | 'fatal'
-    | 'broker' | 'internal' | 'rate_limited' | 'circuit_open' | 'spool'
+    | 'broker' | 'internal' | 'rate_limited' | 'circuit_open' | 'spool' | 'transaction'
   /** Whether the same send may succeed later. */
   readonly retriable: boolean
   /** librdkafka's error code, if any. */

@@ -47,6 +47,9 @@ pub enum ks_status {
     CircuitOpen = 15,
     /// The spool could not take the message (full, or a disk error).
     Spool = 16,
+    /// A transaction call out of turn (a send outside a transaction, a commit without a begin),
+    /// or a message of an aborted transaction (retriable: send it again in a new transaction).
+    Transaction = 17,
     /// A required pointer argument was NULL.
     NullArgument = 100,
     /// A string argument was not valid UTF-8.
@@ -76,12 +79,13 @@ impl From<ErrorKind> for ks_status {
             ErrorKind::RateLimited => ks_status::RateLimited,
             ErrorKind::CircuitOpen => ks_status::CircuitOpen,
             ErrorKind::Spool => ks_status::Spool,
+            ErrorKind::Transaction => ks_status::Transaction,
         }
     }
 }
 
 impl ks_status {
-    const ALL: [ks_status; 21] = [
+    const ALL: [ks_status; 22] = [
         ks_status::Ok,
         ks_status::Config,
         ks_status::InvalidRecord,
@@ -99,6 +103,7 @@ impl ks_status {
         ks_status::RateLimited,
         ks_status::CircuitOpen,
         ks_status::Spool,
+        ks_status::Transaction,
         ks_status::NullArgument,
         ks_status::InvalidUtf8,
         ks_status::InvalidArgument,
@@ -130,6 +135,7 @@ impl ks_status {
             ks_status::RateLimited => c"rate_limited",
             ks_status::CircuitOpen => c"circuit_open",
             ks_status::Spool => c"spool",
+            ks_status::Transaction => c"transaction",
             ks_status::NullArgument => c"null_argument",
             ks_status::InvalidUtf8 => c"invalid_utf8",
             ks_status::InvalidArgument => c"invalid_argument",

@@ -41,11 +41,15 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The local spool could not take the message: it is full (`spool.max.bytes`) or the disk failed.
     Spool,
+    /// A transaction call out of turn (a send outside a transaction on a transactional producer,
+    /// a commit without a begin), not retriable; or a message whose transaction was aborted,
+    /// retriable: send it again in a new transaction.
+    Transaction,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (bindings use it to check their mappings are complete).
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Config,
         ErrorKind::InvalidRecord,
         ErrorKind::MessageTooLarge,
@@ -62,6 +66,7 @@ impl ErrorKind {
         ErrorKind::RateLimited,
         ErrorKind::CircuitOpen,
         ErrorKind::Spool,
+        ErrorKind::Transaction,
     ];
 
     /// A stable snake_case name, used in logs, metrics labels and binding error codes.
@@ -83,6 +88,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::Spool => "spool",
+            ErrorKind::Transaction => "transaction",
         }
     }
 
@@ -181,6 +187,14 @@ impl Error {
         }
     }
 
+    /// The same error, marked retriable.
+    pub(crate) fn retriable(self) -> Error {
+        Error {
+            retriable: true,
+            ..self
+        }
+    }
+
     /// The same error, for a message the brokers may have written: not retriable, since sending
     /// it again could duplicate it, and saying so.
     pub(crate) fn possibly_written(self) -> Error {
@@ -273,12 +287,17 @@ fn kind_of(code: RDKafkaErrorCode) -> ErrorKind {
             ErrorKind::UnknownTopicOrPartition
         }
         C::Fatal | C::ProducerFenced | C::InvalidProducerEpoch | C::Fenced => ErrorKind::Fatal,
+        C::State | C::InvalidTransactionalState | C::InvalidProducerIdMapping => {
+            ErrorKind::Transaction
+        }
         // Purges only happen when the producer closes with messages still queued or in flight.
         C::PurgeQueue | C::PurgeInflight => ErrorKind::Closed,
         C::InvalidTopic | C::InvalidArgument | C::InvalidRecord | C::InvalidPartitions => {
             ErrorKind::InvalidRecord
         }
-        C::InvalidConfig | C::InvalidReplicationFactor => ErrorKind::Config,
+        C::InvalidConfig | C::InvalidReplicationFactor | C::InvalidTransactionTimeout => {
+            ErrorKind::Config
+        }
         C::Fail | C::BadMessage | C::BadCompression | C::Unknown => ErrorKind::Internal,
         _ => ErrorKind::Broker,
     }

@@ -514,8 +514,8 @@ fn conflicts_found_only_by_librdkafka_are_config_errors() {
     let _outages = common::beside_others();
     let config = Config::from_map([
         ("bootstrap.servers", "127.0.0.1:1"),
-        ("transactional.id", "t"),
-        ("enable.idempotence", "false"),
+        ("message.timeout.ms", "1000"),
+        ("linger.ms", "2000"),
     ])
     .unwrap();
     let error = Producer::new(config).err().unwrap();

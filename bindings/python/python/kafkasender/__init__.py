@@ -20,13 +20,14 @@ from ._kafkasender import Producer as _NativeProducer
 from .errors import (AuthenticationError, AuthorizationError, BrokerError, BrokerTransportError,
                      CircuitOpenError, ConfigError, FatalError, InternalError, InvalidRecordError,
                      KafkaSenderError, KafkaTimeoutError, MessageTooLargeError, ProducerClosedError,
-                     QueueFullError, RateLimitedError, SpoolError, UnknownTopicOrPartitionError)
+                     QueueFullError, RateLimitedError, SpoolError, TransactionError,
+                     UnknownTopicOrPartitionError)
 
 __all__ = [
     "Producer", "DeliveryReport", "KafkaSenderError", "ConfigError", "InvalidRecordError",
     "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
     "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
-    "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError",
+    "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError", "TransactionError",
     "errors", "__version__", "librdkafka_version",
 ]
 

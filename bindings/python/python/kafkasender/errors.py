@@ -105,10 +105,16 @@ class SpoolError(KafkaSenderError):
     kind = "spool"
 
 
+class TransactionError(KafkaSenderError):
+    """A transaction call out of turn (a send outside a transaction, a commit without a begin), or a
+    message of an aborted transaction (``retriable``: send it again in a new transaction)."""
+    kind = "transaction"
+
+
 _BY_KIND: Dict[str, Type[KafkaSenderError]] = {
     cls.kind: cls
     for cls in (ConfigError, InvalidRecordError, MessageTooLargeError, QueueFullError, KafkaTimeoutError,
                 ProducerClosedError, BrokerTransportError, AuthenticationError, AuthorizationError,
                 UnknownTopicOrPartitionError, FatalError, BrokerError, InternalError, RateLimitedError,
-                CircuitOpenError, SpoolError)
+                CircuitOpenError, SpoolError, TransactionError)
 }

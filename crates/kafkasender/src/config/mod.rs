@@ -298,8 +298,11 @@ impl ConfigBuilder {
         }
         // A timed-out message may have been written; only librdkafka's idempotent retries can
         // send it again without a duplicate, so they get all the time they need.
+        // A transactional producer's messages are bounded by the transaction's timeout instead
+        // (librdkafka refuses a longer message timeout).
         let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
-        if idempotent && !latest.contains_key("message.timeout.ms") {
+        let transactional = properties.contains_key("transactional.id");
+        if idempotent && !transactional && !latest.contains_key("message.timeout.ms") {
             properties.insert("message.timeout.ms".into(), "0".into());
         }
         check_combinations(&properties, &settings, &latest, &mut problems);

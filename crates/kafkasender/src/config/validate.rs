@@ -42,6 +42,9 @@ pub(super) fn check_combinations(
         });
     }
     check_resilience(&settings.resilience, given, &label, problems);
+    if let Some(id) = properties.get("transactional.id") {
+        check_transactional(id, properties, settings, given, &label, problems);
+    }
     let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
     if !idempotent {
         return;
@@ -71,6 +74,46 @@ pub(super) fn check_combinations(
                 ),
             });
         }
+    }
+}
+
+/// A transaction's messages commit or abort together: a stage that takes one message elsewhere on
+/// its own (a client re-send, the dead-letter topic, the spool) would break that.
+fn check_transactional(
+    id: &str,
+    properties: &BTreeMap<String, String>,
+    settings: &Settings,
+    given: &BTreeMap<String, Entry>,
+    label: &impl Fn(&str) -> String,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let mut problem = |key: &str, message: &str| {
+        problems.push(ConfigProblem {
+            key: label(key),
+            message: message.into(),
+        })
+    };
+    if id.trim().is_empty() {
+        problem("transactional.id", "must not be empty");
+    }
+    if properties.get("enable.idempotence").map(String::as_str) == Some("false") {
+        problem(
+            "enable.idempotence",
+            "false conflicts with transactional.id: a transactional producer is idempotent",
+        );
+    }
+    let resilience = &settings.resilience;
+    let alone = "cannot be combined with transactional.id: a transaction's messages commit or \
+                 abort together, so none goes elsewhere on its own; an aborted transaction is \
+                 reported to the caller, who sends it again";
+    if resilience.spool.dir.is_some() {
+        problem("spool.dir", alone);
+    }
+    if resilience.dlq_topic.is_some() {
+        problem("dlq.topic", alone);
+    }
+    if resilience.retry.max > 0 && given.contains_key("retry.max") {
+        problem("retry.max", alone);
     }
 }
 

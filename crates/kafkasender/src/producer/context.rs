@@ -209,6 +209,13 @@ impl ProducerContext for Context {
             }
         }
         ticket.probe = false;
+        if ticket.in_transaction {
+            // Reported when its transaction ends, never re-sent or set aside on its own.
+            let outcome = error.map_or(Outcome::Delivered, Outcome::Failed);
+            let report =
+                DeliveryReport::of_message(message, ticket.attempts, ticket.sent_at, outcome);
+            return self.tracker.hold(ticket, report);
+        }
         let Some(error) = error else {
             let report = match ticket.dead_letter.take() {
                 None => DeliveryReport::of_message(

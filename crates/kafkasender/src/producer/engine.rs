@@ -19,9 +19,10 @@ use crate::config::Config;
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
 use crate::record::Record;
 
-/// How long one poll of librdkafka's queue waits; also the longest a close waits for the
-/// delivery thread to notice it should stop.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long one poll of librdkafka's queue waits (rust-rdkafka's poll returns only then); also
+/// the longest a report handed off by another thread waits, and a close for the delivery thread
+/// to notice it should stop.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
 
@@ -222,6 +223,46 @@ impl Engine {
         }
     }
 
+    /// Runs one of librdkafka's transaction calls (blocking up to its timeout). Called directly,
+    /// not through rust-rdkafka's wrappers: those poll the delivery queue on the caller's thread,
+    /// and reports belong to the delivery thread.
+    pub(crate) fn transaction_call(
+        &self,
+        call: TransactionCall,
+    ) -> std::result::Result<(), CallFailure> {
+        use rdkafka::bindings as rd;
+        let client = self.client.client().native_ptr();
+        let millis = |t: Duration| i32::try_from(t.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: the client lives as long as `self`; a returned error is ours to read and destroy.
+        unsafe {
+            let error = match call {
+                TransactionCall::Init(timeout) => {
+                    rd::rd_kafka_init_transactions(client, millis(timeout))
+                }
+                TransactionCall::Begin => rd::rd_kafka_begin_transaction(client),
+                TransactionCall::Commit(timeout) => {
+                    rd::rd_kafka_commit_transaction(client, millis(timeout))
+                }
+                TransactionCall::Abort(timeout) => {
+                    rd::rd_kafka_abort_transaction(client, millis(timeout))
+                }
+            };
+            if error.is_null() {
+                return Ok(());
+            }
+            let code = RDKafkaErrorCode::from(rd::rd_kafka_error_code(error));
+            let text = std::ffi::CStr::from_ptr(rd::rd_kafka_error_string(error)).to_string_lossy();
+            let failure = CallFailure {
+                error: Error::from_code(code, &text),
+                retriable: rd::rd_kafka_error_is_retriable(error) != 0,
+                requires_abort: rd::rd_kafka_error_txn_requires_abort(error) != 0,
+                fatal: rd::rd_kafka_error_is_fatal(error) != 0,
+            };
+            rd::rd_kafka_error_destroy(error);
+            Err(failure)
+        }
+    }
+
     /// Fails what librdkafka has not sent yet; each message is then reported `closed`.
     pub(crate) fn purge_unsent(&self) {
         self.client.purge(PurgeConfig::default().queue());
@@ -256,6 +297,26 @@ impl Engine {
     pub(crate) fn stop_delivery(&self) {
         self.stop.store(true, Ordering::Release);
     }
+}
+
+/// One of librdkafka's transaction calls.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TransactionCall {
+    Init(Duration),
+    Begin,
+    Commit(Duration),
+    Abort(Duration),
+}
+
+/// A failed transaction call, with what librdkafka says may follow it.
+pub(crate) struct CallFailure {
+    pub(crate) error: Error,
+    /// The same call may succeed if made again.
+    pub(crate) retriable: bool,
+    /// The transaction cannot commit: abort it.
+    pub(crate) requires_abort: bool,
+    /// The client is unusable.
+    pub(crate) fatal: bool,
 }
 
 pub(crate) fn closed_error() -> Error {

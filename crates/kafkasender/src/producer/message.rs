@@ -30,6 +30,8 @@ pub(crate) struct Pending {
     pub(crate) assigned_partition: i32,
     /// A half-open circuit breaker's probe: its result decides the breaker's state.
     pub(crate) probe: bool,
+    /// Sent in a transaction: reported when the transaction ends (see `transaction`).
+    pub(crate) in_transaction: bool,
     /// Set while the message goes to the dead-letter topic instead of its own.
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
     /// Where the journal holds the message (`spool.mode=journal`): crossed off when reported.
@@ -63,6 +65,7 @@ impl Pending {
             partition: None,
             assigned_partition: -1,
             probe: false,
+            in_transaction: false,
             dead_letter: None,
             journaled_at: None,
             deliver: storage.deliver,

@@ -7,7 +7,8 @@
 //! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop;
 //! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
 //! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
-//! - `replay`: what the spool kept goes through the path again.
+//! - `replay`: what the spool kept goes through the path again;
+//! - `transaction`: with `transactional.id`, reports wait for their transaction's end.
 //!
 //! Each message carries its bookkeeping and callback as librdkafka's opaque (`message`), so no
 //! report needs a lookup; `tracker` counts what is in flight and runs each callback exactly once.
@@ -21,6 +22,7 @@ mod message;
 mod replay;
 mod rescue;
 mod tracker;
+mod transaction;
 mod watchdog;
 
 use std::sync::atomic::Ordering;
@@ -31,15 +33,16 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 
 use self::batch::Batch;
-use self::context::Context;
 pub use self::context::StatisticsCallback;
-use self::engine::Engine;
+use self::context::{Context, Finished};
+use self::engine::{Engine, TransactionCall};
 pub use self::future::DeliveryFuture;
 use self::gate::Gate;
 use self::message::Ticket;
 pub use self::replay::ReplayReport;
 use self::rescue::Rescue;
 use self::tracker::Tracker;
+use self::transaction::Transactions;
 use self::watchdog::Watchdog;
 use crate::breaker::{Admission, BreakerState};
 use crate::config::{Config, Settings};
@@ -53,6 +56,8 @@ use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
+/// librdkafka's `transaction.timeout.ms`, which also bounds `init_transactions` at start.
+const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long close waits for the answers to requests in flight once the rest is purged.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
 
@@ -72,6 +77,8 @@ struct Shared {
     rescue: Arc<Rescue>,
     settings: Settings,
     client_id: String,
+    /// With `transactional.id`.
+    transactions: Option<Transactions>,
 }
 
 /// What a closed producer reports.
@@ -128,6 +135,7 @@ impl Producer {
             rescue,
             settings: config.settings().clone(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
+            transactions: config.get("transactional.id").map(|_| Transactions::new()),
         });
         type Run = Box<dyn FnOnce(&Arc<Shared>) + Send>;
         let spawn = |name: &str, run: Run| {
@@ -160,12 +168,26 @@ impl Producer {
             }),
         )?;
         shared.rescue.request_replay();
-        Ok(Producer {
+        let producer = Producer {
             delivery_thread_id: delivery_thread.thread().id(),
             delivery_thread: Mutex::new(Some(delivery_thread)),
             rescue_thread: Mutex::new(Some(rescue_thread)),
             shared,
-        })
+        };
+        if producer.is_transactional() {
+            // Registers the transactional id with its coordinator, fencing an older producer
+            // with the same id; a failure drops (and so closes) the producer.
+            let timeout = config
+                .get("transaction.timeout.ms")
+                .and_then(|ms| ms.parse().ok())
+                .map_or(DEFAULT_TRANSACTION_TIMEOUT, Duration::from_millis);
+            producer
+                .shared
+                .engine
+                .transaction_call(TransactionCall::Init(timeout))
+                .map_err(|failure| failure.error)?;
+        }
+        Ok(producer)
     }
 
     /// Creates a producer from `KAFKA_*` environment variables.
@@ -251,7 +273,8 @@ impl Producer {
         Ok(())
     }
 
-    /// Waits until every message sent so far has been reported, or `timeout` passes.
+    /// Waits until every message sent so far has been reported, or `timeout` passes. In an open
+    /// transaction, until librdkafka has acknowledged each (their reports wait for the commit).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let tracker = &self.shared.engine.tracker;
         if self.on_delivery_thread() {
@@ -260,14 +283,14 @@ impl Producer {
                 "flush cannot wait inside a delivery callback",
             ));
         }
-        if tracker.drained_by(Instant::now() + timeout) {
+        if tracker.all_answered_by(Instant::now() + timeout) {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "{} messages still in flight after {timeout:?}",
-                    tracker.in_flight()
+                    tracker.unanswered()
                 ),
             ))
         }
@@ -291,6 +314,15 @@ impl Producer {
         let in_flight_at_close = tracker.in_flight();
         // Inside a delivery callback nothing else can be delivered while we wait, so don't.
         let waiting_allowed = !self.on_delivery_thread();
+        if let Some(transactions) = &self.shared.transactions {
+            if transactions.is_open() && waiting_allowed {
+                let why = "the producer closed before the transaction was committed";
+                let end = |finished| self.shared.end_transaction(finished);
+                if let Err(error) = transactions.abort(&self.shared.engine, &end, timeout, why) {
+                    tracing::warn!(target: "kafkasender", %error, "the open transaction could not be aborted at close; the broker aborts it after transaction.timeout.ms");
+                }
+            }
+        }
         let drained = waiting_allowed && tracker.drained_by(started + timeout);
         if !drained {
             // Scheduled re-sends go to the spool or fail, then librdkafka's queue is purged: first
@@ -316,6 +348,22 @@ impl Producer {
         self.shared.engine.stop_delivery();
         if waiting_allowed {
             join(&self.delivery_thread);
+        } else {
+            // Inside a delivery callback: an open transaction's reports cannot wait for its end.
+            for (ticket, report) in tracker.take_held() {
+                let error = Error::new(
+                    ErrorKind::Closed,
+                    "the producer closed inside a delivery callback, before the transaction ended",
+                );
+                tracker.finish(
+                    ticket,
+                    DeliveryReport {
+                        offset: -1,
+                        outcome: Outcome::Failed(error),
+                        ..report
+                    },
+                );
+            }
         }
         if let Some(spool) = &self.shared.rescue.spool {
             spool.release();
@@ -341,6 +389,81 @@ impl Producer {
     pub fn replay_spool(&self) -> Result<ReplayReport> {
         self.check_open()?;
         self.shared.replay()
+    }
+
+    /// Whether the producer was configured with `transactional.id`.
+    pub fn is_transactional(&self) -> bool {
+        self.shared.transactions.is_some()
+    }
+
+    /// Opens a transaction: every send until the commit or abort belongs to it. Fails with
+    /// [`ErrorKind::Transaction`] on a producer without `transactional.id`, or when one is open.
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.check_open()?;
+        self.transactions()?.begin(&self.shared.engine)
+    }
+
+    /// Commits the open transaction, waiting up to `timeout`. When it returns `Ok`, every message
+    /// of the transaction is committed and its report delivered (`delivered`). When it cannot
+    /// commit, it is aborted: every message is reported failed with [`ErrorKind::Transaction`]
+    /// (retriable) and the error names the transaction. A retriable error without that (a
+    /// timeout) leaves the transaction ending: call commit (or abort) again.
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<()> {
+        self.end_transaction(timeout, |transactions, end| {
+            transactions.commit(&self.shared.engine, end, timeout)
+        })
+    }
+
+    /// Aborts the open transaction, waiting up to `timeout`: every message of it is reported
+    /// failed with [`ErrorKind::Transaction`] (retriable), none is visible to `read_committed`
+    /// consumers.
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<()> {
+        self.end_transaction(timeout, |transactions, end| {
+            transactions.abort(
+                &self.shared.engine,
+                end,
+                timeout,
+                "abort_transaction was called",
+            )
+        })
+    }
+
+    /// Ends the open transaction with `end` and waits until its reports have been delivered.
+    fn end_transaction(
+        &self,
+        timeout: Duration,
+        end: impl FnOnce(&Transactions, &dyn Fn(Vec<Finished>)) -> Result<()>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let transactions = self.transactions()?;
+        if self.on_delivery_thread() {
+            return Err(Error::new(
+                ErrorKind::Transaction,
+                "a transaction cannot end inside a delivery callback: its reports are delivered there",
+            ));
+        }
+        let tracker = &self.shared.engine.tracker;
+        let goal = std::cell::Cell::new(None);
+        let result = end(transactions, &|finished: Vec<Finished>| {
+            goal.set(Some(tracker.completed() + finished.len() as u64));
+            self.shared.end_transaction(finished);
+        });
+        if let Some(goal) = goal.get() {
+            // The reports were handed to the delivery thread; they go within a poll interval.
+            tracker.wait_until(Instant::now() + timeout.max(PURGE_GRACE), || {
+                tracker.completed() >= goal
+            });
+        }
+        result
+    }
+
+    fn transactions(&self) -> Result<&Transactions> {
+        self.shared.transactions.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Transaction,
+                "this producer is not transactional: set transactional.id",
+            )
+        })
     }
 
     /// The circuit breaker's state (`Closed` when there is no breaker).
@@ -504,8 +627,17 @@ impl Shared {
             }
             self.gate.take_token(record)?;
         }
-        // Held until the message is enqueued, so close cannot slip in between this check and its purge.
+        // Held until the message is enqueued, so close cannot slip in between this check and its
+        // purge, nor a commit between this check and the message joining the transaction.
         let _open = self.engine.hold_open()?;
+        let _transaction = match &self.transactions {
+            Some(transactions) => {
+                let open = transactions.hold_open()?;
+                ticket.in_transaction = true;
+                Some(open)
+            }
+            None => None,
+        };
         let tracker = &self.engine.tracker;
         let spool_holds = || {
             self.rescue
@@ -576,6 +708,13 @@ impl Shared {
                     Refused::Now(error)
                 })
             }
+        }
+    }
+
+    /// Hands an ended transaction's reports to the delivery thread.
+    fn end_transaction(&self, finished: Vec<Finished>) {
+        for one in finished {
+            self.rescue.hand_off(one);
         }
     }
 

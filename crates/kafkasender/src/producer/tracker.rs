@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use super::context::Finished;
 use super::message::Ticket;
 use crate::delivery::{DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind};
@@ -40,6 +41,9 @@ pub(crate) struct Tracker {
     wakeup: Condvar,
     /// With `spool.mode=journal`, where a reported message is crossed off.
     pub(crate) journal: Option<Arc<Spool>>,
+    /// Reports of the open transaction's messages, kept until it ends (see `transaction`).
+    held: Mutex<Vec<Finished>>,
+    held_count: AtomicUsize,
 }
 
 impl Tracker {
@@ -119,8 +123,38 @@ impl Tracker {
         self.finish_one();
     }
 
+    /// Keeps the report of a transaction's message until the transaction ends.
+    pub(crate) fn hold(&self, ticket: Ticket, report: DeliveryReport) {
+        lock(&self.held).push((ticket, report));
+        self.held_count.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = lock(&self.lock);
+            self.wakeup.notify_all();
+        }
+    }
+
+    /// The reports held so far, to be delivered now.
+    pub(crate) fn take_held(&self) -> Vec<Finished> {
+        let mut held = lock(&self.held);
+        self.held_count.store(0, Ordering::SeqCst);
+        std::mem::take(&mut *held)
+    }
+
+    /// Messages librdkafka has not answered yet: in flight and not held.
+    pub(crate) fn unanswered(&self) -> usize {
+        // In flight first: a held report leaves the count only after it left `held`.
+        let in_flight = self.in_flight();
+        in_flight.saturating_sub(self.held_count.load(Ordering::SeqCst))
+    }
+
+    /// Waits until librdkafka has answered every message (reported, or held for its transaction)
+    /// or `deadline` passes; returns whether it has.
+    pub(crate) fn all_answered_by(&self, deadline: Instant) -> bool {
+        self.wait_until(deadline, || self.unanswered() == 0)
+    }
+
     /// Sleeps until `done()` holds or `deadline` passes; returns whether it holds.
-    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+    pub(crate) fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
         let mut guard = lock(&self.lock);
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
