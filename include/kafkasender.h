@@ -13,6 +13,7 @@
 #ifndef KAFKASENDER_H
 #define KAFKASENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,11 @@ typedef enum ks_status {
    * The spool could not take the message (full, or a disk error).
    */
   KS_STATUS_SPOOL = 16,
+  /**
+   * A transaction call out of turn (a send outside a transaction, a commit without a begin),
+   * or a message of an aborted transaction (retriable: send it again in a new transaction).
+   */
+  KS_STATUS_TRANSACTION = 17,
   /**
    * A required pointer argument was NULL.
    */
@@ -416,6 +422,10 @@ typedef struct ks_delivery_report {
    * NUL-terminated; NULL otherwise.
    */
   const char *destination;
+  /**
+   * Whether sending the message again may succeed (a failure only; false when delivered).
+   */
+  bool retriable;
 } ks_delivery_report;
 
 /**
@@ -653,6 +663,38 @@ enum ks_status ks_producer_replay_spool(const struct ks_producer *producer,
  * fails with KS_STATUS_INTERNAL rather than deadlock).
  */
 enum ks_status ks_producer_flush(const struct ks_producer *producer, uint32_t timeout_ms);
+
+/**
+ * Opens a transaction on a producer made with `transactional.id`: every send until the commit
+ * or abort belongs to it, and a send outside one fails with KS_STATUS_TRANSACTION. Also
+ * KS_STATUS_TRANSACTION on a producer without `transactional.id` or with a transaction open.
+ *
+ * Blocking: briefly. Thread safety: any thread; one transaction at a time per producer.
+ */
+enum ks_status ks_producer_begin_transaction(const struct ks_producer *producer);
+
+/**
+ * Commits the open transaction, waiting up to `timeout_ms`. KS_STATUS_OK: every message of it is
+ * committed and its callback has run (`KS_OUTCOME_DELIVERED`); a message's callback runs only
+ * when its transaction ends. When it cannot commit, the transaction is aborted, every callback
+ * runs with KS_STATUS_TRANSACTION (retriable: send them again in a new transaction) and this
+ * returns KS_STATUS_TRANSACTION, ks_last_error() naming the transaction. A retriable status
+ * without that (KS_STATUS_TIMEOUT) leaves the transaction ending: commit or abort it again.
+ *
+ * Blocking: yes, up to `timeout_ms`. Thread safety: any thread except the delivery thread.
+ */
+enum ks_status ks_producer_commit_transaction(const struct ks_producer *producer,
+                                              uint32_t timeout_ms);
+
+/**
+ * Aborts the open transaction, waiting up to `timeout_ms`: every message of it is reported with
+ * KS_STATUS_TRANSACTION (retriable) and none becomes visible to `read_committed` consumers.
+ * KS_STATUS_TRANSACTION when no transaction is open.
+ *
+ * Blocking: yes, up to `timeout_ms`. Thread safety: any thread except the delivery thread.
+ */
+enum ks_status ks_producer_abort_transaction(const struct ks_producer *producer,
+                                             uint32_t timeout_ms);
 
 /**
  * Stops accepting messages, waits up to `timeout_ms` for those in flight, then fails the rest

@@ -50,6 +50,7 @@ typedef struct counter {
   pthread_mutex_t lock;
   int calls, delivered, closed;
   int *per_message; /* callbacks per message index, to prove "exactly once" */
+  int aborted;      /* reported KS_STATUS_TRANSACTION: their transaction was aborted */
 } counter;
 
 typedef struct tagged {
@@ -64,6 +65,7 @@ static void count_report(const ks_delivery_report *report, void *user_data) {
   c->calls++;
   if (report->outcome == KS_OUTCOME_DELIVERED && report->status == KS_STATUS_OK && report->offset >= 0) c->delivered++;
   if (report->status == KS_STATUS_CLOSED) c->closed++;
+  if (report->status == KS_STATUS_TRANSACTION && report->retriable) c->aborted++;
   if (c->per_message) c->per_message[tag->index]++;
   pthread_mutex_unlock(&c->lock);
   free(tag); /* user_data is ours: the callback runs exactly once, so it frees it */
@@ -239,7 +241,7 @@ static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_clust
 
 static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
   const int n = scaled(2000) / 4 * 4; /* four variants, equally many of each */
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
   ks_producer *producer = producer_for(cluster, NULL, NULL);
   const uint8_t nul_value[5] = {'a', 0, 'b', 0, 'c'};
   const uint8_t empty[1] = {0};
@@ -262,6 +264,33 @@ static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
   CHECK(t.null_values == n / 4 && t.with_headers == n / 4, "null values %d, headers %d", t.null_values, t.with_headers);
 }
 
+static void test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(ks_mock_cluster *cluster) {
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
+  ks_producer *plain = producer_for(cluster, NULL, NULL);
+  CHECK_STATUS(ks_producer_begin_transaction(plain), KS_STATUS_TRANSACTION);
+  ks_producer_free(plain);
+  ks_producer *producer = producer_for(cluster, "transactional.id", "c-face");
+  ks_message m = message("transactions", "v");
+  CHECK_STATUS(send_counted(producer, &m, &c, 0), KS_STATUS_TRANSACTION); /* outside a transaction */
+  CHECK_STATUS(ks_producer_commit_transaction(producer, 30000), KS_STATUS_TRANSACTION);
+  CHECK_STATUS(ks_producer_abort_transaction(producer, 30000), KS_STATUS_TRANSACTION);
+  CHECK_STATUS(ks_producer_begin_transaction(NULL), KS_STATUS_NULL_ARGUMENT);
+
+  const int n = scaled(200);
+  CHECK_STATUS(ks_producer_begin_transaction(producer), KS_STATUS_OK);
+  for (int i = 0; i < n; i++) CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  CHECK(c.calls == 0, "%d callbacks before the commit", c.calls);
+  CHECK_STATUS(ks_producer_commit_transaction(producer, 30000), KS_STATUS_OK);
+  CHECK(c.calls == n && c.delivered == n, "after commit: calls %d delivered %d of %d", c.calls, c.delivered, n);
+
+  CHECK_STATUS(ks_producer_begin_transaction(producer), KS_STATUS_OK);
+  for (int i = 0; i < n; i++) CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_abort_transaction(producer, 30000), KS_STATUS_OK);
+  CHECK(c.calls == 2 * n && c.aborted == n, "after abort: calls %d aborted %d of %d", c.calls, c.aborted, n);
+  ks_producer_free(producer);
+}
+
 typedef struct thread_job {
   ks_producer *producer;
   counter *counter;
@@ -280,7 +309,7 @@ static void *send_from_thread(void *arg) {
 static void test_eight_threads_share_one_producer(ks_mock_cluster *cluster) {
   enum { THREADS = 8 };
   const int each = scaled(500);
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
   ks_producer *producer = producer_for(cluster, NULL, NULL);
   pthread_t threads[THREADS];
   thread_job jobs[THREADS];
@@ -311,7 +340,7 @@ static void test_close_in_flight_calls_back_once_each_and_use_after_close_fails(
 
   const int n = scaled(300);
   int *per_message = calloc((size_t)n, sizeof *per_message);
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, per_message};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, per_message, 0};
   for (int i = 0; i < n; i++) {
     m = message("closing", "in flight");
     CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
@@ -547,6 +576,7 @@ int main(void) {
   test_invalid_messages_are_rejected_and_nothing_is_sent(cluster);
   test_deliveries_match_what_is_read_back(cluster);
   test_eight_threads_share_one_producer(cluster);
+  test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(cluster);
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_metrics_and_health_describe_the_producer(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();

@@ -150,6 +150,8 @@ pub struct ks_delivery_report {
     /// Where a dead-lettered (the topic) or spooled (the file path) message went,
     /// NUL-terminated; NULL otherwise.
     pub destination: *const c_char,
+    /// Whether sending the message again may succeed (a failure only; false when delivered).
+    pub retriable: bool,
 }
 
 /// Receives one delivery report, exactly once per accepted send. Runs on the producer's delivery
@@ -296,6 +298,7 @@ impl UserCallback {
             destination: destination
                 .as_ref()
                 .map_or(std::ptr::null(), |d| d.as_ptr()),
+            retriable: report.error().is_some_and(|e| e.is_retriable()),
         };
         // SAFETY: the function pointer and user_data come from the C caller, who vouches for them;
         // the report and everything it points to live until the call returns.
@@ -459,6 +462,64 @@ pub extern "C" fn ks_producer_flush(producer: *const ks_producer, timeout_ms: u3
         producer
             .producer
             .flush(Duration::from_millis(u64::from(timeout_ms)))?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Opens a transaction on a producer made with `transactional.id`: every send until the commit
+/// or abort belongs to it, and a send outside one fails with KS_STATUS_TRANSACTION. Also
+/// KS_STATUS_TRANSACTION on a producer without `transactional.id` or with a transaction open.
+///
+/// Blocking: briefly. Thread safety: any thread; one transaction at a time per producer.
+#[no_mangle]
+pub extern "C" fn ks_producer_begin_transaction(producer: *const ks_producer) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        producer.producer.begin_transaction()?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Commits the open transaction, waiting up to `timeout_ms`. KS_STATUS_OK: every message of it is
+/// committed and its callback has run (`KS_OUTCOME_DELIVERED`); a message's callback runs only
+/// when its transaction ends. When it cannot commit, the transaction is aborted, every callback
+/// runs with KS_STATUS_TRANSACTION (retriable: send them again in a new transaction) and this
+/// returns KS_STATUS_TRANSACTION, ks_last_error() naming the transaction. A retriable status
+/// without that (KS_STATUS_TIMEOUT) leaves the transaction ending: commit or abort it again.
+///
+/// Blocking: yes, up to `timeout_ms`. Thread safety: any thread except the delivery thread.
+#[no_mangle]
+pub extern "C" fn ks_producer_commit_transaction(
+    producer: *const ks_producer,
+    timeout_ms: u32,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        producer
+            .producer
+            .commit_transaction(Duration::from_millis(u64::from(timeout_ms)))?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Aborts the open transaction, waiting up to `timeout_ms`: every message of it is reported with
+/// KS_STATUS_TRANSACTION (retriable) and none becomes visible to `read_committed` consumers.
+/// KS_STATUS_TRANSACTION when no transaction is open.
+///
+/// Blocking: yes, up to `timeout_ms`. Thread safety: any thread except the delivery thread.
+#[no_mangle]
+pub extern "C" fn ks_producer_abort_transaction(
+    producer: *const ks_producer,
+    timeout_ms: u32,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        producer
+            .producer
+            .abort_transaction(Duration::from_millis(u64::from(timeout_ms)))?;
         Ok(ks_status::Ok)
     })
 }
