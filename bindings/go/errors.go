@@ -42,12 +42,17 @@ func (k Kind) String() string {
 
 // Error is every error this package returns, except context errors from Send and Flush.
 type Error struct {
-	kind    Kind
-	message string
+	kind      Kind
+	message   string
+	retriable bool
 }
 
 // Kind says what went wrong.
 func (e *Error) Kind() Kind { return e.kind }
+
+// Retriable says, for a DeliveryReport's error, whether sending the message again may succeed
+// (a message of an aborted transaction: send it again in a new transaction).
+func (e *Error) Retriable() bool { return e.retriable }
 
 // Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("kafkasender: %s", e.message) }

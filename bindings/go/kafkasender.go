@@ -18,6 +18,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime"
 	"runtime/cgo"
 	"sort"
@@ -242,6 +243,44 @@ func (p *Producer) Flush(ctx context.Context) error {
 	}
 }
 
+// BeginTransaction opens a transaction on a producer made with "transactional.id": every send
+// until the commit or abort belongs to it; a send outside one fails with KindTransaction.
+func (p *Producer) BeginTransaction() error {
+	return p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_begin_transaction(c) })
+}
+
+// CommitTransaction commits the open transaction, waiting until ctx's deadline (without one, as
+// long as it takes). On nil, every message of it is committed and its report delivered (a
+// message's report comes only when its transaction ends). When it cannot commit, it is aborted:
+// every report carries a retriable KindTransaction error and so does the returned one, naming the
+// transaction. A KindTimeout error leaves the transaction ending: commit or abort it again.
+func (p *Producer) CommitTransaction(ctx context.Context) error {
+	timeout := timeoutMs(ctx)
+	return p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_commit_transaction(c, timeout) })
+}
+
+// AbortTransaction aborts the open transaction, waiting until ctx's deadline: every message of
+// it is reported with a retriable KindTransaction error and none is visible to read_committed
+// consumers.
+func (p *Producer) AbortTransaction(ctx context.Context) error {
+	timeout := timeoutMs(ctx)
+	return p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_abort_transaction(c, timeout) })
+}
+
+// timeoutMs is what is left of ctx's deadline, in milliseconds; the longest wait without one.
+// (A blocking C call cannot notice a cancellation, only a deadline.)
+func timeoutMs(ctx context.Context) C.uint32_t {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return C.uint32_t(math.MaxUint32)
+	}
+	ms := time.Until(deadline).Milliseconds()
+	if ms < 0 {
+		ms = 0
+	}
+	return C.uint32_t(min(ms, math.MaxUint32))
+}
+
 // InFlight is the number of messages sent and not yet reported.
 func (p *Producer) InFlight() int {
 	p.mu.RLock()
@@ -290,7 +329,7 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 		report.Key = C.GoBytes(unsafe.Pointer(r.key), C.int(r.key_len))
 	}
 	if r.outcome != C.KS_OUTCOME_DELIVERED {
-		report.Err = statusError(r.status, C.GoString(r.error))
+		report.Err = &Error{kind: Kind(r.status), message: C.GoString(r.error), retriable: bool(r.retriable)}
 	}
 	h.Value().(func(DeliveryReport))(report)
 }

@@ -369,3 +369,64 @@ func TestAnOutageSpoolsAndTheBreakerClosingReplaysTheSpool(t *testing.T) {
 		t.Fatalf("read back %d, want %d", got, sent)
 	}
 }
+
+func TestTransactionsReportAtTheirEndAndCallsOutOfTurnAreTyped(t *testing.T) {
+	c := cluster(t, "tx", 4)
+	plain := producer(t, c, nil)
+	var kerr *Error
+	if err := plain.BeginTransaction(); !errors.As(err, &kerr) || kerr.Kind() != KindTransaction {
+		t.Fatalf("begin on a plain producer: %v", err)
+	}
+	p := producer(t, c, map[string]string{"transactional.id": "go-face"})
+	if err := p.SendAsync(Message{Topic: "tx", Value: []byte("v")}, func(DeliveryReport) {}); !errors.As(err, &kerr) || kerr.Kind() != KindTransaction {
+		t.Fatalf("send outside a transaction: %v", err)
+	}
+	if err := p.CommitTransaction(context.Background()); !errors.As(err, &kerr) || kerr.Kind() != KindTransaction {
+		t.Fatalf("commit without begin: %v", err)
+	}
+	reports := make(chan DeliveryReport, 200)
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			m := Message{Topic: "tx", Key: []byte(fmt.Sprintf("k%d", i%5)), Value: []byte("v")}
+			if err := p.SendAsync(m, func(r DeliveryReport) { reports <- r }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	send(100)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 0 {
+		t.Fatalf("%d reports before the commit", len(reports))
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 100 {
+		t.Fatalf("%d reports after the commit, want 100", len(reports))
+	}
+	for i := 0; i < 100; i++ {
+		if r := <-reports; r.Outcome != OutcomeDelivered {
+			t.Fatalf("committed message reported %v: %v", r.Outcome, r.Err)
+		}
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	send(50)
+	if err := p.AbortTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		r := <-reports
+		if !errors.As(r.Err, &kerr) || kerr.Kind() != KindTransaction || !kerr.Retriable() {
+			t.Fatalf("aborted message reported %v", r.Err)
+		}
+	}
+}
