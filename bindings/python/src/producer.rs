@@ -157,6 +157,38 @@ impl Producer {
         .or_raise(py)
     }
 
+    /// Opens a transaction (a producer made with `transactional.id`): every send until the commit
+    /// or abort belongs to it. Raises TransactionError without `transactional.id`, or when a
+    /// transaction is open. Prefer `with producer.transaction():`.
+    fn begin_transaction(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_process(py)?;
+        let producer = &*self.producer;
+        py.detach(|| producer.begin_transaction()).or_raise(py)
+    }
+
+    /// Commits the open transaction, waiting at most `timeout` seconds (None: no limit). On
+    /// return every message of it is committed and its Future resolved as delivered (a message is
+    /// reported only when its transaction ends). When it cannot commit it is aborted, every Future
+    /// fails with a retriable TransactionError, and so does this call, naming the transaction. A
+    /// KafkaTimeoutError leaves it ending: commit or abort again. Releases the GIL while it waits.
+    #[pyo3(signature = (timeout = None))]
+    fn commit_transaction(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.end_transaction(py, timeout, kafkasender::Producer::commit_transaction)
+    }
+
+    /// Aborts the open transaction, waiting at most `timeout` seconds: every Future of it fails
+    /// with a retriable TransactionError and no `read_committed` consumer sees its messages.
+    #[pyo3(signature = (timeout = None))]
+    fn abort_transaction(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        self.end_transaction(py, timeout, kafkasender::Producer::abort_transaction)
+    }
+
+    /// Whether the producer was made with `transactional.id`.
+    #[getter]
+    fn transactional(&self) -> bool {
+        self.producer.is_transactional()
+    }
+
     /// Stops accepting messages, waits up to `timeout` seconds (None: `close.timeout.ms`) for
     /// those in flight, then fails (or, with a spool, spools) the rest. Every Future is resolved
     /// when it returns; returns how many messages were failed for want of time. Closing again
@@ -278,6 +310,25 @@ impl Producer {
 }
 
 impl Producer {
+    /// Commits or aborts, then waits until the transaction's reports reached their Futures.
+    fn end_transaction(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        end: fn(&kafkasender::Producer, Duration) -> kafkasender::Result<()>,
+    ) -> PyResult<()> {
+        self.check_process(py)?;
+        let timeout = seconds(timeout)?;
+        let producer = &*self.producer;
+        let dispatcher = &self.dispatcher;
+        py.detach(|| {
+            let ended = end(producer, timeout);
+            dispatcher.wait_idle(timeout);
+            ended
+        })
+        .or_raise(py)
+    }
+
     fn start(py: Python<'_>, config: kafkasender::Result<Config>) -> PyResult<Producer> {
         let config = config.or_raise(py)?;
         kafkasender::logging::init_from(config.settings());

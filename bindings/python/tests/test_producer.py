@@ -86,7 +86,7 @@ def test_every_error_kind_has_its_class_and_the_reachable_ones_are_raised(cluste
     assert set(kafkasender.errors._BY_KIND) == {
         "config", "invalid_record", "message_too_large", "queue_full", "timeout", "closed", "broker_transport",
         "authentication", "authorization", "unknown_topic_or_partition", "fatal", "broker", "internal",
-        "rate_limited", "circuit_open", "spool"}
+        "rate_limited", "circuit_open", "spool", "transaction"}
     assert all(issubclass(c, KafkaSenderError) for c in kafkasender.errors._BY_KIND.values())
 
     with pytest.raises(ConfigError) as config_error:

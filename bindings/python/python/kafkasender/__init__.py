@@ -28,7 +28,7 @@ __all__ = [
     "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
     "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
     "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError", "TransactionError",
-    "errors", "__version__", "librdkafka_version",
+    "Transaction", "errors", "__version__", "librdkafka_version",
 ]
 
 _open_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
@@ -70,11 +70,55 @@ class Producer(_NativeProducer):
         """``close`` in a worker thread, so the event loop keeps running."""
         return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
 
+    def transaction(self, timeout: Optional[float] = None) -> "Transaction":
+        """A transaction as a context manager: ``with producer.transaction(): ...`` (or
+        ``async with``) begins one, commits it when the block ends normally and aborts it when the
+        block raises. ``timeout`` bounds the commit or abort (seconds; None: no limit)."""
+        return Transaction(self, timeout)
+
+    async def commit_transaction_async(self, timeout: Optional[float] = None) -> None:
+        """``commit_transaction`` in a worker thread, so the event loop keeps running."""
+        await asyncio.get_running_loop().run_in_executor(None, self.commit_transaction, timeout)
+
+    async def abort_transaction_async(self, timeout: Optional[float] = None) -> None:
+        """``abort_transaction`` in a worker thread, so the event loop keeps running."""
+        await asyncio.get_running_loop().run_in_executor(None, self.abort_transaction, timeout)
+
     async def __aenter__(self) -> "Producer":
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         await self.close_async()
+        return False
+
+
+class Transaction:
+    """What ``Producer.transaction()`` returns: begins on entering, commits on a normal exit,
+    aborts when the block raises (the exception goes on). Usable with ``with`` and ``async with``."""
+
+    def __init__(self, producer: Producer, timeout: Optional[float]) -> None:
+        self._producer = producer
+        self._timeout = timeout
+
+    def __enter__(self) -> Producer:
+        self._producer.begin_transaction()
+        return self._producer
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            self._producer.commit_transaction(self._timeout)
+        else:
+            self._producer.abort_transaction(self._timeout)
+        return False
+
+    async def __aenter__(self) -> Producer:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            await self._producer.commit_transaction_async(self._timeout)
+        else:
+            await self._producer.abort_transaction_async(self._timeout)
         return False
 
 
