@@ -64,6 +64,14 @@ export declare class Producer {
   send(message: Message, callback: (err: KafkaSenderError | null, report: DeliveryReport | null) => void): void
   /** One report per message, in order; a message that cannot be sent gets a failed report in its place. */
   sendBatch(messages: Message[]): Promise<DeliveryReport[]>
+  /** Opens a transaction (needs `transactional.id`): every send until the commit or abort belongs to it. */
+  beginTransaction(): Promise<void>
+  /** Commits the open transaction; each message's Promise resolves (or, when aborted, rejects) before this settles. */
+  commitTransaction(timeoutMs?: number): Promise<void>
+  /** Aborts the open transaction: each message's Promise rejects with a retriable `transaction` error. */
+  abortTransaction(timeoutMs?: number): Promise<void>
+  /** Runs `work` in a transaction: commits when it resolves, aborts (and rethrows) when it throws. */
+  transaction<T>(work: (producer: Producer) => Promise<T> | T, timeoutMs?: number): Promise<T>
   flush(timeoutMs?: number): Promise<void>
   close(timeoutMs?: number): Promise<void>
   readonly closed: boolean

@@ -169,6 +169,68 @@ class Producer {
     this.#drain()
   }
 
+  /**
+   * Opens a transaction (a producer made with `transactional.id`): every send until the commit or
+   * abort belongs to it. Rejects with a `transaction` error without `transactional.id` or when one
+   * is open. Sends made before it cross into the native producer first.
+   */
+  beginTransaction() {
+    const begin = () => {
+      const info = this.#native.beginTransaction()
+      if (info) throw errorOf(info)
+    }
+    if (this.#waiting === null) {
+      this.#flushQueue()
+      try {
+        return Promise.resolve(begin())
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
+    return this.#sendQueued().then(begin)
+  }
+
+  /**
+   * Commits the open transaction. When it resolves, every message of it is committed and its
+   * Promise resolved as delivered (a message is reported only when its transaction ends). When it
+   * cannot commit it is aborted: every message's Promise rejects with a retriable `transaction`
+   * error, and so does this one, naming the transaction. A `timeout` rejection leaves it ending:
+   * commit or abort again.
+   */
+  async commitTransaction(timeoutMs = Infinity) {
+    await this.#endTransaction(this.#native.commitTransaction.bind(this.#native), timeoutMs)
+  }
+
+  /** Aborts the open transaction: every message's Promise rejects with a retriable `transaction` error. */
+  async abortTransaction(timeoutMs = Infinity) {
+    await this.#endTransaction(this.#native.abortTransaction.bind(this.#native), timeoutMs)
+  }
+
+  /**
+   * Runs `work(producer)` in a transaction: commits when it resolves, aborts when it throws (and
+   * rethrows). Resolves with what `work` returned.
+   */
+  async transaction(work, timeoutMs = Infinity) {
+    if (typeof work !== 'function') throw new TypeError('work must be a function')
+    await this.beginTransaction()
+    let result
+    try {
+      result = await work(this)
+    } catch (error) {
+      await this.abortTransaction(timeoutMs)
+      throw error
+    }
+    await this.commitTransaction(timeoutMs)
+    return result
+  }
+
+  async #endTransaction(end, timeoutMs) {
+    await this.#sendQueued()
+    const info = await end(timeoutMs)
+    this.#drain()
+    if (info) throw errorOf(info)
+  }
+
   get closed() {
     return this.#native.closed
   }

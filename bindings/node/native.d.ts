@@ -37,6 +37,12 @@ export declare class NativeProducer {
   flush(timeoutMs: number): Promise<unknown>
   /** Closes off the event loop (see the core's `close`). */
   close(timeoutMs: number): Promise<unknown>
+  /** Opens a transaction (quick: no request to the brokers); the error when it cannot. */
+  beginTransaction(): ErrorInfo | null
+  /** Commits the open transaction off the event loop; its reports are posted before it resolves. */
+  commitTransaction(timeoutMs: number): Promise<unknown>
+  /** Aborts the open transaction off the event loop; its reports are posted before it resolves. */
+  abortTransaction(timeoutMs: number): Promise<unknown>
   get closed(): boolean
   get closeTimeoutMs(): number
   /** Counters, gauges and latency percentiles (milliseconds). */

@@ -321,20 +321,41 @@ impl NativeProducer {
     /// Waits off the event loop until every message sent so far is reported.
     #[napi]
     pub fn flush(&self, timeout_ms: f64) -> AsyncTask<Wait> {
-        AsyncTask::new(Wait {
-            producer: self.producer.clone(),
-            timeout: millis(timeout_ms),
-            close: false,
-        })
+        self.off_the_loop(Blocking::Flush, timeout_ms)
     }
 
     /// Closes off the event loop (see the core's `close`).
     #[napi]
     pub fn close(&self, timeout_ms: f64) -> AsyncTask<Wait> {
+        self.off_the_loop(Blocking::Close, timeout_ms)
+    }
+
+    /// Opens a transaction (quick: no request to the brokers); the error when it cannot.
+    #[napi]
+    pub fn begin_transaction(&self) -> Option<ErrorInfo> {
+        self.producer
+            .begin_transaction()
+            .err()
+            .map(|e| ErrorInfo::from(&e))
+    }
+
+    /// Commits the open transaction off the event loop; its reports are posted before it resolves.
+    #[napi]
+    pub fn commit_transaction(&self, timeout_ms: f64) -> AsyncTask<Wait> {
+        self.off_the_loop(Blocking::Commit, timeout_ms)
+    }
+
+    /// Aborts the open transaction off the event loop; its reports are posted before it resolves.
+    #[napi]
+    pub fn abort_transaction(&self, timeout_ms: f64) -> AsyncTask<Wait> {
+        self.off_the_loop(Blocking::Abort, timeout_ms)
+    }
+
+    fn off_the_loop(&self, call: Blocking, timeout_ms: f64) -> AsyncTask<Wait> {
         AsyncTask::new(Wait {
             producer: self.producer.clone(),
             timeout: millis(timeout_ms),
-            close: true,
+            call,
         })
     }
 
@@ -496,11 +517,20 @@ fn millis(ms: f64) -> Duration {
     }
 }
 
-/// `flush` or `close` on the libuv thread pool.
+/// A blocking producer call on the libuv thread pool.
 pub struct Wait {
     producer: Arc<Producer>,
     timeout: Duration,
-    close: bool,
+    call: Blocking,
+}
+
+/// The producer calls that may block.
+#[derive(Clone, Copy)]
+enum Blocking {
+    Flush,
+    Close,
+    Commit,
+    Abort,
 }
 
 impl Task for Wait {
@@ -508,15 +538,17 @@ impl Task for Wait {
     type JsValue = Option<ErrorInfo>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        if self.close {
-            self.producer.close(self.timeout);
-            return Ok(None);
-        }
-        Ok(self
-            .producer
-            .flush(self.timeout)
-            .err()
-            .map(|e| ErrorInfo::from(&e)))
+        let (producer, timeout) = (&self.producer, self.timeout);
+        let result = match self.call {
+            Blocking::Flush => producer.flush(timeout),
+            Blocking::Close => {
+                producer.close(timeout);
+                Ok(())
+            }
+            Blocking::Commit => producer.commit_transaction(timeout),
+            Blocking::Abort => producer.abort_transaction(timeout),
+        };
+        Ok(result.err().map(|e| ErrorInfo::from(&e)))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {

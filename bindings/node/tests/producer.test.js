@@ -247,3 +247,34 @@ test('fromEnv reads KAFKA_* variables', async () => {
     delete process.env.KAFKA_BROKERS
   }
 })
+
+test('transactions: reports wait for the end, an abort rejects every send, calls out of turn are typed', async () => {
+  const t = topic()
+  const plain = producer()
+  await assert.rejects(plain.beginTransaction(), (e) => e instanceof KafkaSenderError && e.code === 'transaction')
+  await plain.close()
+  const p = producer({ 'transactional.id': `node-${process.pid}` })
+  await assert.rejects(p.send({ topic: t, value: 'outside' }), (e) => e.code === 'transaction' && !e.retriable)
+  await assert.rejects(p.commitTransaction(), (e) => e.code === 'transaction')
+
+  const settled = []
+  const committed = await p.transaction(async (tx) => {
+    const sends = Array.from({ length: 100 }, (_, i) => tx.send({ topic: t, value: `c${i}`, key: `k${i % 3}` }))
+    sends.forEach((s) => s.then(() => settled.push(s)))
+    await tx.flush()
+    assert.equal(settled.length, 0, 'reported only when the transaction ends')
+    return sends
+  })
+  const reports = await Promise.all(committed)
+  assert.ok(reports.every((r) => r.outcome === 'delivered'))
+
+  let aborted
+  await assert.rejects(p.transaction(async (tx) => {
+    aborted = Array.from({ length: 50 }, (_, i) => tx.send({ topic: t, value: `a${i}` }))
+    aborted.forEach((s) => s.catch(() => {}))
+    throw new Error('the application failed half-way')
+  }), /half-way/)
+  const outcomes = await Promise.allSettled(aborted)
+  assert.ok(outcomes.every((o) => o.status === 'rejected' && o.reason.code === 'transaction' && o.reason.retriable))
+  await p.close()
+})
