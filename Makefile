@@ -148,8 +148,12 @@ bench-python: build python-install ## Benchmark the Python face against confluen
 	$(PY) -m pip install --quiet confluent-kafka
 	$(PY) bindings/python/bench/bench_vs_confluent.py
 
+target/c/transaction_scenario: tests/c/transaction_scenario.c include/kafkasender.h build
+	@mkdir -p target/c
+	$(CC) $(C_FLAGS) -O1 tests/c/transaction_scenario.c -o $@ $(C_LIBS)
+
 .PHONY: test-e2e
-test-e2e: build ## End-to-end tests against a real Apache Kafka broker (started and stopped here)
+test-e2e: build target/c/transaction_scenario ## End-to-end tests against a real Apache Kafka broker (started and stopped here), transactions from every face
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
 	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/e2e
 

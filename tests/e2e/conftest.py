@@ -51,10 +51,12 @@ def kafkasender_bin():
     return path
 
 
-def read_back(bootstrap: str, topic: str, expected: int, idle_ms: int = 8000) -> list[Consumed]:
-    """Reads the whole topic; asks for more than expected so that extra records (duplicates) show."""
+def read_back(bootstrap: str, topic: str, expected: int, idle_ms: int = 8000,
+              isolation: str = "read_uncommitted") -> list[Consumed]:
+    """Reads the whole topic; asks for more than expected so that extra records (duplicates) show.
+    ``isolation="read_committed"`` hides the messages of aborted (and open) transactions."""
     result = subprocess.run(
-        [KAFKA_SCRIPTS / "consume.sh", bootstrap, topic, str(expected + 1000), str(idle_ms)],
+        [KAFKA_SCRIPTS / "consume.sh", bootstrap, topic, str(expected + 1000), str(idle_ms), isolation],
         capture_output=True, text=True, timeout=300,
     )
     records = []

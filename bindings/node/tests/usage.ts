@@ -13,7 +13,11 @@ async function main(): Promise<void> {
   })
   const reports: DeliveryReport[] = await producer.sendBatch([{ topic: 'orders', value: null }])
   await producer.flush(1000)
-  console.log(offset, reports.length, producer.metrics().delivered, producer.health().status, producer.inFlight)
+  const sent: number = await producer.transaction(async (tx) => {
+    void tx.send({ topic: 'orders', value: 'in a transaction' }) // settles when the transaction ends
+    return 1
+  }, 10_000)
+  console.log(offset, sent, reports.length, producer.metrics().delivered, producer.health().status, producer.inFlight)
   await producer.close()
   console.log(cluster.readTopic('orders').map((r) => r.value?.toString()))
   Producer.fromEnv

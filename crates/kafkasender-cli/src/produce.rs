@@ -23,9 +23,17 @@ pub struct Args {
     /// A header added to every message; repeatable.
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = crate::parse_key_value)]
     headers: Vec<(String, String)>,
-    /// How long to wait at the end for messages still in flight.
+    /// How long to wait at the end for messages still in flight (and for each commit).
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     flush_timeout: Duration,
+    /// Produce in transactions with this `transactional.id`: a `read_committed` consumer sees a
+    /// group of lines all at once or, if its transaction aborts, not at all.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// Lines per transaction (with --transactional-id).
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "transactional_id",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_size: u64,
     /// Files to read, one message per line; stdin when none.
     files: Vec<PathBuf>,
 }
@@ -38,7 +46,21 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> {
     // Once, before reading: not once per line.
     kafkasender::record::validate_topic(&args.topic)?;
-    let producer = Producer::new(crate::config(overrides, None).build()?)?;
+    let mut config = crate::config(overrides, None);
+    if let Some(id) = &args.transactional_id {
+        config = config.set("transactional.id", id);
+    }
+    let producer = Producer::new(config.build()?)?;
+    let mut transaction = Transaction {
+        producer: &producer,
+        size: args
+            .transactional_id
+            .as_ref()
+            .map(|_| args.transaction_size),
+        timeout: args.flush_timeout,
+        open: 0,
+        aborted: 0,
+    };
     let errors = FirstErrors::new();
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
         .with_style(ProgressStyle::with_template(PROGRESS)?);
@@ -73,15 +95,19 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> 
                 for (k, v) in &args.headers {
                     record = record.header(k, v);
                 }
-                producer
-                    .send(&record, errors.callback(&progress))
+                transaction
+                    .begin()
+                    .and_then(|()| producer.send(&record, errors.callback(&progress)))
                     .map_err(|e| {
                         errors.refused(&e);
                         e.to_string()
                     })
             });
             match outcome {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    sent += 1;
+                    transaction.sent_one(&progress);
+                }
                 Err(why) => {
                     rejected += 1;
                     progress.suspend(|| eprintln!("{name}:{number}: {why}"));
@@ -89,6 +115,8 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> 
             }
         }
     }
+    transaction.commit(&progress);
+    let aborted = transaction.aborted;
     let flushed = producer.flush(args.flush_timeout);
     let elapsed = started.elapsed();
     let close = producer.close(Duration::ZERO);
@@ -106,6 +134,9 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> 
     for line in errors.lines(&metrics) {
         eprintln!("  {line}");
     }
+    if aborted > 0 {
+        eprintln!("  {aborted} transactions aborted: their lines are not visible to read_committed consumers");
+    }
     Ok(if errors.saw(ErrorKind::Authentication) {
         Exit::Authentication
     } else if rejected == 0 && metrics.failed == 0 && metrics.delivered == sent {
@@ -113,6 +144,52 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> 
     } else {
         Exit::NotAllDelivered
     })
+}
+
+/// With --transactional-id: a transaction opened before the first line of each group and
+/// committed after its last; without, nothing.
+struct Transaction<'p> {
+    producer: &'p Producer,
+    /// Lines per transaction; `None` without transactions.
+    size: Option<u64>,
+    timeout: Duration,
+    /// Lines sent in the open transaction.
+    open: u64,
+    aborted: u64,
+}
+
+impl Transaction<'_> {
+    fn begin(&mut self) -> kafkasender::Result<()> {
+        if self.size.is_some() && self.open == 0 {
+            self.producer.begin_transaction()?;
+        }
+        Ok(())
+    }
+
+    fn sent_one(&mut self, progress: &ProgressBar) {
+        self.open += 1;
+        if Some(self.open) == self.size {
+            self.commit(progress);
+        }
+    }
+
+    /// Commits the open transaction; one that cannot commit is aborted (its lines are reported
+    /// failed), so the next can begin.
+    fn commit(&mut self, progress: &ProgressBar) {
+        if self.size.is_none() || self.open == 0 {
+            return;
+        }
+        self.open = 0;
+        if let Err(error) = self.producer.commit_transaction(self.timeout) {
+            self.aborted += 1;
+            progress.suspend(|| eprintln!("commit: {error}"));
+            if let Err(error) = self.producer.abort_transaction(self.timeout) {
+                if error.kind() != ErrorKind::Transaction {
+                    progress.suspend(|| eprintln!("abort: {error}"));
+                }
+            }
+        }
+    }
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {
