@@ -72,6 +72,9 @@ pub struct DeliveryReport {
     pub attempts: u32,
     /// Time from `send` to this report.
     pub latency: Duration,
+    /// Whether the message was sent again through a new client after the first one failed
+    /// fatally (a self-healing recovery; at-least-once: the first client may have written it).
+    pub recovered: bool,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -103,6 +106,7 @@ impl DeliveryReport {
             key: message.key().map(<[u8]>::to_vec),
             attempts,
             latency: sent_at.elapsed(),
+            recovered: false,
             outcome,
         }
     }
@@ -122,6 +126,7 @@ impl DeliveryReport {
             key: record.key.clone(),
             attempts,
             latency: sent_at.elapsed(),
+            recovered: false,
             outcome,
         }
     }
@@ -136,6 +141,7 @@ impl DeliveryReport {
             key: record.key.map(<[u8]>::to_vec),
             attempts: 0,
             latency: Duration::ZERO,
+            recovered: false,
             outcome: Outcome::Failed(error),
         }
     }

@@ -187,6 +187,14 @@ impl Error {
         }
     }
 
+    /// The client's fatal error, whatever kind its code would be on its own.
+    pub(crate) fn fatal(code: RDKafkaErrorCode, message: String) -> Error {
+        Error {
+            code: Some(code as i32),
+            ..Error::new(ErrorKind::Fatal, message)
+        }
+    }
+
     /// The same error, marked retriable.
     pub(crate) fn retriable(self) -> Error {
         Error {

@@ -125,6 +125,7 @@ impl Metrics {
             spool_bytes: gauges.spool_bytes,
             breaker_state: gauges.breaker_state,
             breaker_trips: gauges.breaker_trips,
+            recoveries: gauges.recoveries,
             latency,
         }
     }
@@ -142,6 +143,7 @@ pub(crate) struct Gauges {
     pub(crate) spool_bytes: u64,
     pub(crate) breaker_state: BreakerState,
     pub(crate) breaker_trips: u64,
+    pub(crate) recoveries: u64,
 }
 
 /// Delivery latency of delivered messages (time from `send` to the report).
@@ -204,6 +206,8 @@ pub struct MetricsSnapshot {
     pub breaker_state: BreakerState,
     /// How often the circuit breaker opened.
     pub breaker_trips: u64,
+    /// How often a client that failed fatally was replaced (see `recovery.max`).
+    pub recoveries: u64,
     /// Delivery latency.
     pub latency: LatencySummary,
 }
@@ -335,6 +339,12 @@ impl MetricsSnapshot {
             "How often the circuit breaker opened.",
             &plain(self.breaker_trips),
         );
+        family(
+            "recoveries_total",
+            "counter",
+            "How often a client that failed fatally was replaced.",
+            &plain(self.recoveries),
+        );
         let l = &self.latency;
         let mut latency: Vec<(String, f64)> = [
             ("0.5", l.p50),
@@ -391,6 +401,7 @@ mod tests {
                 spool_bytes: 0,
                 breaker_state: BreakerState::Open,
                 breaker_trips: 1,
+                recoveries: 0,
             })
             .to_prometheus("a\"b");
         assert!(text.contains("# TYPE kafkasender_messages_sent_total counter"));

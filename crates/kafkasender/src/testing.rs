@@ -1,6 +1,7 @@
 //! Test brokers that speak the real Kafka protocol, for our tests and for yours:
 //! [`MockCluster`] (librdkafka's in-process mock brokers on 127.0.0.1, with fault injection) and
-//! [`read_topic`], which reads a topic back from the beginning to its end to check what landed.
+//! [`read_topic`], which reads a topic back from the beginning to its end to check what landed;
+//! [`inject_fatal_error`] makes a producer's client fail fatally, to see it recover.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -169,6 +170,19 @@ impl MockCluster {
 
 fn mock_error(error: KafkaError) -> Error {
     Error::new(ErrorKind::Internal, format!("mock cluster: {error}"))
+}
+
+/// Makes `producer`'s librdkafka client fail fatally, as if a broker had answered with `code`
+/// (for example 59, UNKNOWN_PRODUCER_ID, or 45, OUT_OF_ORDER_SEQUENCE_NUMBER): what it holds
+/// comes back, and the producer replaces the client (`recovery.max`) or stays failed.
+pub fn inject_fatal_error(producer: &crate::Producer, code: i32, reason: &str) -> Result<()> {
+    let code = RDKafkaRespErr::try_from(code).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidRecord,
+            format!("{code} is not a librdkafka error code"),
+        )
+    })?;
+    producer.inject_fatal_error(code, reason)
 }
 
 /// A record as read back from a topic.

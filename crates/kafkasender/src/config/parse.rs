@@ -120,6 +120,8 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
             }
         }
         "auth.failure.timeout.ms" => settings.auth_failure_timeout = millis(),
+        "recovery.max" => settings.recovery_max = small_count(),
+        "recovery.window.ms" => settings.recovery_window = millis(),
         "log.level" => settings.log_level = LogLevel::parse(&value),
         "ratelimit.messages.per.second" => resilience.rate_limit_per_second = count(),
         "ratelimit.burst" => resilience.rate_limit_burst = count(),

@@ -123,6 +123,10 @@ pub const SETTINGS: &[Setting] = &[
         "How long dropping an unclosed producer waits for in-flight messages."),
     setting("message.id.header", "KAFKA_PRODUCER_ID_HEADER", ValueKind::Text, Target::Own, "auto",
         "Header carrying each message's id (`x-ks-id`), the same on every re-send and spool replay, so a consumer can drop a copy an at-least-once path made. `auto`: on with a spool (the only path that can make a copy), off without (it costs librdkafka three allocations per message); `off`, or a header name."),
+    setting("recovery.max", "KAFKA_PRODUCER_RECOVERY_MAX", COUNT_OR_ZERO, Target::Own, "3",
+        "How often, within `recovery.window.ms`, a client that failed fatally (unknown producer id, out-of-order sequence, a transaction timed out) is replaced by a new one, what it held sent again (`recovered` in their reports; at-least-once); past that, the producer stays failed with `fatal`. 0 = never."),
+    setting("recovery.window.ms", "KAFKA_PRODUCER_RECOVERY_WINDOW", ValueKind::Duration, Target::Own, "5m",
+        "The window `recovery.max` counts recoveries in."),
     setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
         "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
     setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
@@ -427,6 +431,10 @@ pub struct Settings {
     pub message_id_header: MessageIdHeader,
     /// `auth.failure.timeout.ms`: how long authentication may keep failing before sends fail.
     pub auth_failure_timeout: Duration,
+    /// `recovery.max`: client replacements after fatal errors allowed per window (0: none).
+    pub recovery_max: u32,
+    /// `recovery.window.ms`.
+    pub recovery_window: Duration,
     /// `log.level`.
     pub log_level: LogLevel,
     /// `log.format`.
@@ -442,6 +450,8 @@ impl Default for Settings {
             close_timeout: Duration::from_secs(10),
             message_id_header: MessageIdHeader::Auto,
             auth_failure_timeout: Duration::from_secs(5),
+            recovery_max: 3,
+            recovery_window: Duration::from_secs(300),
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             resilience: ResilienceSettings::default(),

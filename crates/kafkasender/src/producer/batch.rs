@@ -175,6 +175,7 @@ mod tests {
             key: None,
             attempts: 1,
             latency: Duration::ZERO,
+            recovered: false,
             outcome: Outcome::Delivered,
         }
     }

@@ -4,16 +4,17 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::bindings::{rd_kafka_fatal_error, rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafka;
 
 use super::message::Ticket;
 use super::tracker::Tracker;
@@ -77,12 +78,22 @@ pub(crate) struct Context {
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) failures: Arc<dyn Failures>,
-    pub(crate) on_statistics: Option<StatisticsCallback>,
+    pub(crate) on_statistics: Option<Arc<StatisticsCallback>>,
     /// The last error event and when it came (see [`Context::is_second_report_of_last_error`]).
     pub(crate) last_error: Mutex<Option<(String, Instant)>>,
     /// Authentication and TLS failures, for the watchdog.
-    pub(crate) credentials: CredentialFailures,
+    pub(crate) credentials: Arc<CredentialFailures>,
+    /// The client this context belongs to, set once it exists (see [`Context::is_fatal`]).
+    pub(crate) native: OnceLock<NativeClient>,
 }
+
+/// librdkafka's handle of the client a context belongs to.
+pub(crate) struct NativeClient(pub(crate) *mut RDKafka);
+
+// SAFETY: librdkafka's handle may be used from any thread; it outlives the context, which the
+// client owns.
+unsafe impl Send for NativeClient {}
+unsafe impl Sync for NativeClient {}
 
 /// How close together two reports of one error event arrive.
 const SAME_EVENT_WINDOW: Duration = Duration::from_millis(2);
@@ -99,6 +110,37 @@ impl Context {
         let echo = matches!(&*last, Some((previous, at)) if *previous == event && now.duration_since(*at) < SAME_EVENT_WINDOW);
         *last = if echo { None } else { Some((event, now)) };
         echo
+    }
+
+    /// The context of a client that replaces this one's (see `recovery`): the same state.
+    pub(crate) fn renewed(&self) -> Context {
+        Context {
+            tracker: self.tracker.clone(),
+            breaker: self.breaker.clone(),
+            failures: self.failures.clone(),
+            on_statistics: self.on_statistics.clone(),
+            last_error: Mutex::default(),
+            credentials: self.credentials.clone(),
+            native: OnceLock::new(),
+        }
+    }
+
+    /// Whether the client failed fatally. Asked on the failure path: the messages librdkafka
+    /// purges as it goes fatal are reported before the delivery loop sees the fatal error.
+    fn is_fatal(&self) -> bool {
+        if self.tracker.fatal.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(client) = self.native.get() else {
+            return false;
+        };
+        // SAFETY: the handle is alive while its context is; no buffer is passed.
+        let code = unsafe { rd_kafka_fatal_error(client.0, std::ptr::null_mut(), 0) };
+        let fatal = code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+        if fatal {
+            self.tracker.fatal.store(true, Ordering::Release);
+        }
+        fatal
     }
 
     /// Delivers the reports other threads made ready.
@@ -241,12 +283,17 @@ impl ProducerContext for Context {
         };
         let record = OwnedRecord::of_message(message, ticket.partition);
         ticket.assigned_partition = message.partition();
-        if let Some((ticket, report)) = self.failures.after_failure(Failure {
+        let failure = Failure {
             record,
             ticket,
             error,
             written: Written::of(message),
-        }) {
+        };
+        // A dead client's messages wait for its replacement (see `recovery`).
+        let Some(failure) = self.tracker.recovery.divert(failure, self.is_fatal()) else {
+            return;
+        };
+        if let Some((ticket, report)) = self.failures.after_failure(failure) {
             self.tracker.finish(ticket, report);
         }
     }

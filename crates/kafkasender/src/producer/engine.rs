@@ -3,7 +3,7 @@
 //! delivery loop that polls librdkafka on the producer's delivery thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
 
-use super::context::Context;
+use super::context::{Context, NativeClient};
 use super::message::Ticket;
 use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
@@ -27,15 +27,25 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
 
 pub(crate) struct Engine {
-    client: BaseProducer<Context>,
+    /// Sends hold it for reading until their message is enqueued; close and a recovery take it
+    /// for writing, so no send slips in between close's last check and its purge, nor into a
+    /// client being replaced.
+    current: RwLock<Current>,
     pub(crate) tracker: Arc<Tracker>,
-    /// `true` while open. Sends hold it for reading until their message is enqueued, close takes
-    /// it for writing, so no send can slip in between close's last check and its purge.
-    open: RwLock<bool>,
+    /// What a replacement client is made from (see `recovery`).
+    config: Config,
     stop: AtomicBool,
     enqueue_timeout: Duration,
     ids: Option<MessageIds>,
 }
+
+/// The client sends go to now, and whether the producer is open.
+pub(crate) struct Current {
+    pub(crate) client: Arc<Client>,
+    open: bool,
+}
+
+pub(crate) type Client = BaseProducer<Context>;
 
 /// Each message's id (`message.id.header`): this producer's random prefix and a sequence number,
 /// unique across producers and restarts without coordination.
@@ -67,20 +77,14 @@ fn hex_into(mut value: u64, digits: usize, out: &mut [u8]) {
 impl Engine {
     pub(crate) fn new(config: &Config, context: Context) -> Result<Engine> {
         let tracker = context.tracker.clone();
-        let client = config
-            .client_config()
-            .create_with_context(context)
-            .map_err(|error| match error {
-                KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
-                    key: "librdkafka".into(),
-                    message,
-                }]),
-                other => other.into(),
-            })?;
+        let client = new_client(config, context)?;
         Ok(Engine {
-            client,
+            current: RwLock::new(Current {
+                client: Arc::new(client),
+                open: true,
+            }),
             tracker,
-            open: RwLock::new(true),
+            config: config.clone(),
             stop: AtomicBool::new(false),
             enqueue_timeout: config.settings().enqueue_timeout,
             ids: config
@@ -94,40 +98,79 @@ impl Engine {
         })
     }
 
-    /// Holds the producer open for one send; `closed` or the fatal error when it is not.
-    pub(crate) fn hold_open(&self) -> Result<RwLockReadGuard<'_, bool>> {
-        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
-        if !*open {
-            return Err(closed_error());
+    /// Holds the producer open for one send; `closed` or the fatal error when it is not. While
+    /// a fatal error is being recovered from, waits (up to `enqueue.timeout.ms`) for the new client.
+    pub(crate) fn hold_open(&self) -> Result<RwLockReadGuard<'_, Current>> {
+        let mut deadline = None;
+        loop {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if !current.open {
+                return Err(closed_error());
+            }
+            if let Some(fatal) = self.fatal_error_of(&current.client) {
+                let recovery = &self.tracker.recovery;
+                let deadline =
+                    *deadline.get_or_insert_with(|| Instant::now() + self.enqueue_timeout);
+                if !recovery.expected() || Instant::now() >= deadline {
+                    return Err(fatal);
+                }
+                drop(current);
+                self.tracker.wait_until(deadline, || {
+                    !self.tracker.fatal.load(Ordering::Acquire) || !recovery.expected()
+                });
+                continue;
+            }
+            if let Some(refusal) = self.tracker.refusal() {
+                return Err(refusal);
+            }
+            return Ok(current);
         }
-        if let Some(fatal) = self.fatal_error() {
-            return Err(fatal);
-        }
-        if let Some(refusal) = self.tracker.refusal() {
-            return Err(refusal);
-        }
-        Ok(open)
     }
 
     /// Stops accepting sends; `false` if it already had.
     pub(crate) fn shut(&self) -> bool {
-        let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
-        std::mem::replace(&mut *open, false)
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut current.open, false)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        !*self.open.read().unwrap_or_else(PoisonError::into_inner)
+        !self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open
+    }
+
+    /// The client sends go to now.
+    pub(crate) fn client(&self) -> Arc<Client> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .client
+            .clone()
+    }
+
+    /// For a recovery: holds every send back until the guard goes, and lets the client be replaced.
+    pub(crate) fn hold_back_sends(&self) -> RwLockWriteGuard<'_, Current> {
+        self.current.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new client from the producer's configuration, its context sharing `old`'s state.
+    pub(crate) fn new_client(&self, old: &Client) -> Result<Client> {
+        new_client(&self.config, old.context().renewed())
     }
 
     pub(crate) fn fatal_error(&self) -> Option<Error> {
+        self.fatal_error_of(&self.client())
+    }
+
+    fn fatal_error_of(&self, client: &Client) -> Option<Error> {
         if !self.tracker.fatal.load(Ordering::Acquire) {
             return None;
         }
-        let (code, reason) = self.client.client().fatal_error()?;
-        Some(Error::new(
-            ErrorKind::Fatal,
-            format!("the producer failed fatally ({code}): {reason}; create a new producer"),
-        ))
+        let (code, reason) = client.client().fatal_error()?;
+        let message = format!("the producer failed fatally ({code}): {reason}");
+        Some(Error::fatal(code, message))
     }
 
     /// A new id for a record without one (`message.id.header`), written into `buffer`: the
@@ -160,6 +203,7 @@ impl Engine {
     /// replayed record keeps the one it has.
     pub(crate) fn enqueue(
         &self,
+        client: &Client,
         record: &Record<'_>,
         ticket: Ticket,
         mut give_up: impl FnMut() -> bool,
@@ -192,7 +236,7 @@ impl Engine {
             });
         }
         loop {
-            match self.client.send(base) {
+            match client.send(base) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     if give_up() {
@@ -230,72 +274,97 @@ impl Engine {
         &self,
         call: TransactionCall,
     ) -> std::result::Result<(), CallFailure> {
-        use rdkafka::bindings as rd;
-        let client = self.client.client().native_ptr();
-        let millis = |t: Duration| i32::try_from(t.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: the client lives as long as `self`; a returned error is ours to read and destroy.
-        unsafe {
-            let error = match call {
-                TransactionCall::Init(timeout) => {
-                    rd::rd_kafka_init_transactions(client, millis(timeout))
-                }
-                TransactionCall::Begin => rd::rd_kafka_begin_transaction(client),
-                TransactionCall::Commit(timeout) => {
-                    rd::rd_kafka_commit_transaction(client, millis(timeout))
-                }
-                TransactionCall::Abort(timeout) => {
-                    rd::rd_kafka_abort_transaction(client, millis(timeout))
-                }
-            };
-            if error.is_null() {
-                return Ok(());
-            }
-            let code = RDKafkaErrorCode::from(rd::rd_kafka_error_code(error));
-            let text = std::ffi::CStr::from_ptr(rd::rd_kafka_error_string(error)).to_string_lossy();
-            let failure = CallFailure {
-                error: Error::from_code(code, &text),
-                retriable: rd::rd_kafka_error_is_retriable(error) != 0,
-                requires_abort: rd::rd_kafka_error_txn_requires_abort(error) != 0,
-                fatal: rd::rd_kafka_error_is_fatal(error) != 0,
-            };
-            rd::rd_kafka_error_destroy(error);
-            Err(failure)
-        }
+        transaction_call(&self.client(), call)
     }
 
     /// Fails what librdkafka has not sent yet; each message is then reported `closed`.
     pub(crate) fn purge_unsent(&self) {
-        self.client.purge(PurgeConfig::default().queue());
+        self.client().purge(PurgeConfig::default().queue());
     }
 
     /// Fails everything librdkafka still holds, requests in flight too.
     pub(crate) fn purge(&self) {
-        self.client.purge(PurgeConfig::default().queue().inflight());
+        self.client()
+            .purge(PurgeConfig::default().queue().inflight());
     }
 
     /// Messages in librdkafka's queue now.
     pub(crate) fn queue_depth(&self) -> u64 {
-        u64::try_from(self.client.in_flight_count()).unwrap_or(0)
+        u64::try_from(self.client().in_flight_count()).unwrap_or(0)
     }
 
     /// Polls librdkafka (which runs [`Context`]'s callbacks) until [`Engine::stop_delivery`],
     /// and between polls lets the watchdog look for stalls and failing authentication.
-    pub(crate) fn run_delivery_loop(&self, mut watchdog: Watchdog) {
-        let context = self.client.context();
+    /// After a fatal error, `recover` replaces the client (see `recovery`).
+    pub(crate) fn run_delivery_loop(&self, mut watchdog: Watchdog, recover: impl Fn()) {
         while !self.stop.load(Ordering::Acquire) {
-            self.client.poll(POLL_INTERVAL);
-            context.deliver_handoffs();
-            if watchdog.check(context, Instant::now()) == Verdict::Refuse {
+            let client = self.client();
+            client.poll(POLL_INTERVAL);
+            client.context().deliver_handoffs();
+            if watchdog.check(client.context(), Instant::now()) == Verdict::Refuse {
                 self.purge(); // what waits is reported with the authentication error
+            }
+            // librdkafka raises a fatal error as an error event with the underlying code (and a
+            // flag rust-rdkafka does not pass on), so the client itself is asked.
+            if self.tracker.fatal.load(Ordering::Acquire) || self.notice_fatal(&client) {
+                recover();
             }
         }
         // Reports made ready by a last purge or a last hand-off.
-        self.client.poll(Duration::ZERO);
-        context.deliver_handoffs();
+        let client = self.client();
+        client.poll(Duration::ZERO);
+        client.context().deliver_handoffs();
+    }
+
+    /// Whether `client` failed fatally; if so, sends wait for a recovery or fail from now on.
+    pub(crate) fn notice_fatal(&self, client: &Client) -> bool {
+        let fatal = client.client().fatal_error().is_some();
+        if fatal {
+            self.tracker.fatal.store(true, Ordering::Release);
+        }
+        fatal
     }
 
     pub(crate) fn stop_delivery(&self) {
         self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// [`Engine::transaction_call`] on a given client.
+pub(crate) fn transaction_call(
+    client: &Client,
+    call: TransactionCall,
+) -> std::result::Result<(), CallFailure> {
+    use rdkafka::bindings as rd;
+    let client = client.client().native_ptr();
+    let millis = |t: Duration| i32::try_from(t.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the client is alive for the call; a returned error is ours to read and destroy.
+    unsafe {
+        let error = match call {
+            TransactionCall::Init(timeout) => {
+                rd::rd_kafka_init_transactions(client, millis(timeout))
+            }
+            TransactionCall::Begin => rd::rd_kafka_begin_transaction(client),
+            TransactionCall::Commit(timeout) => {
+                rd::rd_kafka_commit_transaction(client, millis(timeout))
+            }
+            TransactionCall::Abort(timeout) => {
+                rd::rd_kafka_abort_transaction(client, millis(timeout))
+            }
+        };
+        if error.is_null() {
+            return Ok(());
+        }
+        let code = RDKafkaErrorCode::from(rd::rd_kafka_error_code(error));
+        let text = std::ffi::CStr::from_ptr(rd::rd_kafka_error_string(error)).to_string_lossy();
+        let failure = CallFailure {
+            error: Error::from_code(code, &text),
+            retriable: rd::rd_kafka_error_is_retriable(error) != 0,
+            requires_abort: rd::rd_kafka_error_txn_requires_abort(error) != 0,
+            fatal: rd::rd_kafka_error_is_fatal(error) != 0,
+        };
+        rd::rd_kafka_error_destroy(error);
+        Err(failure)
     }
 }
 
@@ -317,6 +386,22 @@ pub(crate) struct CallFailure {
     pub(crate) requires_abort: bool,
     /// The client is unusable.
     pub(crate) fatal: bool,
+}
+
+fn new_client(config: &Config, context: Context) -> Result<Client> {
+    let client: Client = config
+        .client_config()
+        .create_with_context(context)
+        .map_err(|error| match error {
+            KafkaError::ClientCreation(message) => Error::config(vec![ConfigProblem {
+                key: "librdkafka".into(),
+                message,
+            }]),
+            other => other.into(),
+        })?;
+    let native = NativeClient(client.client().native_ptr());
+    let _ = client.context().native.set(native);
+    Ok(client)
 }
 
 pub(crate) fn closed_error() -> Error {
@@ -371,6 +456,7 @@ mod tests {
             on_statistics: None,
             last_error: Default::default(),
             credentials: Default::default(),
+            native: Default::default(),
         };
         Arc::new(Engine::new(&config, context).unwrap())
     }
@@ -394,19 +480,24 @@ mod tests {
         let engine = engine_without_brokers();
         let record = Record::new("orders").value("v");
         let (sender, reports) = mpsc::channel();
+        let client = engine.client();
         let first = engine.enqueue(
+            &client,
             &record,
             Ticket::new(move |r| sender.send(r).unwrap()),
             || true,
         );
         assert!(first.is_ok());
         let mut tries = 0;
-        let Err((error, ticket)) =
-            engine.enqueue(&record, Ticket::new(|_| panic!("never enqueued")), || {
+        let Err((error, ticket)) = engine.enqueue(
+            &client,
+            &record,
+            Ticket::new(|_| panic!("never enqueued")),
+            || {
                 tries += 1;
                 tries == 3
-            })
-        else {
+            },
+        ) else {
             panic!("the queue holds one message")
         };
         assert_eq!(error.kind(), ErrorKind::QueueFull);
@@ -420,11 +511,14 @@ mod tests {
         // Purged on close: the queued message is reported `closed` by the delivery loop.
         assert!(engine.shut());
         assert!(!engine.shut(), "only once");
-        assert_eq!(engine.hold_open().unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(
+            engine.hold_open().err().map(|e| e.kind()),
+            Some(ErrorKind::Closed)
+        );
         let delivery = {
             let engine = engine.clone();
             let watchdog = Watchdog::new(&Config::builder().brokers("x:1").build().unwrap());
-            thread::spawn(move || engine.run_delivery_loop(watchdog))
+            thread::spawn(move || engine.run_delivery_loop(watchdog, || {}))
         };
         engine.tracker.accept();
         engine.purge();

@@ -32,6 +32,8 @@ pub(crate) struct Pending {
     pub(crate) probe: bool,
     /// Sent in a transaction: reported when the transaction ends (see `transaction`).
     pub(crate) in_transaction: bool,
+    /// Sent again through a new client after a fatal error (see `recovery`).
+    pub(crate) recovered: bool,
     /// Set while the message goes to the dead-letter topic instead of its own.
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
     /// Where the journal holds the message (`spool.mode=journal`): crossed off when reported.
@@ -66,6 +68,7 @@ impl Pending {
             assigned_partition: -1,
             probe: false,
             in_transaction: false,
+            recovered: false,
             dead_letter: None,
             journaled_at: None,
             deliver: storage.deliver,
@@ -213,6 +216,7 @@ mod tests {
             key: None,
             attempts: 1,
             latency: Duration::ZERO,
+            recovered: false,
             outcome: Outcome::Delivered,
         }
     }

@@ -8,7 +8,8 @@
 //! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
 //! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
 //! - `replay`: what the spool kept goes through the path again;
-//! - `transaction`: with `transactional.id`, reports wait for their transaction's end.
+//! - `transaction`: with `transactional.id`, reports wait for their transaction's end;
+//! - `recovery`: a client that failed fatally is replaced, what it held sent again.
 //!
 //! Each message carries its bookkeeping and callback as librdkafka's opaque (`message`), so no
 //! report needs a lookup; `tracker` counts what is in flight and runs each callback exactly once.
@@ -19,6 +20,7 @@ mod engine;
 mod future;
 mod gate;
 mod message;
+mod recovery;
 mod replay;
 mod rescue;
 mod tracker;
@@ -39,6 +41,7 @@ use self::engine::{Engine, TransactionCall};
 pub use self::future::DeliveryFuture;
 use self::gate::Gate;
 use self::message::Ticket;
+use self::recovery::Recovery;
 pub use self::replay::ReplayReport;
 use self::rescue::Rescue;
 use self::tracker::Tracker;
@@ -79,6 +82,8 @@ struct Shared {
     client_id: String,
     /// With `transactional.id`.
     transactions: Option<Transactions>,
+    /// `transaction.timeout.ms`, which also bounds `init_transactions`.
+    transaction_timeout: Duration,
 }
 
 /// What a closed producer reports.
@@ -121,13 +126,16 @@ impl Producer {
             gate.breaker.clone(),
         )?);
         let journal = rescue.spool.clone().filter(|spool| spool.journals());
+        let settings = config.settings();
+        let recovery = Recovery::new(settings.recovery_max, settings.recovery_window);
         let context = Context {
-            tracker: Arc::new(Tracker::new(journal)),
+            tracker: Arc::new(Tracker::new(journal, recovery)),
             breaker: gate.breaker.clone(),
             failures: rescue.clone(),
-            on_statistics,
+            on_statistics: on_statistics.map(Arc::new),
             last_error: Mutex::new(None),
             credentials: Default::default(),
+            native: Default::default(),
         };
         let shared = Arc::new(Shared {
             engine: Engine::new(&config, context)?,
@@ -136,6 +144,10 @@ impl Producer {
             settings: config.settings().clone(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
             transactions: config.get("transactional.id").map(|_| Transactions::new()),
+            transaction_timeout: config
+                .get("transaction.timeout.ms")
+                .and_then(|ms| ms.parse().ok())
+                .map_or(DEFAULT_TRANSACTION_TIMEOUT, Duration::from_millis),
         });
         type Run = Box<dyn FnOnce(&Arc<Shared>) + Send>;
         let spawn = |name: &str, run: Run| {
@@ -153,7 +165,16 @@ impl Producer {
         let watchdog = Watchdog::new(&config);
         let delivery_thread = spawn(
             "kafkasender-delivery",
-            Box::new(|shared| shared.engine.run_delivery_loop(watchdog)),
+            Box::new(|shared| {
+                shared.engine.run_delivery_loop(watchdog, || {
+                    recovery::recover(
+                        &shared.engine,
+                        shared.transactions.as_ref(),
+                        shared.transaction_timeout,
+                        &|finished| shared.rescue.hand_off(finished),
+                    )
+                })
+            }),
         )?;
         let rescue_thread = spawn(
             "kafkasender-rescue",
@@ -177,10 +198,7 @@ impl Producer {
         if producer.is_transactional() {
             // Registers the transactional id with its coordinator, fencing an older producer
             // with the same id; a failure drops (and so closes) the producer.
-            let timeout = config
-                .get("transaction.timeout.ms")
-                .and_then(|ms| ms.parse().ok())
-                .map_or(DEFAULT_TRANSACTION_TIMEOUT, Duration::from_millis);
+            let timeout = producer.shared.transaction_timeout;
             producer
                 .shared
                 .engine
@@ -485,6 +503,7 @@ impl Producer {
             spool_bytes: rescue.spool.as_ref().map_or(0, |s| s.bytes()),
             breaker_state: rescue.breaker_state(),
             breaker_trips: rescue.breaker.as_ref().map_or(0, |b| b.trips()),
+            recoveries: tracker.recovery.recoveries.load(Ordering::Relaxed),
         })
     }
 
@@ -500,7 +519,13 @@ impl Producer {
         if self.is_closed() {
             health.flag(HealthStatus::Unhealthy, "the producer is closed");
         }
-        if let Some(fatal) = self.shared.engine.fatal_error() {
+        let recovery = &self.shared.engine.tracker.recovery;
+        if recovery.running.load(Ordering::Acquire) {
+            health.flag(
+                HealthStatus::Degraded,
+                "recovering from a fatal error: the client is being replaced",
+            );
+        } else if let Some(fatal) = self.shared.engine.fatal_error() {
             health.flag(HealthStatus::Unhealthy, fatal.message());
         }
         match self.breaker_state() {
@@ -544,6 +569,30 @@ impl Producer {
     /// Messages sent but not yet reported.
     pub fn in_flight(&self) -> usize {
         self.shared.engine.tracker.in_flight()
+    }
+
+    /// librdkafka's `rd_kafka_test_fatal_error`: the client fails fatally as if a broker had
+    /// said so (for [`crate::testing::inject_fatal_error`]).
+    pub(crate) fn inject_fatal_error(
+        &self,
+        code: rdkafka::types::RDKafkaRespErr,
+        reason: &str,
+    ) -> Result<()> {
+        let reason = std::ffi::CString::new(reason)
+            .map_err(|_| Error::new(ErrorKind::InvalidRecord, "the reason holds a NUL byte"))?;
+        let client = self.shared.engine.client();
+        // SAFETY: the client is alive for the call; librdkafka copies the reason.
+        let result = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                rdkafka::producer::Producer::client(&*client).native_ptr(),
+                code,
+                reason.as_ptr(),
+            )
+        };
+        match rdkafka::error::RDKafkaErrorCode::from(result) {
+            rdkafka::error::RDKafkaErrorCode::NoError => Ok(()),
+            other => Err(Error::from_code(other, "cannot inject a fatal error")),
+        }
     }
 
     fn on_delivery_thread(&self) -> bool {
@@ -629,7 +678,7 @@ impl Shared {
         }
         // Held until the message is enqueued, so close cannot slip in between this check and its
         // purge, nor a commit between this check and the message joining the transaction.
-        let _open = self.engine.hold_open()?;
+        let mut current = self.engine.hold_open()?;
         let _transaction = match &self.transactions {
             Some(transactions) => {
                 let open = transactions.hold_open()?;
@@ -686,7 +735,28 @@ impl Shared {
             _ => record,
         };
         tracker.accept();
-        match self.engine.enqueue(record, ticket, give_up) {
+        let mut give_up = give_up;
+        let enqueued = loop {
+            match self
+                .engine
+                .enqueue(&current.client, record, ticket, &mut give_up)
+            {
+                // The client went fatal since the check: wait for its replacement (see `recovery`).
+                Err((error, returned))
+                    if error.kind() == ErrorKind::Fatal
+                        && tracker.recovery.expected()
+                        && self.engine.notice_fatal(&current.client) =>
+                {
+                    drop(current);
+                    match self.engine.hold_open() {
+                        Ok(replaced) => (current, ticket) = (replaced, returned),
+                        Err(error) => break Err((error, returned)),
+                    }
+                }
+                other => break other,
+            }
+        };
+        match enqueued {
             Ok(()) => {
                 // Bytes count once librdkafka has the message, not for a refused one.
                 tracker.metrics.record_sent(record.size());

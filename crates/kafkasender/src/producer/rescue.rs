@@ -392,7 +392,12 @@ fn hand_to_librdkafka(engine: &Engine, rescue: &Rescue, failure: Failure) {
     let Failure { record, ticket, .. } = failure;
     let mut timed_out = engine.after_enqueue_timeout();
     let give_up = || rescue.is_abandoned() || timed_out();
-    if let Err((error, mut ticket)) = engine.enqueue(&record.as_record(), ticket, give_up) {
+    // Held like a send's: not into a closed producer, nor into a client being replaced.
+    let enqueued = match engine.hold_open() {
+        Ok(current) => engine.enqueue(&current.client, &record.as_record(), ticket, give_up),
+        Err(error) => Err((error, ticket)),
+    };
+    if let Err((error, mut ticket)) = enqueued {
         if let (true, Some(breaker)) = (ticket.probe, &rescue.breaker) {
             breaker.release_probe(); // it never went out
             ticket.probe = false;

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use super::context::Finished;
 use super::message::Ticket;
+use super::recovery::Recovery;
 use crate::delivery::{DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind};
 use crate::health::BrokerView;
@@ -44,13 +45,16 @@ pub(crate) struct Tracker {
     /// Reports of the open transaction's messages, kept until it ends (see `transaction`).
     held: Mutex<Vec<Finished>>,
     held_count: AtomicUsize,
+    /// Replacing the client after a fatal error (see `recovery`).
+    pub(crate) recovery: Recovery,
 }
 
 impl Tracker {
     /// A tracker that crosses reported messages off `journal` (`spool.mode=journal`).
-    pub(crate) fn new(journal: Option<Arc<Spool>>) -> Tracker {
+    pub(crate) fn new(journal: Option<Arc<Spool>>, recovery: Recovery) -> Tracker {
         Tracker {
             journal,
+            recovery,
             ..Tracker::default()
         }
     }
@@ -100,7 +104,8 @@ impl Tracker {
 
     /// Reports one message: counts its outcome, runs its callback (catching a panic), and marks
     /// it done.
-    pub(crate) fn finish(&self, ticket: Ticket, report: DeliveryReport) {
+    pub(crate) fn finish(&self, ticket: Ticket, mut report: DeliveryReport) {
+        report.recovered = ticket.recovered;
         match &report.outcome {
             Outcome::Delivered => self.metrics.record_delivered(report.latency),
             Outcome::DeadLettered { .. } => self.metrics.record_dead_lettered(),
@@ -121,6 +126,12 @@ impl Tracker {
             tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
         }
         self.finish_one();
+    }
+
+    /// Wakes everything waiting on this tracker (a recovery ended).
+    pub(crate) fn wake_waiters(&self) {
+        let _guard = lock(&self.lock);
+        self.wakeup.notify_all();
     }
 
     /// Keeps the report of a transaction's message until the transaction ends.
@@ -199,6 +210,7 @@ mod tests {
             key: None,
             attempts: 1,
             latency: Duration::from_micros(250),
+            recovered: false,
             outcome,
         }
     }

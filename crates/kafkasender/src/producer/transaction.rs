@@ -27,6 +27,9 @@ pub(crate) enum State {
     /// Transaction `n` is being committed or aborted (or a commit or abort of it did not finish
     /// and must be called again): sends are refused.
     Ending(u64),
+    /// Transaction `n` was lost to a fatal error (the client was replaced, see `recovery`): its
+    /// commit or abort says so, and a new one may begin.
+    Lost(u64),
 }
 
 /// How a transaction ended, for its messages' reports.
@@ -42,6 +45,8 @@ pub(crate) struct Transactions {
     state: RwLock<State>,
     /// One begin, commit or abort at a time.
     calls: Mutex<()>,
+    /// Why the `Lost` transaction was lost.
+    lost: Mutex<Option<Error>>,
 }
 
 impl Transactions {
@@ -49,6 +54,7 @@ impl Transactions {
         Transactions {
             state: RwLock::new(State::Idle { last: 0 }),
             calls: Mutex::new(()),
+            lost: Mutex::new(None),
         }
     }
 
@@ -63,7 +69,30 @@ impl Transactions {
             State::Ending(n) => Err(misuse(format!(
                 "transaction {n} is ending: sends wait for the next begin_transaction"
             ))),
+            State::Lost(n) => Err(misuse(format!(
+                "transaction {n} was lost to a fatal error: begin a new one"
+            ))),
         }
+    }
+
+    /// The client failed fatally and was replaced: the open (or ending) transaction is lost. The
+    /// error its messages are reported with, if there was one.
+    pub(crate) fn lose_open(&self, fatal: &Error) -> Option<Error> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let (State::Open(n) | State::Ending(n)) = *state else {
+            return None;
+        };
+        let error = Error::new(
+            ErrorKind::Transaction,
+            format!(
+                "transaction {n} was lost: {}; the producer recovered, send its messages again in a new transaction",
+                fatal.message()
+            ),
+        )
+        .retriable();
+        *lock(&self.lost) = Some(error.clone());
+        *state = State::Lost(n);
+        Some(error)
     }
 
     fn set(&self, state: State) {
@@ -75,13 +104,13 @@ impl Transactions {
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        !matches!(self.get(), State::Idle { .. })
+        matches!(self.get(), State::Open(_) | State::Ending(_))
     }
 
     pub(crate) fn begin(&self, engine: &Engine) -> Result<()> {
         let _call = lock(&self.calls);
         let next = match self.get() {
-            State::Idle { last } => last + 1,
+            State::Idle { last } | State::Lost(last) => last + 1,
             State::Open(n) => return Err(misuse(format!("transaction {n} is open already"))),
             State::Ending(n) => {
                 return Err(misuse(format!(
@@ -163,6 +192,12 @@ impl Transactions {
             State::Idle { .. } => Err(misuse(format!(
                 "no transaction to {call}: call begin_transaction first"
             ))),
+            State::Lost(n) => {
+                *state = State::Idle { last: n };
+                Err(lock(&self.lost)
+                    .take()
+                    .unwrap_or_else(|| misuse(format!("transaction {n} was lost"))))
+            }
         }
     }
 
