@@ -324,6 +324,10 @@ typedef struct ks_metrics {
    * How often the circuit breaker opened.
    */
   uint64_t breaker_trips;
+  /**
+   * How often a client that failed fatally was replaced (`recovery.max`).
+   */
+  uint64_t recoveries;
 } ks_metrics;
 
 /**
@@ -426,6 +430,11 @@ typedef struct ks_delivery_report {
    * Whether sending the message again may succeed (a failure only; false when delivered).
    */
   bool retriable;
+  /**
+   * Whether it was sent again through a new client after the first failed fatally
+   * (at-least-once: the first may have written it too).
+   */
+  bool recovered;
 } ks_delivery_report;
 
 /**
@@ -549,6 +558,16 @@ enum ks_status ks_mock_cluster_read_topic(const struct ks_mock_cluster *cluster,
  * nothing; a second free is detected and reported in ks_last_error().
  */
 void ks_mock_cluster_free(struct ks_mock_cluster *cluster);
+
+/**
+ * Makes the producer's librdkafka client fail fatally, as if a broker had answered with `code`
+ * (for example 59, UNKNOWN_PRODUCER_ID). The producer then replaces the client and re-sends what
+ * it held (their reports have `recovered` set), or, past `recovery.max`, stays failed with
+ * KS_STATUS_FATAL. For tests.
+ *
+ * Blocking: no. Thread safety: any thread.
+ */
+enum ks_status ks_test_inject_fatal_error(const struct ks_producer *producer, int32_t code);
 
 /**
  * Writes the producer's metrics to `*metrics_out`. Does not block.

@@ -64,6 +64,9 @@ type DeliveryReport struct {
 	Destination string
 	// Err is nil when the message was delivered, otherwise the *Error that kept it from its topic.
 	Err error
+	// Recovered says it was sent again through a new client after the first failed fatally
+	// (at-least-once: the first may have written it too).
+	Recovered bool
 }
 
 // Outcome says how a message ended.
@@ -318,6 +321,7 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 		Attempts:  uint32(r.attempts),
 		Latency:   time.Duration(r.latency_us) * time.Microsecond,
 		Outcome:   Outcome(r.outcome),
+		Recovered: bool(r.recovered),
 	}
 	if r.destination != nil {
 		report.Destination = C.GoString(r.destination)
@@ -338,7 +342,7 @@ func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
 type Metrics struct {
 	Sent, Delivered, DeadLettered, Spooled, Failed, BytesSent, InFlight, QueueDepth uint64
 	Purged, CallbackPanics, WireRetries, Retried, Replayed, SpoolTornRecords        uint64
-	SpoolBytes, BreakerTrips                                                        uint64
+	SpoolBytes, BreakerTrips, Recoveries                                            uint64
 	BreakerState                                                                    BreakerState
 	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax                     time.Duration
 }
@@ -375,7 +379,7 @@ func (p *Producer) Metrics() (Metrics, error) {
 		BytesSent: uint64(m.bytes_sent), InFlight: uint64(m.in_flight), QueueDepth: uint64(m.queue_depth),
 		Purged: uint64(m.purged), CallbackPanics: uint64(m.callback_panics), WireRetries: uint64(m.wire_retries),
 		Retried: uint64(m.retried), Replayed: uint64(m.replayed), SpoolTornRecords: uint64(m.spool_torn_records),
-		SpoolBytes: uint64(m.spool_bytes), BreakerTrips: uint64(m.breaker_trips),
+		SpoolBytes: uint64(m.spool_bytes), BreakerTrips: uint64(m.breaker_trips), Recoveries: uint64(m.recoveries),
 		BreakerState: BreakerState(m.breaker_state),
 		LatencyP50:   us(m.latency_p50_us), LatencyP90: us(m.latency_p90_us), LatencyP99: us(m.latency_p99_us),
 		LatencyP999: us(m.latency_p999_us), LatencyMax: us(m.latency_max_us),

@@ -430,3 +430,46 @@ func TestTransactionsReportAtTheirEndAndCallsOutOfTurnAreTyped(t *testing.T) {
 		}
 	}
 }
+
+func TestAFatalErrorIsRecoveredFromAndShowsInReports(t *testing.T) {
+	c := cluster(t, "healing", 4)
+	p := producer(t, c, nil)
+	var mu sync.Mutex
+	delivered, recovered := 0, 0
+	for i := 0; i < 4000; i++ {
+		m := Message{Topic: "healing", Key: []byte(fmt.Sprintf("k%d", i%10)), Value: []byte(fmt.Sprint(i))}
+		err := p.SendAsync(m, func(r DeliveryReport) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Outcome == OutcomeDelivered {
+				delivered++
+			}
+			if r.Recovered {
+				recovered++
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2000 {
+			if err := InjectFatalError(p, 59); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := p.Metrics()
+	mu.Lock()
+	defer mu.Unlock()
+	if delivered != 4000 || m.Recoveries != 1 {
+		t.Fatalf("delivered %d of 4000, recoveries %d", delivered, m.Recoveries)
+	}
+	t.Logf("%d messages re-sent through the new client", recovered)
+	if got := len(readBack(t, c, "healing")); got < 4000 {
+		t.Fatalf("read back %d", got)
+	}
+}

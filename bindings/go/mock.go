@@ -122,3 +122,10 @@ func goConsumed(r *C.ks_consumed_record, handle C.uintptr_t) {
 	records := cgo.Handle(handle).Value().(*[]ConsumedRecord)
 	*records = append(*records, record)
 }
+
+// InjectFatalError makes p's librdkafka client fail fatally, as if a broker had answered with code
+// (for example 59, UNKNOWN_PRODUCER_ID): p replaces the client and re-sends what it held (their
+// reports have Recovered set), or, past recovery.max, stays failed with KindFatal. For tests.
+func InjectFatalError(p *Producer, code int32) error {
+	return p.call(func(c *C.ks_producer) uint32 { return C.ks_test_inject_fatal_error(c, C.int32_t(code)) })
+}

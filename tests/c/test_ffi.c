@@ -51,6 +51,7 @@ typedef struct counter {
   int calls, delivered, closed;
   int *per_message; /* callbacks per message index, to prove "exactly once" */
   int aborted;      /* reported KS_STATUS_TRANSACTION: their transaction was aborted */
+  int recovered;    /* sent again through a new client after a fatal error */
 } counter;
 
 typedef struct tagged {
@@ -66,6 +67,7 @@ static void count_report(const ks_delivery_report *report, void *user_data) {
   if (report->outcome == KS_OUTCOME_DELIVERED && report->status == KS_STATUS_OK && report->offset >= 0) c->delivered++;
   if (report->status == KS_STATUS_CLOSED) c->closed++;
   if (report->status == KS_STATUS_TRANSACTION && report->retriable) c->aborted++;
+  if (report->recovered) c->recovered++;
   if (c->per_message) c->per_message[tag->index]++;
   pthread_mutex_unlock(&c->lock);
   free(tag); /* user_data is ours: the callback runs exactly once, so it frees it */
@@ -241,7 +243,7 @@ static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_clust
 
 static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
   const int n = scaled(2000) / 4 * 4; /* four variants, equally many of each */
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0, 0};
   ks_producer *producer = producer_for(cluster, NULL, NULL);
   const uint8_t nul_value[5] = {'a', 0, 'b', 0, 'c'};
   const uint8_t empty[1] = {0};
@@ -265,7 +267,7 @@ static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
 }
 
 static void test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(ks_mock_cluster *cluster) {
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0, 0};
   ks_producer *plain = producer_for(cluster, NULL, NULL);
   CHECK_STATUS(ks_producer_begin_transaction(plain), KS_STATUS_TRANSACTION);
   ks_producer_free(plain);
@@ -291,6 +293,29 @@ static void test_transactions_report_at_their_end_and_calls_out_of_turn_are_type
   ks_producer_free(producer);
 }
 
+static void test_a_fatal_error_is_recovered_from_and_shows_in_reports(ks_mock_cluster *cluster) {
+  const int n = scaled(2000);
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0, 0};
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  char key[16];
+  for (int i = 0; i < 2 * n; i++) {
+    ks_message m = message("healing", "v");
+    snprintf(key, sizeof key, "k%d", i % 10);
+    m.key = (const uint8_t *)key;
+    m.key_len = strlen(key);
+    CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
+    if (i == n) CHECK_STATUS(ks_test_inject_fatal_error(producer, 59 /* UNKNOWN_PRODUCER_ID */), KS_STATUS_OK);
+  }
+  CHECK_STATUS(ks_test_inject_fatal_error(NULL, 59), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
+  ks_metrics metrics;
+  CHECK_STATUS(ks_producer_metrics(producer, &metrics), KS_STATUS_OK);
+  CHECK(c.calls == 2 * n && c.delivered == 2 * n, "calls %d delivered %d of %d", c.calls, c.delivered, 2 * n);
+  CHECK(metrics.recoveries == 1, "recoveries %llu", (unsigned long long)metrics.recoveries);
+  printf("c: %d of %d messages re-sent through the new client\n", c.recovered, 2 * n);
+  ks_producer_free(producer);
+}
+
 typedef struct thread_job {
   ks_producer *producer;
   counter *counter;
@@ -309,7 +334,7 @@ static void *send_from_thread(void *arg) {
 static void test_eight_threads_share_one_producer(ks_mock_cluster *cluster) {
   enum { THREADS = 8 };
   const int each = scaled(500);
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0, 0};
   ks_producer *producer = producer_for(cluster, NULL, NULL);
   pthread_t threads[THREADS];
   thread_job jobs[THREADS];
@@ -340,7 +365,7 @@ static void test_close_in_flight_calls_back_once_each_and_use_after_close_fails(
 
   const int n = scaled(300);
   int *per_message = calloc((size_t)n, sizeof *per_message);
-  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, per_message, 0};
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, per_message, 0, 0};
   for (int i = 0; i < n; i++) {
     m = message("closing", "in flight");
     CHECK_STATUS(send_counted(producer, &m, &c, i), KS_STATUS_OK);
@@ -577,6 +602,7 @@ int main(void) {
   test_deliveries_match_what_is_read_back(cluster);
   test_eight_threads_share_one_producer(cluster);
   test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(cluster);
+  test_a_fatal_error_is_recovered_from_and_shows_in_reports(cluster);
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_metrics_and_health_describe_the_producer(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();

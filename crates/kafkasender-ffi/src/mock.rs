@@ -1,16 +1,17 @@
-//! `ks_mock_cluster`: librdkafka's in-process mock brokers, for tests of C and Go code.
+//! `ks_mock_cluster`: librdkafka's in-process mock brokers, for tests of C and Go code, and
+//! `ks_test_inject_fatal_error` to see a producer recover.
 
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
 
-use core::testing::{read_topic, MockCluster};
+use core::testing::{inject_fatal_error, read_topic, MockCluster};
 
 use crate::boundary::{
     arg_ref, arg_str, boundary, c_bytes, c_text, free_handle, registry, write_optional_out,
     write_out, Failure,
 };
 use crate::ks_status;
-use crate::producer::ks_header;
+use crate::producer::{ks_header, ks_producer};
 
 /// An in-process Kafka cluster of mock brokers on 127.0.0.1 (real Kafka protocol). Opaque.
 /// Topics are auto-created with 4 partitions. Safe to use from many threads.
@@ -208,4 +209,20 @@ pub extern "C" fn ks_mock_cluster_read_topic(
 #[no_mangle]
 pub extern "C" fn ks_mock_cluster_free(cluster: *mut ks_mock_cluster) {
     free_handle(cluster, "ks_mock_cluster");
+}
+
+/// Makes the producer's librdkafka client fail fatally, as if a broker had answered with `code`
+/// (for example 59, UNKNOWN_PRODUCER_ID). The producer then replaces the client and re-sends what
+/// it held (their reports have `recovered` set), or, past `recovery.max`, stays failed with
+/// KS_STATUS_FATAL. For tests.
+///
+/// Blocking: no. Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn ks_test_inject_fatal_error(producer: *const ks_producer, code: i32) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        inject_fatal_error(producer.inner(), code, "injected by ks_test_inject_fatal_error")?;
+        Ok(ks_status::Ok)
+    })
 }

@@ -58,6 +58,8 @@ pub struct ks_metrics {
     pub breaker_state: u32,
     /// How often the circuit breaker opened.
     pub breaker_trips: u64,
+    /// How often a client that failed fatally was replaced (`recovery.max`).
+    pub recoveries: u64,
 }
 
 /// How healthy a producer is.
@@ -106,6 +108,7 @@ pub extern "C" fn ks_producer_metrics(
             queue_depth: m.queue_depth,
             breaker_state: m.breaker_state as u32,
             breaker_trips: m.breaker_trips,
+            recoveries: m.recoveries,
         };
         // SAFETY: C passes a writable pointer or NULL.
         unsafe { write_out(metrics_out, metrics, "metrics_out") }?;

@@ -152,6 +152,9 @@ pub struct ks_delivery_report {
     pub destination: *const c_char,
     /// Whether sending the message again may succeed (a failure only; false when delivered).
     pub retriable: bool,
+    /// Whether it was sent again through a new client after the first failed fatally
+    /// (at-least-once: the first may have written it too).
+    pub recovered: bool,
 }
 
 /// Receives one delivery report, exactly once per accepted send. Runs on the producer's delivery
@@ -299,6 +302,7 @@ impl UserCallback {
                 .as_ref()
                 .map_or(std::ptr::null(), |d| d.as_ptr()),
             retriable: report.error().is_some_and(|e| e.is_retriable()),
+            recovered: report.recovered,
         };
         // SAFETY: the function pointer and user_data come from the C caller, who vouches for them;
         // the report and everything it points to live until the call returns.
