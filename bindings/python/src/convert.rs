@@ -233,6 +233,10 @@ pub struct DeliveryReport {
     /// The KafkaSenderError that kept the message from its topic, or None when delivered.
     #[pyo3(get)]
     error: Option<Py<PyAny>>,
+    /// Whether it was sent again through a new client after the first failed fatally
+    /// (at-least-once: the first may have written it too).
+    #[pyo3(get)]
+    recovered: bool,
 }
 
 #[pymethods]
@@ -283,6 +287,7 @@ impl DeliveryReport {
             latency: report.latency.as_secs_f64(),
             destination,
             error,
+            recovered: report.recovered,
         })
     }
 }

@@ -183,6 +183,13 @@ impl Producer {
         self.end_transaction(py, timeout, kafkasender::Producer::abort_transaction)
     }
 
+    /// Makes the librdkafka client fail fatally as if a broker had answered with `code` (see
+    /// `kafkasender.testing.inject_fatal_error`).
+    fn _inject_fatal_error(&self, py: Python<'_>, code: i32) -> PyResult<()> {
+        kafkasender::testing::inject_fatal_error(&self.producer, code, "injected from Python")
+            .or_raise(py)
+    }
+
     /// Whether the producer was made with `transactional.id`.
     #[getter]
     fn transactional(&self) -> bool {
@@ -251,6 +258,7 @@ impl Producer {
             ("spool_torn_records", m.spool_torn_records),
             ("spool_bytes", m.spool_bytes),
             ("breaker_trips", m.breaker_trips),
+            ("recoveries", m.recoveries),
             (
                 "callback_errors",
                 self.dispatcher.callback_errors.load(Ordering::Relaxed),

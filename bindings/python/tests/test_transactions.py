@@ -67,3 +67,17 @@ def test_async_with_commits_and_aborts(transactional, topic):
         assert all(isinstance(r, TransactionError) and r.retriable for r in results), results
 
     asyncio.run(main())
+
+
+def test_a_fatal_error_is_recovered_from_and_shows_in_reports(cluster, producer, topic):
+    from kafkasender.testing import inject_fatal_error
+    futures = [producer.send(topic, str(i), key=f"k{i % 10}") for i in range(2_000)]
+    inject_fatal_error(producer)  # UNKNOWN_PRODUCER_ID
+    futures += [producer.send(topic, str(i), key=f"k{i % 10}") for i in range(2_000, 4_000)]
+    producer.flush(60)
+    reports = [f.result(0) for f in futures]
+    assert all(r.delivered for r in reports)
+    assert all(r.attempts == 2 for r in reports if r.recovered)
+    assert producer.metrics()["recoveries"] == 1
+    values = {r["value"] for r in cluster.read_topic(topic)}
+    assert len(values) == 4_000
