@@ -46,6 +46,8 @@ export interface DeliveryReport {
   readonly destination: string | null
   /** What kept the message from its topic; null when delivered. */
   readonly error: KafkaSenderError | null
+  /** Sent again through a new client after the first failed fatally (at-least-once). */
+  readonly recovered: boolean
 }
 
 export interface Health {
@@ -98,3 +100,10 @@ export declare class MockCluster {
   brokerUp(id: number): void
   readTopic(topic: string, timeoutMs?: number): ConsumedRecord[]
 }
+
+/**
+ * Makes `producer`'s librdkafka client fail fatally, as if a broker had answered with `code` (59:
+ * UNKNOWN_PRODUCER_ID): the producer replaces the client and re-sends what it held (their reports
+ * have `recovered` set) or, past `recovery.max`, fails from then on. For tests.
+ */
+export declare function injectFatalError(producer: Producer, code?: number): void

@@ -92,6 +92,7 @@ function reportOf(batch, i, waiter, problem) {
     outcome: OUTCOMES[batch.outcomes[i]],
     destination: problem?.destination ?? null,
     error: problem ? errorOf(problem.error) : null,
+    recovered: batch.recovered[i] === 1,
   })
 }
 
@@ -99,7 +100,21 @@ function reportOf(batch, i, waiter, problem) {
 const KEEP_ALIVE_MS = 2 ** 30
 const FROM_ENV = Symbol('kafkasender: configure from KAFKA_* variables')
 
+/**
+ * Makes `producer`'s librdkafka client fail fatally, as if a broker had answered with `code` (59:
+ * UNKNOWN_PRODUCER_ID): the producer replaces the client and re-sends what it held (their reports
+ * have `recovered` set) or, past `recovery.max`, fails from then on. For tests.
+ */
+let injectFatalError
+
 class Producer {
+  static {
+    injectFatalError = (producer, code = 59) => {
+      const info = producer.#native.injectFatalError(code)
+      if (info) throw errorOf(info)
+    }
+  }
+
   #native
   /** Sends not yet reported, by id: what settles them. */
   #pending = new Map()
@@ -345,7 +360,7 @@ class Producer {
     } else {
       waiter.resolve(Object.freeze({
         topic: waiter.topic, partition: waiter.partition ?? -1, offset: -1n, timestamp: waiter.timestamp,
-        key: waiter.key, attempts: 0, latencyMs: 0, outcome: 'failed', destination: null, error,
+        key: waiter.key, attempts: 0, latencyMs: 0, outcome: 'failed', destination: null, error, recovered: false,
       }))
     }
     this.#stopKeepAliveWhenIdle()
@@ -421,4 +436,4 @@ class MockCluster {
   }
 }
 
-module.exports = { Producer, MockCluster, KafkaSenderError }
+module.exports = { Producer, MockCluster, KafkaSenderError, injectFatalError }

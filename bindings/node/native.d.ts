@@ -37,6 +37,8 @@ export declare class NativeProducer {
   flush(timeoutMs: number): Promise<unknown>
   /** Closes off the event loop (see the core's `close`). */
   close(timeoutMs: number): Promise<unknown>
+  /** Makes the librdkafka client fail fatally, as a broker's `code` would (for tests). */
+  injectFatalError(code: number): ErrorInfo | null
   /** Opens a transaction (quick: no request to the brokers); the error when it cannot. */
   beginTransaction(): ErrorInfo | null
   /** Commits the open transaction off the event loop; its reports are posted before it resolves. */
@@ -99,6 +101,8 @@ export interface ReportBatch {
   latenciesMs: Float64Array
   /** Indices into [`OUTCOMES`]: delivered, failed, dead_lettered, spooled. */
   outcomes: Uint8Array
+  /** 1 where the message was sent again through a new client after a fatal error. */
+  recovered: Uint8Array
   /** What went wrong, for the rows that were not delivered. */
   problems: Array<ReportProblem>
 }

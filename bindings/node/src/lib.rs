@@ -52,6 +52,8 @@ pub struct ReportBatch {
     pub latencies_ms: Float64Array,
     /// Indices into [`OUTCOMES`]: delivered, failed, dead_lettered, spooled.
     pub outcomes: Uint8Array,
+    /// 1 where the message was sent again through a new client after a fatal error.
+    pub recovered: Uint8Array,
     /// What went wrong, for the rows that were not delivered.
     pub problems: Vec<ReportProblem>,
 }
@@ -80,7 +82,7 @@ fn report_batch(reports: Vec<(u32, kafkasender::DeliveryReport)>) -> ReportBatch
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let mut outcomes = Vec::with_capacity(n);
+    let (mut outcomes, mut recovered) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut problems = Vec::new();
     for (index, (id, report)) in reports.into_iter().enumerate() {
         ids.push(id);
@@ -96,6 +98,7 @@ fn report_batch(reports: Vec<(u32, kafkasender::DeliveryReport)>) -> ReportBatch
             Outcome::Spooled { path, .. } => (3, Some(path.display().to_string())),
         };
         outcomes.push(outcome);
+        recovered.push(u8::from(report.recovered));
         if let Some(error) = report.outcome.error() {
             problems.push(ReportProblem {
                 index: index as u32,
@@ -112,6 +115,7 @@ fn report_batch(reports: Vec<(u32, kafkasender::DeliveryReport)>) -> ReportBatch
         attempts: Uint32Array::new(attempts),
         latencies_ms: Float64Array::new(latencies),
         outcomes: Uint8Array::new(outcomes),
+        recovered: Uint8Array::new(recovered),
         problems,
     }
 }
@@ -330,6 +334,14 @@ impl NativeProducer {
         self.off_the_loop(Blocking::Close, timeout_ms)
     }
 
+    /// Makes the librdkafka client fail fatally, as a broker's `code` would (for tests).
+    #[napi]
+    pub fn inject_fatal_error(&self, code: i32) -> Option<ErrorInfo> {
+        kafkasender::testing::inject_fatal_error(&self.producer, code, "injected from Node")
+            .err()
+            .map(|e| ErrorInfo::from(&e))
+    }
+
     /// Opens a transaction (quick: no request to the brokers); the error when it cannot.
     #[napi]
     pub fn begin_transaction(&self) -> Option<ErrorInfo> {
@@ -389,6 +401,7 @@ impl NativeProducer {
             ("spoolTornRecords", m.spool_torn_records),
             ("spoolBytes", m.spool_bytes),
             ("breakerTrips", m.breaker_trips),
+            ("recoveries", m.recoveries),
             ("breakerState", m.breaker_state as u64),
         ]
         .into_iter()
