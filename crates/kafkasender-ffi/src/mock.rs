@@ -222,7 +222,11 @@ pub extern "C" fn ks_test_inject_fatal_error(producer: *const ks_producer, code:
     boundary(|| {
         // SAFETY: C passes a live producer or NULL.
         let producer = unsafe { arg_ref(producer, "producer") }?;
-        inject_fatal_error(producer.inner(), code, "injected by ks_test_inject_fatal_error")?;
+        inject_fatal_error(
+            producer.inner(),
+            code,
+            "injected by ks_test_inject_fatal_error",
+        )?;
         Ok(ks_status::Ok)
     })
 }
