@@ -444,6 +444,61 @@ typedef struct ks_delivery_report {
  */
 typedef void (*ks_delivery_cb)(const struct ks_delivery_report *report, void *user_data);
 
+/**
+ * One report as plain data, for ks_producer_take_reports(). The message's topic and key are not
+ * repeated: the sender has them.
+ */
+typedef struct ks_report_row {
+  /**
+   * The token the message was sent with.
+   */
+  uint64_t token;
+  /**
+   * Partition, or -1 if none was assigned.
+   */
+  int32_t partition;
+  /**
+   * Offset, or -1 unless delivered.
+   */
+  int64_t offset;
+  /**
+   * Timestamp in milliseconds since the epoch, or -1 if unknown.
+   */
+  int64_t timestamp_ms;
+  /**
+   * How many times kafkasender handed the message to librdkafka.
+   */
+  uint32_t attempts;
+  /**
+   * Microseconds from send to this report.
+   */
+  uint64_t latency_us;
+  /**
+   * How it ended.
+   */
+  enum ks_outcome outcome;
+  /**
+   * KS_STATUS_OK when delivered, otherwise the kind of error that kept it from its topic.
+   */
+  enum ks_status status;
+  /**
+   * Whether sending the message again may succeed (a failure only).
+   */
+  bool retriable;
+  /**
+   * Whether it was sent again through a new client after the first failed fatally.
+   */
+  bool recovered;
+  /**
+   * Error message, NUL-terminated, or NULL when delivered. Valid until the next take.
+   */
+  const char *error;
+  /**
+   * The dead-letter topic or the spool file, NUL-terminated, or NULL. Valid until the next take.
+   */
+  const char *destination;
+} ks_report_row;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -729,6 +784,12 @@ enum ks_status ks_producer_close(const struct ks_producer *producer,
                                  uint64_t *purged_out);
 
 /**
+ * The producer's `close.timeout.ms` in milliseconds (what ks_producer_free() waits at most), for
+ * a host that closes with ks_producer_close() first. 0 for NULL. Does not block.
+ */
+uint32_t ks_producer_close_timeout_ms(const struct ks_producer *producer);
+
+/**
  * Number of messages sent and not yet reported. 0 for NULL. Does not block.
  */
 uint64_t ks_producer_in_flight(const struct ks_producer *producer);
@@ -742,6 +803,33 @@ uint64_t ks_producer_in_flight(const struct ks_producer *producer);
  * this call. Never call it from a delivery callback.
  */
 void ks_producer_free(struct ks_producer *producer);
+
+/**
+ * Sends a message like ks_producer_send(), but its report becomes a row with `token`, to be
+ * taken by ks_producer_take_reports(), instead of a callback. Statuses are those of
+ * ks_producer_send(); on any but KS_STATUS_OK no row will come for `token`.
+ *
+ * Ownership: everything `message` points to is copied before this returns.
+ * Blocking: only while the local queue is full, at most `enqueue.timeout.ms`.
+ * Thread safety: any thread, concurrently with other sends.
+ */
+enum ks_status ks_producer_send_tokened(const struct ks_producer *producer,
+                                        const struct ks_message *message,
+                                        uint64_t token);
+
+/**
+ * Copies up to `capacity` reports of tokened sends into `rows`, oldest first, waiting up to
+ * `timeout_ms` for the first; `*count_out` (may be NULL) receives how many. The texts the rows
+ * point to stay valid until the next call. After ks_producer_close() every report is waiting
+ * here; take them all before ks_producer_free(), which drops the rest.
+ *
+ * Blocking: up to `timeout_ms`. Thread safety: one thread takes at a time.
+ */
+enum ks_status ks_producer_take_reports(const struct ks_producer *producer,
+                                        struct ks_report_row *rows,
+                                        size_t capacity,
+                                        uint32_t timeout_ms,
+                                        size_t *count_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -20,10 +20,10 @@ import (
 	"errors"
 	"math"
 	"runtime"
-	"runtime/cgo"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -89,6 +89,13 @@ func (o Outcome) String() string {
 type Producer struct {
 	mu sync.RWMutex // held for reading by calls, for writing by Close
 	p  *C.ks_producer
+
+	pending   *pendingTable
+	nextToken atomic.Uint64
+	// topics holds each topic's NUL-terminated C copy (string -> *C.char), freed by Close.
+	topics  sync.Map
+	closing atomic.Bool   // set by Close once the C producer is closed
+	drained chan struct{} // closed when the report goroutine has run every callback
 }
 
 // NewProducer makes a producer from configuration keys: kafkasender settings and librdkafka
@@ -132,16 +139,17 @@ func newProducer(config *C.ks_config, keys map[string]string) (*Producer, error)
 	if err := lastError(C.ks_producer_new(config, &p)); err != nil {
 		return nil, err
 	}
-	producer := &Producer{p: p}
+	producer := &Producer{p: p, pending: newPendingTable(), drained: make(chan struct{})}
+	go producer.drain(p)
 	// A producer dropped without Close still reports and frees everything; off the runtime's one
 	// finalizer goroutine, since closing may wait for close.timeout.ms.
 	runtime.SetFinalizer(producer, func(p *Producer) { go func() { _ = p.Close() }() })
 	return producer, nil
 }
 
-// cMessage copies a Message into one C allocation (struct, topic, key, value, headers), so that
-// no Go pointer is ever handed to C. The caller frees it with C.free after the call, since the C
-// API copies what it needs before returning.
+// cMessage copies a Message with headers into one C allocation (struct, topic, key, value,
+// headers): the headers array would hold Go pointers, which cgo does not let C see. The caller
+// frees it with C.free after the call, since the C API copies what it needs before returning.
 func cMessage(m *Message) *C.ks_message {
 	size := C.sizeof_ks_message + C.size_t(len(m.Topic)+1+len(m.Key)+len(m.Value)) +
 		C.size_t(len(m.Headers))*C.sizeof_ks_header
@@ -181,31 +189,73 @@ func cMessage(m *Message) *C.ks_message {
 		}
 		msg.headers, msg.headers_len = &headers[0], C.size_t(len(m.Headers))
 	}
-	if m.Partition != nil {
-		msg.partition = C.int32_t(*m.Partition)
-	}
-	if !m.Timestamp.IsZero() {
-		msg.timestamp_ms = C.int64_t(m.Timestamp.UnixMilli())
-	}
+	msg.partition, msg.timestamp_ms = cPlacement(m)
 	return msg
 }
 
 // SendAsync sends a message; onDelivery runs exactly once with its report, on the producer's
-// delivery thread (keep it short). It returns an error, and never calls onDelivery, only for
-// what is known at once: an invalid message, a closed producer, or a full queue after
-// enqueue.timeout.ms. It blocks only while the queue is full.
+// report goroutine (keep it short: reports come in batches, one after another). It returns an
+// error, and never calls onDelivery, only for what is known at once: an invalid message, a closed
+// producer, or a full queue after enqueue.timeout.ms. It blocks only while the queue is full.
 func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
-	if onDelivery == nil {
-		onDelivery = func(DeliveryReport) {}
+	token := p.nextToken.Add(1)
+	p.pending.put(token, pending{onDelivery: onDelivery, topic: m.Topic, key: m.Key})
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.p == nil {
+		p.pending.forget(token)
+		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
 	}
-	msg := cMessage(&m)
-	defer C.free(unsafe.Pointer(msg))
-	handle := cgo.NewHandle(onDelivery)
-	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_go_send(c, msg, C.uintptr_t(handle)) })
-	if err != nil {
-		handle.Delete() // not accepted: no callback will come for it
+	var result C.ks_go_result
+	if len(m.Headers) == 0 {
+		partition, timestamp := cPlacement(&m)
+		result = C.ks_go_send_flat(p.p, p.cTopic(m.Topic),
+			(*C.uint8_t)(unsafe.SliceData(m.Key)), C.size_t(len(m.Key)), cBool(m.Key == nil),
+			(*C.uint8_t)(unsafe.SliceData(m.Value)), C.size_t(len(m.Value)), cBool(m.Value == nil),
+			partition, timestamp, C.uint64_t(token))
+	} else {
+		msg := cMessage(&m)
+		result = C.ks_go_send_message(p.p, msg, C.uint64_t(token))
+		C.free(unsafe.Pointer(msg))
 	}
-	return err
+	if result.status == C.KS_STATUS_OK {
+		return nil
+	}
+	p.pending.forget(token) // not accepted: no report will come for it
+	message := C.GoString(result.error)
+	C.free(unsafe.Pointer(result.error))
+	return statusError(result.status, message)
+}
+
+// cTopic is the topic's NUL-terminated C copy, made once per topic.
+func (p *Producer) cTopic(topic string) *C.char {
+	if c, ok := p.topics.Load(topic); ok {
+		return c.(*C.char)
+	}
+	fresh := C.CString(topic)
+	c, loaded := p.topics.LoadOrStore(topic, fresh)
+	if loaded {
+		C.free(unsafe.Pointer(fresh)) // another goroutine stored it first
+	}
+	return c.(*C.char)
+}
+
+func cPlacement(m *Message) (C.int32_t, C.int64_t) {
+	partition, timestamp := C.int32_t(-1), C.int64_t(0)
+	if m.Partition != nil {
+		partition = C.int32_t(*m.Partition)
+	}
+	if !m.Timestamp.IsZero() {
+		timestamp = C.int64_t(m.Timestamp.UnixMilli())
+	}
+	return partition, timestamp
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Send sends a message and waits for its report or for ctx. A lost message (OutcomeFailed) is
@@ -231,12 +281,17 @@ func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) 
 	}
 }
 
-// Flush waits until every message sent so far has been reported, or ctx ends.
+// Flush waits until every message sent so far has been reported (its callback has run), or ctx
+// ends.
 func (p *Producer) Flush(ctx context.Context) error {
+	upTo := p.nextToken.Load()
 	for {
 		// Short slices, so that a cancelled ctx is noticed promptly and Close is never held up.
 		err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_flush(c, 50) })
 		var kerr *Error
+		if err == nil {
+			break
+		}
 		if !errors.As(err, &kerr) || kerr.Kind() != KindTimeout {
 			return err
 		}
@@ -244,6 +299,21 @@ func (p *Producer) Flush(ctx context.Context) error {
 			return err
 		}
 	}
+	p.mu.RLock()
+	unanswered := C.ks_producer_in_flight(p.p) // 0 once closed
+	p.mu.RUnlock()
+	if unanswered > 0 {
+		return nil // in an open transaction: its reports come with the commit
+	}
+	return p.settled(ctx, upTo)
+}
+
+// settled waits until the callbacks of every send up to token upTo have run, or ctx ends.
+func (p *Producer) settled(ctx context.Context, upTo uint64) error {
+	if !p.pending.waitSettled(upTo, ctx.Done()) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // BeginTransaction opens a transaction on a producer made with "transactional.id": every send
@@ -258,16 +328,18 @@ func (p *Producer) BeginTransaction() error {
 // every report carries a retriable KindTransaction error and so does the returned one, naming the
 // transaction. A KindTimeout error leaves the transaction ending: commit or abort it again.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
-	timeout := timeoutMs(ctx)
-	return p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_commit_transaction(c, timeout) })
+	timeout, upTo := timeoutMs(ctx), p.nextToken.Load()
+	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_commit_transaction(c, timeout) })
+	return errors.Join(err, p.settled(ctx, upTo))
 }
 
 // AbortTransaction aborts the open transaction, waiting until ctx's deadline: every message of
 // it is reported with a retriable KindTransaction error and none is visible to read_committed
 // consumers.
 func (p *Producer) AbortTransaction(ctx context.Context) error {
-	timeout := timeoutMs(ctx)
-	return p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_abort_transaction(c, timeout) })
+	timeout, upTo := timeoutMs(ctx), p.nextToken.Load()
+	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_abort_transaction(c, timeout) })
+	return errors.Join(err, p.settled(ctx, upTo))
 }
 
 // timeoutMs is what is left of ctx's deadline, in milliseconds; the longest wait without one.
@@ -286,9 +358,7 @@ func timeoutMs(ctx context.Context) C.uint32_t {
 
 // InFlight is the number of messages sent and not yet reported.
 func (p *Producer) InFlight() int {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return int(C.ks_producer_in_flight(p.p))
+	return p.pending.len()
 }
 
 // Close stops the producer: it waits up to close.timeout.ms (default 10s) for messages in flight,
@@ -300,42 +370,19 @@ func (p *Producer) Close() error {
 	if p.p == nil {
 		return nil
 	}
-	C.ks_producer_free(p.p) // closes first, with the producer's close.timeout.ms
+	// Closed first, so that every report is waiting as a row; freed once the report goroutine
+	// has taken them all and run their callbacks.
+	C.ks_producer_close(p.p, C.ks_producer_close_timeout_ms(p.p), nil)
+	p.closing.Store(true)
+	<-p.drained
+	C.ks_producer_free(p.p)
 	p.p = nil
+	p.topics.Range(func(_, c any) bool {
+		C.free(unsafe.Pointer(c.(*C.char)))
+		return true
+	})
 	runtime.SetFinalizer(p, nil)
 	return nil
-}
-
-//export goDelivery
-func goDelivery(r *C.ks_delivery_report, handle C.uintptr_t) {
-	h := cgo.Handle(handle)
-	defer h.Delete()
-	defer func() {
-		// A panicking callback must not unwind into C; it is dropped like the Rust core does.
-		_ = recover()
-	}()
-	report := DeliveryReport{
-		Topic:     C.GoString(r.topic),
-		Partition: int32(r.partition),
-		Offset:    int64(r.offset),
-		Attempts:  uint32(r.attempts),
-		Latency:   time.Duration(r.latency_us) * time.Microsecond,
-		Outcome:   Outcome(r.outcome),
-		Recovered: bool(r.recovered),
-	}
-	if r.destination != nil {
-		report.Destination = C.GoString(r.destination)
-	}
-	if r.timestamp_ms >= 0 {
-		report.Timestamp = time.UnixMilli(int64(r.timestamp_ms))
-	}
-	if r.key != nil {
-		report.Key = C.GoBytes(unsafe.Pointer(r.key), C.int(r.key_len))
-	}
-	if r.outcome != C.KS_OUTCOME_DELIVERED {
-		report.Err = &Error{kind: Kind(r.status), message: C.GoString(r.error), retriable: bool(r.retriable)}
-	}
-	h.Value().(func(DeliveryReport))(report)
 }
 
 // Metrics are a producer's counters and delivery-latency percentiles at one moment.

@@ -473,3 +473,33 @@ func TestAFatalErrorIsRecoveredFromAndShowsInReports(t *testing.T) {
 		t.Fatalf("read back %d", got)
 	}
 }
+
+func TestEmptyAndMissingKeysAndValuesStayApart(t *testing.T) {
+	c := cluster(t, "shapes", 1)
+	p := producer(t, c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	shapes := []Message{
+		{Topic: "shapes", Key: []byte{}, Value: []byte{}},       // present, empty
+		{Topic: "shapes", Key: nil, Value: nil},                 // absent key, tombstone
+		{Topic: "shapes", Key: []byte("k"), Value: []byte("v")}, // plain
+	}
+	for _, m := range shapes {
+		if _, err := p.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readBack(t, c, "shapes")
+	if len(got) != 3 {
+		t.Fatalf("read back %d records", len(got))
+	}
+	if got[0].Key == nil || len(got[0].Key) != 0 || got[0].Value == nil || len(got[0].Value) != 0 {
+		t.Fatalf("empty key and value came back as %#v / %#v", got[0].Key, got[0].Value)
+	}
+	if got[1].Key != nil || got[1].Value != nil {
+		t.Fatalf("absent key and tombstone came back as %#v / %#v", got[1].Key, got[1].Value)
+	}
+	if string(got[2].Key) != "k" || string(got[2].Value) != "v" {
+		t.Fatalf("plain record came back as %q / %q", got[2].Key, got[2].Value)
+	}
+}

@@ -208,6 +208,12 @@ impl FfiResult for u64 {
     }
 }
 
+impl FfiResult for u32 {
+    fn failed(_: ks_status) -> Self {
+        0
+    }
+}
+
 impl FfiResult for () {
     fn failed(_: ks_status) -> Self {}
 }

@@ -14,6 +14,7 @@ mod config;
 mod mock;
 mod observe;
 mod producer;
+mod rows;
 
 use std::ffi::c_char;
 
@@ -22,6 +23,7 @@ pub use config::*;
 pub use mock::*;
 pub use observe::*;
 pub use producer::*;
+pub use rows::*;
 
 use boundary::{boundary, last_error_ptr};
 

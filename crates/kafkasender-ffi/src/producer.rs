@@ -1,7 +1,7 @@
 //! `ks_producer`: sends messages and reports each one exactly once through a C callback.
 
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,12 +13,15 @@ use crate::boundary::{
 };
 use crate::config::ks_config;
 use crate::ks_status;
+use crate::rows::RowQueue;
 
 /// A producer. Opaque. Safe to use from many threads at once.
 pub struct ks_producer {
     producer: Producer,
     /// In poll mode, reports wait here until ks_producer_poll() runs their callbacks.
     polled: Option<Arc<PollQueue>>,
+    /// Reports of ks_producer_send_tokened(), waiting for ks_producer_take_reports().
+    pub(crate) rows: Arc<RowQueue>,
 }
 
 /// Reports waiting for ks_producer_poll(), with their callbacks.
@@ -207,7 +210,12 @@ fn new_producer(
         core::logging::init_from(config.settings());
         let producer = Producer::new(config)?;
         let polled = polled.then(Arc::default);
-        let handle = registry::add(Box::into_raw(Box::new(ks_producer { producer, polled })));
+        let rows = Arc::default();
+        let handle = registry::add(Box::into_raw(Box::new(ks_producer {
+            producer,
+            polled,
+            rows,
+        })));
         // SAFETY: checked non-NULL above.
         unsafe { write_out(producer_out, handle, "producer_out") }?;
         Ok(ks_status::Ok)
@@ -269,22 +277,12 @@ impl UserCallback {
     }
 
     fn call_with_topic(self, report: &DeliveryReport, topic: *const c_char) {
-        // Error texts are escaped.
-        let (status, error) = match report.outcome.error() {
-            None => (ks_status::Ok, None),
-            Some(error) => (
-                ks_status::from(error.kind()),
-                Some(c_text(&error.to_string())),
-            ),
-        };
-        let (outcome, destination) = match &report.outcome {
-            Outcome::Delivered => (ks_outcome::Delivered, None),
-            Outcome::Failed(_) => (ks_outcome::Failed, None),
-            Outcome::DeadLettered { topic, .. } => (ks_outcome::DeadLettered, Some(c_text(topic))),
-            Outcome::Spooled { path, .. } => {
-                (ks_outcome::Spooled, Some(c_text(&path.to_string_lossy())))
-            }
-        };
+        let CEnding {
+            outcome,
+            status,
+            error,
+            destination,
+        } = CEnding::of(report);
         let (key, key_len) = c_bytes(report.key.as_deref());
         let c_report = ks_delivery_report {
             topic,
@@ -310,11 +308,47 @@ impl UserCallback {
     }
 }
 
+/// How a report ended, in C terms.
+pub(crate) struct CEnding {
+    pub(crate) outcome: ks_outcome,
+    pub(crate) status: ks_status,
+    /// The error's text (escaped), when it failed to reach its topic.
+    pub(crate) error: Option<CString>,
+    /// The dead-letter topic or the spool file.
+    pub(crate) destination: Option<CString>,
+}
+
+impl CEnding {
+    pub(crate) fn of(report: &DeliveryReport) -> CEnding {
+        let (status, error) = match report.outcome.error() {
+            None => (ks_status::Ok, None),
+            Some(error) => (
+                ks_status::from(error.kind()),
+                Some(c_text(&error.to_string())),
+            ),
+        };
+        let (outcome, destination) = match &report.outcome {
+            Outcome::Delivered => (ks_outcome::Delivered, None),
+            Outcome::Failed(_) => (ks_outcome::Failed, None),
+            Outcome::DeadLettered { topic, .. } => (ks_outcome::DeadLettered, Some(c_text(topic))),
+            Outcome::Spooled { path, .. } => {
+                (ks_outcome::Spooled, Some(c_text(&path.to_string_lossy())))
+            }
+        };
+        CEnding {
+            outcome,
+            status,
+            error,
+            destination,
+        }
+    }
+}
+
 /// Converts a C message into a core record borrowing its bytes.
 ///
 /// # Safety
 /// Every pointer in `message` must be valid as its field documentation says.
-unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failure> {
+pub(crate) unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failure> {
     // SAFETY: per this function's contract.
     let topic = unsafe { arg_str(message.topic, "message.topic") }?;
     if message.partition < -1 {
@@ -550,6 +584,18 @@ pub extern "C" fn ks_producer_close(
         // SAFETY: C passes a writable pointer or NULL.
         unsafe { write_optional_out(purged_out, || report.purged) };
         Ok(ks_status::Ok)
+    })
+}
+
+/// The producer's `close.timeout.ms` in milliseconds (what ks_producer_free() waits at most), for
+/// a host that closes with ks_producer_close() first. 0 for NULL. Does not block.
+#[no_mangle]
+pub extern "C" fn ks_producer_close_timeout_ms(producer: *const ks_producer) -> u32 {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let timeout = unsafe { producer.as_ref() }
+            .map_or(Duration::ZERO, |p| p.producer.settings().close_timeout);
+        Ok(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX))
     })
 }
 

@@ -1,0 +1,170 @@
+//! Reports as rows of plain data, taken in batches: for a host whose every call into C, or from
+//! C into it, is expensive (Go's cgo). A send carries a `token` instead of a callback; its report
+//! waits in the producer's queue until ks_producer_take_reports() copies a batch of them into the
+//! caller's array, one crossing for many reports and none per report.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, CString};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use core::DeliveryReport;
+
+use crate::boundary::{arg_ref, boundary, write_optional_out, Failure};
+use crate::ks_status;
+use crate::producer::{ks_message, ks_outcome, ks_producer, record_of, CEnding};
+
+/// One report as plain data, for ks_producer_take_reports(). The message's topic and key are not
+/// repeated: the sender has them.
+#[repr(C)]
+pub struct ks_report_row {
+    /// The token the message was sent with.
+    pub token: u64,
+    /// Partition, or -1 if none was assigned.
+    pub partition: i32,
+    /// Offset, or -1 unless delivered.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the epoch, or -1 if unknown.
+    pub timestamp_ms: i64,
+    /// How many times kafkasender handed the message to librdkafka.
+    pub attempts: u32,
+    /// Microseconds from send to this report.
+    pub latency_us: u64,
+    /// How it ended.
+    pub outcome: ks_outcome,
+    /// KS_STATUS_OK when delivered, otherwise the kind of error that kept it from its topic.
+    pub status: ks_status,
+    /// Whether sending the message again may succeed (a failure only).
+    pub retriable: bool,
+    /// Whether it was sent again through a new client after the first failed fatally.
+    pub recovered: bool,
+    /// Error message, NUL-terminated, or NULL when delivered. Valid until the next take.
+    pub error: *const c_char,
+    /// The dead-letter topic or the spool file, NUL-terminated, or NULL. Valid until the next take.
+    pub destination: *const c_char,
+}
+
+/// Reports of tokened sends, waiting to be taken.
+#[derive(Default)]
+pub(crate) struct RowQueue {
+    ready: Mutex<VecDeque<(u64, DeliveryReport)>>,
+    arrived: Condvar,
+    /// The texts the last taken rows point to.
+    texts: Mutex<Vec<CString>>,
+}
+
+impl RowQueue {
+    fn push(&self, token: u64, report: DeliveryReport) {
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        ready.push_back((token, report));
+        if ready.len() == 1 {
+            self.arrived.notify_one(); // the taker sleeps only on an empty queue
+        }
+    }
+
+    /// Moves up to `rows.len()` reports into `rows`, waiting up to `timeout` for the first.
+    fn take(&self, rows: &mut [ks_report_row], timeout: Duration) -> usize {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut ready, _) = self
+            .arrived
+            .wait_timeout_while(ready, timeout, |ready| ready.is_empty())
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = ready.len().min(rows.len());
+        let batch: Vec<_> = ready.drain(..count).collect();
+        drop(ready);
+        let mut texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
+        texts.clear();
+        let mut keep = |text: Option<CString>| match text {
+            Some(text) => {
+                let pointer = text.as_ptr();
+                texts.push(text);
+                pointer
+            }
+            None => std::ptr::null(),
+        };
+        for (row, (token, report)) in rows.iter_mut().zip(batch) {
+            let CEnding {
+                outcome,
+                status,
+                error,
+                destination,
+            } = CEnding::of(&report);
+            *row = ks_report_row {
+                token,
+                partition: report.partition,
+                offset: report.offset,
+                timestamp_ms: report.timestamp.unwrap_or(-1),
+                attempts: report.attempts,
+                latency_us: u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX),
+                outcome,
+                status,
+                retriable: report.error().is_some_and(|e| e.is_retriable()),
+                recovered: report.recovered,
+                error: keep(error),
+                destination: keep(destination),
+            };
+        }
+        count
+    }
+}
+
+/// Sends a message like ks_producer_send(), but its report becomes a row with `token`, to be
+/// taken by ks_producer_take_reports(), instead of a callback. Statuses are those of
+/// ks_producer_send(); on any but KS_STATUS_OK no row will come for `token`.
+///
+/// Ownership: everything `message` points to is copied before this returns.
+/// Blocking: only while the local queue is full, at most `enqueue.timeout.ms`.
+/// Thread safety: any thread, concurrently with other sends.
+#[no_mangle]
+pub extern "C" fn ks_producer_send_tokened(
+    producer: *const ks_producer,
+    message: *const ks_message,
+    token: u64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes live pointers or NULL, and a message valid as documented.
+        let (producer, message) =
+            unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
+        let record = unsafe { record_of(message) }?;
+        let rows = producer.rows.clone();
+        producer
+            .inner()
+            .send(&record, move |report| rows.push(token, report))?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Copies up to `capacity` reports of tokened sends into `rows`, oldest first, waiting up to
+/// `timeout_ms` for the first; `*count_out` (may be NULL) receives how many. The texts the rows
+/// point to stay valid until the next call. After ks_producer_close() every report is waiting
+/// here; take them all before ks_producer_free(), which drops the rest.
+///
+/// Blocking: up to `timeout_ms`. Thread safety: one thread takes at a time.
+#[no_mangle]
+pub extern "C" fn ks_producer_take_reports(
+    producer: *const ks_producer,
+    rows: *mut ks_report_row,
+    capacity: usize,
+    timeout_ms: u32,
+    count_out: *mut usize,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        if rows.is_null() && capacity > 0 {
+            return Err(Failure::new(ks_status::NullArgument, "rows is NULL"));
+        }
+        let rows = if capacity == 0 {
+            &mut [][..]
+        } else {
+            // SAFETY: C passes `capacity` writable rows.
+            unsafe { std::slice::from_raw_parts_mut(rows, capacity) }
+        };
+        let taken = producer
+            .rows
+            .take(rows, Duration::from_millis(u64::from(timeout_ms)));
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe { write_optional_out(count_out, || taken) };
+        Ok(ks_status::Ok)
+    })
+}
