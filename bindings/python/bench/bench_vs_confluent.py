@@ -97,7 +97,7 @@ def main():
     payload = b"x" * args.size
     contenders = {
         "confluent-kafka-python produce + on_delivery + poll": confluent_produce,
-        "kafkasender send + on_delivery (Future per message)": kafkasender_send,
+        "kafkasender send + on_delivery": kafkasender_send,
         "kafkasender send_batch (10,000 per call)": kafkasender_send_batch,
     }
     rates = {name: [] for name in contenders}

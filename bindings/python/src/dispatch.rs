@@ -13,8 +13,9 @@ use crate::convert::DeliveryReport;
 
 /// Who waits for a result, and what to call when it arrives.
 pub struct Waiter {
-    /// A `concurrent.futures.Future`, resolved with the report (or the list of reports).
-    pub future: Py<PyAny>,
+    /// A `concurrent.futures.Future`, resolved with the report (or the list of reports), unless
+    /// the sender asked for a callback instead.
+    pub future: Option<Py<PyAny>>,
     /// `on_delivery(report)`, if given.
     pub on_delivery: Option<Py<PyAny>>,
 }
@@ -154,14 +155,19 @@ impl Dispatcher {
             let result = match result {
                 Ok(result) => result,
                 Err(error) => {
-                    let _ = waiter
-                        .future
-                        .call_method1(py, "set_exception", (error.value(py),));
+                    match &waiter.future {
+                        Some(future) => {
+                            let _ = future.call_method1(py, "set_exception", (error.value(py),));
+                        }
+                        None => error.write_unraisable(py, None),
+                    }
                     continue;
                 }
             };
             // The future first, so that a raising callback cannot keep a waiter waiting.
-            let _ = resolve(waiter.future.bind(py), &result, lost.as_ref());
+            if let Some(future) = &waiter.future {
+                let _ = resolve(future.bind(py), &result, lost.as_ref());
+            }
             if let Some(on_delivery) = waiter.on_delivery {
                 if let Err(error) = on_delivery.call1(py, (&result,)) {
                     self.callback_errors

@@ -60,9 +60,10 @@ impl Producer {
         Producer::start(py, Config::from_map(map))
     }
 
-    /// Sends a message; returns a `concurrent.futures.Future` of its `DeliveryReport`, which fails
-    /// with the KafkaSenderError only when the message is lost (dead-lettered and spooled messages
-    /// resolve with a report that says where they went). `on_delivery(report)` also runs once.
+    /// Sends a message. Without `on_delivery`, returns a `concurrent.futures.Future` of its
+    /// `DeliveryReport`, which fails with the KafkaSenderError only when the message is lost
+    /// (dead-lettered and spooled messages resolve with a report that says where they went). With
+    /// `on_delivery`, returns None and `on_delivery(report)` runs once instead (no Future is made).
     /// Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
     /// limit or an open circuit breaker without a spool.
     #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None))]
@@ -81,7 +82,10 @@ impl Producer {
         self.check_process(py)?;
         let args = RecordArgs::extract(topic, value, key, headers, partition, timestamp)?;
         let waiter = self.waiter(py, on_delivery)?;
-        let future = waiter.future.clone_ref(py);
+        let future = match &waiter.future {
+            Some(future) => future.clone_ref(py),
+            None => py.None(),
+        };
         let dispatcher = self.dispatcher.clone();
         let record = args.record();
         let on_delivery = move |report: kafkasender::DeliveryReport| {
@@ -126,7 +130,7 @@ impl Producer {
             })
             .collect::<PyResult<_>>()?;
         let waiter = self.waiter(py, None)?;
-        let future = waiter.future.clone_ref(py);
+        let future = waiter.future.as_ref().expect("a waiter without a callback has a future").clone_ref(py);
         let dispatcher = self.dispatcher.clone();
         let records: Vec<kafkasender::Record<'_>> = args.iter().map(RecordArgs::record).collect();
         let producer = &*self.producer;
@@ -370,8 +374,13 @@ impl Producer {
             }
             _ => None,
         };
+        // A callback, or a future: the future is made only when nobody is called back.
+        let future = match on_delivery {
+            Some(_) => None,
+            None => Some(class.call0(py)?),
+        };
         Ok(Waiter {
-            future: class.call0(py)?,
+            future,
             on_delivery,
         })
     }

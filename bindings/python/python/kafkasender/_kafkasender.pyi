@@ -1,6 +1,6 @@
 # Type stubs of the extension module; the public names are re-exported by kafkasender/__init__.py.
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, overload
 
 Payload = Union[bytes, bytearray, memoryview, str, None]
 Headers = Union[Dict[str, Payload], Sequence[Tuple[str, Payload]], None]
@@ -38,9 +38,14 @@ class DeliveryReport:
 class Producer:
     def __new__(cls, config: Optional[Dict[str, ConfigValue]] = None, *, _env: bool = False,
                 **options: ConfigValue) -> "Producer": ...
+    @overload
     def send(self, topic: str, value: Payload, *, key: Payload = None, headers: Headers = None,
              partition: Optional[int] = None, timestamp: Optional[int] = None,
-             on_delivery: Optional[Callable[[DeliveryReport], Any]] = None) -> "Future[DeliveryReport]": ...
+             on_delivery: None = None) -> "Future[DeliveryReport]": ...
+    @overload
+    def send(self, topic: str, value: Payload, *, key: Payload = None, headers: Headers = None,
+             partition: Optional[int] = None, timestamp: Optional[int] = None,
+             on_delivery: Callable[[DeliveryReport], Any]) -> None: ...
     def send_batch(self, records: Iterable[Union[Dict[str, Any], Tuple[Any, ...]]]) -> "Future[List[DeliveryReport]]": ...
     def flush(self, timeout: Optional[float] = None) -> None: ...
     def close(self, timeout: Optional[float] = None) -> int: ...
