@@ -144,13 +144,21 @@ bench-node: node ## Benchmark the Node face against kafkajs (and @confluentinc/k
 	cd $(NODE_DIR) && node bench/bench.js
 
 .PHONY: bench-python
-bench-python: build python-install ## Benchmark the Python face against confluent-kafka-python and the Rust core
-	$(PY) -m pip install --quiet confluent-kafka
-	$(PY) bindings/python/bench/bench_vs_confluent.py
+bench-python: build python-contenders ## Benchmark the Python face against confluent-kafka-python (same rules as make bench)
+	$(BIN) bench --only librdkafka,$(subst $(eval) ,$(comma),$(PY_CONTENDERS)) \
+	  $(foreach name,$(PY_CONTENDERS),--external $(name)=target/bench/$(name)) \
+	  --json target/bench/python.json $(BENCH_ARGS)
 
-target/c/transaction_scenario: tests/c/transaction_scenario.c include/kafkasender.h build
-	@mkdir -p target/c
-	$(CC) $(C_FLAGS) -O1 tests/c/transaction_scenario.c -o $@ $(C_LIBS)
+# Wrapper scripts that run bindings/python/bench/contender.py in the project's virtualenv.
+.PHONY: python-contenders
+python-contenders: python-install
+	$(PY) -m pip install --quiet 'confluent-kafka==$(CONFLUENT_PYTHON_VERSION)'
+	@mkdir -p target/bench
+	@for name in $(PY_CONTENDERS); do \
+	  printf '#!/bin/sh\nexec %s %s %s "$$@"\n' $(abspath $(PY)) $(abspath bindings/python/bench/contender.py) $$name > target/bench/$$name; \
+	  chmod +x target/bench/$$name; done
+
+comma := ,
 
 .PHONY: test-e2e
 test-e2e: build target/c/transaction_scenario ## End-to-end tests against a real Apache Kafka broker (started and stopped here), transactions from every face
@@ -174,10 +182,17 @@ bench: build target/c/bench_ffi ## Benchmark the core (send, send_batch) and C a
 	$(BIN) bench --external c-send=target/c/bench_ffi --json target/bench/core.json $(BENCH_ARGS)
 
 .PHONY: bench-faces
-bench-faces: build target/c/bench_ffi ## The same, with the Go face too
+bench-faces: build target/c/bench_ffi python-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python
 	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
-	$(BIN) bench --external c-send=target/c/bench_ffi --external go-send-async=target/go/kafkasender-bench \
+	cd bench/confluent-go && go build -o ../../target/go/confluent-go-bench .
+	$(BIN) bench --external c-send=target/c/bench_ffi \
+	  --external go-send-async=target/go/kafkasender-bench --external confluent-go=target/go/confluent-go-bench \
+	  $(foreach name,$(PY_CONTENDERS),--external $(name)=target/bench/$(name)) \
 	  --json target/bench/faces.json $(BENCH_ARGS)
+
+# The Python contenders of bindings/python/bench/contender.py; the peer pinned to librdkafka's 2.12 line.
+PY_CONTENDERS := py-send py-send-batch confluent-python
+CONFLUENT_PYTHON_VERSION := 2.12.1
 
 .PHONY: kafka-up
 kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its address

@@ -11,6 +11,9 @@ mod producer;
 
 use pyo3::prelude::*;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     fork::watch();
