@@ -185,8 +185,11 @@ bench: build target/c/bench_ffi ## Benchmark the core (send, send_batch) and C a
 bench-faces: build target/c/bench_ffi python-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python
 	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
 	cd bench/confluent-go && go build -o ../../target/go/confluent-go-bench .
+	printf '#!/bin/sh\nexec %s --batch "$$@"\n' $(abspath target/go/kafkasender-bench) > target/bench/go-send-batch
+	chmod +x target/bench/go-send-batch
 	$(BIN) bench --external c-send=target/c/bench_ffi \
-	  --external go-send-async=target/go/kafkasender-bench --external confluent-go=target/go/confluent-go-bench \
+	  --external go-send-async=target/go/kafkasender-bench --external go-send-batch=target/bench/go-send-batch \
+	  --external confluent-go=target/go/confluent-go-bench \
 	  $(foreach name,$(PY_CONTENDERS),--external $(name)=target/bench/$(name)) \
 	  --json target/bench/faces.json $(BENCH_ARGS)
 

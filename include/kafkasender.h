@@ -818,6 +818,22 @@ enum ks_status ks_producer_send_tokened(const struct ks_producer *producer,
                                         uint64_t token);
 
 /**
+ * Sends `count` messages like ks_producer_send_tokened(), message `i` with token
+ * `first_token + i`, in one call; `statuses_out[i]` receives each one's status (no row will come
+ * for one that is not KS_STATUS_OK; ks_last_error() describes the last such). Returns KS_STATUS_OK
+ * once every message was tried, whatever their statuses.
+ *
+ * Ownership: everything the messages point to is copied before this returns.
+ * Blocking: only while the local queue is full, at most `enqueue.timeout.ms` per message.
+ * Thread safety: any thread, concurrently with other sends.
+ */
+enum ks_status ks_producer_send_batch_tokened(const struct ks_producer *producer,
+                                              const struct ks_message *messages,
+                                              size_t count,
+                                              uint64_t first_token,
+                                              enum ks_status *statuses_out);
+
+/**
  * Copies up to `capacity` reports of tokened sends into `rows`, oldest first, waiting up to
  * `timeout_ms` for the first; `*count_out` (may be NULL) receives how many. The texts the rows
  * point to stay valid until the next call. After ks_producer_close() every report is waiting

@@ -147,21 +147,30 @@ func newProducer(config *C.ks_config, keys map[string]string) (*Producer, error)
 	return producer, nil
 }
 
-// cMessage copies a Message with headers into one C allocation (struct, topic, key, value,
-// headers): the headers array would hold Go pointers, which cgo does not let C see. The caller
-// frees it with C.free after the call, since the C API copies what it needs before returning.
-func cMessage(m *Message) *C.ks_message {
-	size := C.sizeof_ks_message + C.size_t(len(m.Topic)+1+len(m.Key)+len(m.Value)) +
-		C.size_t(len(m.Headers))*C.sizeof_ks_header
-	for _, h := range m.Headers {
-		size += C.size_t(len(h.Key) + 1 + len(h.Value))
+// cMessages copies messages into one C allocation: the ks_message array, `extra` zeroed bytes
+// (for the caller's use, aligned like the array), then every header array (aligned), topic, key
+// and value. C never sees a Go pointer
+// that points to Go pointers, which cgo forbids (a ks_header array would be one). The caller frees
+// it with C.free after the call, since the C API copies what it needs before returning.
+func cMessages(msgs []Message, extra int) (*C.ks_message, unsafe.Pointer) {
+	const align = 8 // of ks_message and ks_header
+	size := len(msgs)*int(C.sizeof_ks_message) + (extra+align-1)/align*align
+	for i := range msgs {
+		m := &msgs[i]
+		size += len(m.Topic) + 1 + len(m.Key) + len(m.Value)
+		if len(m.Headers) > 0 {
+			size += align - 1 + len(m.Headers)*int(C.sizeof_ks_header)
+		}
+		for _, h := range m.Headers {
+			size += len(h.Key) + 1 + len(h.Value)
+		}
 	}
-	base := C.malloc(size)
-	buf := unsafe.Slice((*byte)(base), int(size))
-	msg := (*C.ks_message)(base)
-	*msg = C.ks_message{partition: -1}
-	headersAt := int(C.sizeof_ks_message)
-	rest := headersAt + len(m.Headers)*int(C.sizeof_ks_header)
+	base := C.malloc(C.size_t(size))
+	buf := unsafe.Slice((*byte)(base), size)
+	structs := unsafe.Slice((*C.ks_message)(base), len(msgs))
+	extraAt := len(msgs) * int(C.sizeof_ks_message)
+	rest := extraAt + (extra+align-1)/align*align
+	clear(buf[:rest]) // the structs and the extra bytes; the data is all written below
 	// put copies b into the buffer and returns its C address; with NUL appends a terminator.
 	put := func(b []byte, nul bool) unsafe.Pointer {
 		p := unsafe.Pointer(&buf[rest])
@@ -172,25 +181,30 @@ func cMessage(m *Message) *C.ks_message {
 		}
 		return p
 	}
-	msg.topic = (*C.char)(put([]byte(m.Topic), true))
-	if m.Key != nil {
-		msg.key, msg.key_len = (*C.uint8_t)(put(m.Key, false)), C.size_t(len(m.Key))
-	}
-	if m.Value != nil {
-		msg.value, msg.value_len = (*C.uint8_t)(put(m.Value, false)), C.size_t(len(m.Value))
-	}
-	if len(m.Headers) > 0 {
-		headers := unsafe.Slice((*C.ks_header)(unsafe.Pointer(&buf[headersAt])), len(m.Headers))
-		for i, h := range m.Headers {
-			headers[i] = C.ks_header{key: (*C.char)(put([]byte(h.Key), true))}
-			if h.Value != nil {
-				headers[i].value, headers[i].value_len = (*C.uint8_t)(put(h.Value, false)), C.size_t(len(h.Value))
+	for i := range msgs {
+		m, msg := &msgs[i], &structs[i]
+		if len(m.Headers) > 0 {
+			rest = (rest + align - 1) / align * align
+			headers := unsafe.Slice((*C.ks_header)(unsafe.Pointer(&buf[rest])), len(m.Headers))
+			rest += len(m.Headers) * int(C.sizeof_ks_header)
+			for j, h := range m.Headers {
+				headers[j] = C.ks_header{key: (*C.char)(put([]byte(h.Key), true))}
+				if h.Value != nil {
+					headers[j].value, headers[j].value_len = (*C.uint8_t)(put(h.Value, false)), C.size_t(len(h.Value))
+				}
 			}
+			msg.headers, msg.headers_len = &headers[0], C.size_t(len(m.Headers))
 		}
-		msg.headers, msg.headers_len = &headers[0], C.size_t(len(m.Headers))
+		msg.topic = (*C.char)(put([]byte(m.Topic), true))
+		if m.Key != nil {
+			msg.key, msg.key_len = (*C.uint8_t)(put(m.Key, false)), C.size_t(len(m.Key))
+		}
+		if m.Value != nil {
+			msg.value, msg.value_len = (*C.uint8_t)(put(m.Value, false)), C.size_t(len(m.Value))
+		}
+		msg.partition, msg.timestamp_ms = cPlacement(m)
 	}
-	msg.partition, msg.timestamp_ms = cPlacement(m)
-	return msg
+	return &structs[0], unsafe.Add(base, extraAt)
 }
 
 // SendAsync sends a message; onDelivery runs exactly once with its report, on the producer's
@@ -214,7 +228,7 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 			(*C.uint8_t)(unsafe.SliceData(m.Value)), C.size_t(len(m.Value)), cBool(m.Value == nil),
 			partition, timestamp, C.uint64_t(token))
 	} else {
-		msg := cMessage(&m)
+		msg, _ := cMessages([]Message{m}, 0)
 		result = C.ks_go_send_message(p.p, msg, C.uint64_t(token))
 		C.free(unsafe.Pointer(msg))
 	}
@@ -225,6 +239,45 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 	message := C.GoString(result.error)
 	C.free(unsafe.Pointer(result.error))
 	return statusError(result.status, message)
+}
+
+// SendBatch sends every message with one call into C; onDelivery runs once per message, on the
+// producer's report goroutine. A message that cannot be sent (invalid, or a queue that stayed
+// full) gets its failed report right away, on this goroutine, instead of failing the batch; the
+// error is only for a closed producer, when nothing was sent.
+func (p *Producer) SendBatch(msgs []Message, onDelivery func(DeliveryReport)) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	n := uint64(len(msgs))
+	first := p.nextToken.Add(n) - n + 1
+	p.pending.putBatch(first, msgs, onDelivery)
+	structs, statusesAt := cMessages(msgs, len(msgs)*int(C.sizeof_int32_t))
+	defer C.free(unsafe.Pointer(structs))
+	statuses := unsafe.Slice((*C.enum_ks_status)(statusesAt), len(msgs))
+	var lastError string
+	err := p.call(func(c *C.ks_producer) uint32 {
+		status := C.ks_producer_send_batch_tokened(c, structs, C.size_t(len(msgs)), C.uint64_t(first), &statuses[0])
+		lastError = C.GoString(C.ks_last_error())
+		return status
+	})
+	if err != nil {
+		for i := range msgs {
+			p.pending.forget(first + uint64(i))
+		}
+		return err
+	}
+	for i, status := range statuses {
+		if status == C.KS_STATUS_OK {
+			continue
+		}
+		p.pending.forget(first + uint64(i))
+		if onDelivery != nil {
+			onDelivery(DeliveryReport{Topic: msgs[i].Topic, Key: msgs[i].Key, Partition: -1, Offset: -1,
+				Outcome: OutcomeFailed, Err: statusError(status, lastError)})
+		}
+	}
+	return nil
 }
 
 // cTopic is the topic's NUL-terminated C copy, made once per topic.

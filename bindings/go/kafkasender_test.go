@@ -503,3 +503,57 @@ func TestEmptyAndMissingKeysAndValuesStayApart(t *testing.T) {
 		t.Fatalf("plain record came back as %q / %q", got[2].Key, got[2].Value)
 	}
 }
+
+func TestSendBatchCrossesOnceAndReportsEveryMessage(t *testing.T) {
+	c := cluster(t, "batched", 4)
+	p := producer(t, c, nil)
+	msgs := make([]Message, 0, 1001)
+	for i := 0; i < 1000; i++ {
+		m := Message{Topic: "batched", Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(fmt.Sprint(i))}
+		if i%100 == 0 {
+			m.Headers = []Header{{Key: "n", Value: []byte(fmt.Sprint(i))}, {Key: "null", Value: nil}}
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = append(msgs[:500], append([]Message{{Topic: "not a topic!", Value: []byte("x")}}, msgs[500:]...)...)
+	var mu sync.Mutex
+	delivered, failed := 0, 0
+	err := p.SendBatch(msgs, func(r DeliveryReport) {
+		mu.Lock()
+		defer mu.Unlock()
+		var kerr *Error
+		switch {
+		case r.Outcome == OutcomeDelivered:
+			delivered++
+		case errors.As(r.Err, &kerr) && kerr.Kind() == KindInvalidRecord && r.Topic == "not a topic!":
+			failed++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if delivered != 1000 || failed != 1 {
+		t.Fatalf("delivered %d, failed %d", delivered, failed)
+	}
+	mu.Unlock()
+	got := readBack(t, c, "batched")
+	withHeaders := 0
+	for _, r := range got {
+		if len(r.Headers) == 2 && r.Headers[0].Key == "n" && string(r.Headers[0].Value) == string(r.Value) && r.Headers[1].Value == nil {
+			withHeaders++
+		}
+	}
+	if len(got) != 1000 || withHeaders != 10 {
+		t.Fatalf("read back %d, %d with their headers", len(got), withHeaders)
+	}
+	_ = p.Close()
+	if err := p.SendBatch(msgs[:1], nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+}

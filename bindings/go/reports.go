@@ -43,6 +43,15 @@ func (t *pendingTable) put(token uint64, p pending) {
 	t.mu.Unlock()
 }
 
+// putBatch records a batch's sends, tokens first, first+1, … .
+func (t *pendingTable) putBatch(first uint64, msgs []Message, onDelivery func(DeliveryReport)) {
+	t.mu.Lock()
+	for i := range msgs {
+		t.entries[first+uint64(i)] = pending{onDelivery: onDelivery, topic: msgs[i].Topic, key: msgs[i].Key}
+	}
+	t.mu.Unlock()
+}
+
 // forget drops a token whose send was refused.
 func (t *pendingTable) forget(token uint64) {
 	t.mu.Lock()

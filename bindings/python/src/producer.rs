@@ -130,7 +130,11 @@ impl Producer {
             })
             .collect::<PyResult<_>>()?;
         let waiter = self.waiter(py, None)?;
-        let future = waiter.future.as_ref().expect("a waiter without a callback has a future").clone_ref(py);
+        let future = waiter
+            .future
+            .as_ref()
+            .expect("a waiter without a callback has a future")
+            .clone_ref(py);
         let dispatcher = self.dispatcher.clone();
         let records: Vec<kafkasender::Record<'_>> = args.iter().map(RecordArgs::record).collect();
         let producer = &*self.producer;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use core::DeliveryReport;
 
-use crate::boundary::{arg_ref, boundary, write_optional_out, Failure};
+use crate::boundary::{arg_ref, boundary, set_last_error, write_optional_out, Failure};
 use crate::ks_status;
 use crate::producer::{ks_message, ks_outcome, ks_producer, record_of, CEnding};
 
@@ -130,6 +130,67 @@ pub extern "C" fn ks_producer_send_tokened(
         producer
             .inner()
             .send(&record, move |report| rows.push(token, report))?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Sends `count` messages like ks_producer_send_tokened(), message `i` with token
+/// `first_token + i`, in one call; `statuses_out[i]` receives each one's status (no row will come
+/// for one that is not KS_STATUS_OK; ks_last_error() describes the last such). Returns KS_STATUS_OK
+/// once every message was tried, whatever their statuses.
+///
+/// Ownership: everything the messages point to is copied before this returns.
+/// Blocking: only while the local queue is full, at most `enqueue.timeout.ms` per message.
+/// Thread safety: any thread, concurrently with other sends.
+#[no_mangle]
+pub extern "C" fn ks_producer_send_batch_tokened(
+    producer: *const ks_producer,
+    messages: *const ks_message,
+    count: usize,
+    first_token: u64,
+    statuses_out: *mut ks_status,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        if count == 0 {
+            return Ok(ks_status::Ok);
+        }
+        if messages.is_null() || statuses_out.is_null() {
+            return Err(Failure::new(
+                ks_status::NullArgument,
+                "messages or statuses_out is NULL",
+            ));
+        }
+        // SAFETY: C passes `count` messages and `count` writable statuses.
+        let (messages, statuses) = unsafe {
+            (
+                std::slice::from_raw_parts(messages, count),
+                std::slice::from_raw_parts_mut(statuses_out, count),
+            )
+        };
+        let mut last_failure: Option<Failure> = None;
+        for ((message, status), token) in messages.iter().zip(statuses).zip(first_token..) {
+            // SAFETY: each message is valid as documented.
+            let sent = unsafe { record_of(message) }.and_then(|record| {
+                let rows = producer.rows.clone();
+                producer
+                    .inner()
+                    .send(&record, move |report| rows.push(token, report))
+                    .map_err(Failure::from)
+            });
+            *status = match sent {
+                Ok(()) => ks_status::Ok,
+                Err(failure) => {
+                    let status = failure.status;
+                    last_failure = Some(failure);
+                    status
+                }
+            };
+        }
+        if let Some(failure) = last_failure {
+            set_last_error(&failure.message);
+        }
         Ok(ks_status::Ok)
     })
 }
