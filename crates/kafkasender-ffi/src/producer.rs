@@ -532,14 +532,7 @@ pub extern "C" fn ks_producer_commit_transaction(
     producer: *const ks_producer,
     timeout_ms: u32,
 ) -> ks_status {
-    boundary(|| {
-        // SAFETY: C passes a live producer or NULL.
-        let producer = unsafe { arg_ref(producer, "producer") }?;
-        producer
-            .producer
-            .commit_transaction(Duration::from_millis(u64::from(timeout_ms)))?;
-        Ok(ks_status::Ok)
-    })
+    end_transaction(producer, timeout_ms, Producer::commit_transaction)
 }
 
 /// Aborts the open transaction, waiting up to `timeout_ms`: every message of it is reported with
@@ -552,12 +545,21 @@ pub extern "C" fn ks_producer_abort_transaction(
     producer: *const ks_producer,
     timeout_ms: u32,
 ) -> ks_status {
+    end_transaction(producer, timeout_ms, Producer::abort_transaction)
+}
+
+fn end_transaction(
+    producer: *const ks_producer,
+    timeout_ms: u32,
+    end: fn(&Producer, Duration) -> core::Result<()>,
+) -> ks_status {
     boundary(|| {
         // SAFETY: C passes a live producer or NULL.
         let producer = unsafe { arg_ref(producer, "producer") }?;
-        producer
-            .producer
-            .abort_transaction(Duration::from_millis(u64::from(timeout_ms)))?;
+        end(
+            &producer.producer,
+            Duration::from_millis(u64::from(timeout_ms)),
+        )?;
         Ok(ks_status::Ok)
     })
 }
