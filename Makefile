@@ -140,8 +140,20 @@ test-node: node ## Node tests (node --test), tsc on a usage file, native.d.ts dr
 	  && npm install --no-audit --no-fund --loglevel=error $(abspath $(NODE_DIR)) && node send.js && rm -rf $$scratch
 
 .PHONY: bench-node
-bench-node: node ## Benchmark the Node face against kafkajs (and @confluentinc/kafka-javascript when installed)
-	cd $(NODE_DIR) && node bench/bench.js
+bench-node: build node node-contenders ## Benchmark the Node face against kafkajs (same rules as make bench)
+	$(BIN) bench --only librdkafka,$(subst $(eval) ,$(comma),$(NODE_CONTENDERS)) \
+	  $(foreach name,$(NODE_CONTENDERS),--external $(name)=target/bench/$(name)) \
+	  --json target/bench/node.json $(BENCH_ARGS)
+
+# The Node contenders of bindings/node/bench/contender.js (kafkajs comes with the package's dev dependencies).
+NODE_CONTENDERS := node-send node-send-batch kafkajs
+
+.PHONY: node-contenders
+node-contenders:
+	@mkdir -p target/bench
+	@for name in $(NODE_CONTENDERS); do \
+	  printf '#!/bin/sh\nexec node %s %s "$$@"\n' $(abspath bindings/node/bench/contender.js) $$name > target/bench/$$name; \
+	  chmod +x target/bench/$$name; done
 
 .PHONY: bench-python
 bench-python: build python-contenders ## Benchmark the Python face against confluent-kafka-python (same rules as make bench)
@@ -182,7 +194,7 @@ bench: build target/c/bench_ffi ## Benchmark the core (send, send_batch) and C a
 	$(BIN) bench --external c-send=target/c/bench_ffi --json target/bench/core.json $(BENCH_ARGS)
 
 .PHONY: bench-faces
-bench-faces: build target/c/bench_ffi python-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python
+bench-faces: build target/c/bench_ffi python-contenders node node-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python, Node and kafkajs
 	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
 	cd bench/confluent-go && go build -o ../../target/go/confluent-go-bench .
 	printf '#!/bin/sh\nexec %s --batch "$$@"\n' $(abspath target/go/kafkasender-bench) > target/bench/go-send-batch
@@ -190,7 +202,7 @@ bench-faces: build target/c/bench_ffi python-contenders ## The same with every f
 	$(BIN) bench --external c-send=target/c/bench_ffi \
 	  --external go-send-async=target/go/kafkasender-bench --external go-send-batch=target/bench/go-send-batch \
 	  --external confluent-go=target/go/confluent-go-bench \
-	  $(foreach name,$(PY_CONTENDERS),--external $(name)=target/bench/$(name)) \
+	  $(foreach name,$(PY_CONTENDERS) $(NODE_CONTENDERS),--external $(name)=target/bench/$(name)) \
 	  --json target/bench/faces.json $(BENCH_ARGS)
 
 # The Python contenders of bindings/python/bench/contender.py; the peer pinned to librdkafka's 2.12 line.

@@ -1,0 +1,104 @@
+'use strict'
+// Node contenders for `kafkasender bench --external NAME=PROGRAM`, under the rules at the top of
+// crates/kafkasender-cli/src/bench.rs (warm producer, distinct 16-byte keys, the broker in another
+// process, the clock from the first send to the last report):
+// - node-send: kafkasender `send` (a Promise per message), all sent before any is awaited;
+// - node-send-batch: kafkasender `sendBatch` of 10,000 messages a call;
+// - kafkajs: kafkajs 2.2.4 `producer.send` of 1,000 messages a call, up to 10 in flight (its own
+//   batching), acks=-1. Not idempotent: kafkajs's idempotent producer looks for a controller
+//   broker that the mock cluster's metadata does not name.
+// Usage: contender.js NAME BOOTSTRAP TOPIC COUNT SIZE RATE   (RATE 0: as fast as it goes)
+// Prints: result<TAB>NAME<TAB>MSG_PER_S<TAB>P50_MS<TAB>P99_MS<TAB>PEAK_RSS_KB<TAB>CPU_SECONDS
+
+const path = require('node:path')
+
+const BATCH = 10000
+
+function keys(count) {
+  return Array.from({ length: count }, (_, i) => {
+    const key = Buffer.alloc(16, 'ks-bench')
+    key.writeBigUInt64BE(BigInt(i))
+    return key
+  })
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits, when `rate` is set, until message `i` is due. */
+async function pace(started, i, rate) {
+  if (rate > 0) {
+    const due = started + (i / rate) * 1e3 - performance.now()
+    if (due > 0) await sleep(due)
+  }
+}
+
+function kafkasender(batched) {
+  return async (brokers, topic, count, payload, rate) => {
+    const { Producer } = require(path.join(__dirname, '..'))
+    const p = new Producer({ 'bootstrap.servers': brokers, 'log.level': 'off' })
+    await p.send({ topic, value: payload, key: 'warm-up' })
+    const ks = keys(count)
+    const started = performance.now()
+    let reports
+    if (batched) {
+      const batches = []
+      for (let i = 0; i < count; i += BATCH) {
+        batches.push(p.sendBatch(ks.slice(i, i + BATCH).map((key) => ({ topic, value: payload, key }))))
+      }
+      reports = (await Promise.all(batches)).flat()
+    } else {
+      const sends = []
+      for (let i = 0; i < count; i++) {
+        await pace(started, i, rate)
+        sends.push(p.send({ topic, value: payload, key: ks[i] }))
+      }
+      reports = await Promise.all(sends)
+    }
+    const finished = performance.now()
+    await p.close()
+    if (reports.some((r) => r.outcome !== 'delivered')) throw new Error('not all delivered')
+    return { started, finished, latencies: reports.map((r) => r.latencyMs) }
+  }
+}
+
+async function kafkajs(brokers, topic, count, payload, rate) {
+  const { Kafka, logLevel } = require('kafkajs')
+  const kafka = new Kafka({ brokers: brokers.split(','), logLevel: logLevel.NOTHING })
+  const p = kafka.producer()
+  await p.connect()
+  await p.send({ topic, acks: -1, messages: [{ key: 'warm-up', value: payload }] })
+  const ks = keys(count)
+  const latencies = []
+  const inFlight = []
+  const started = performance.now()
+  for (let i = 0; i < count; i += 1000) {
+    await pace(started, i, rate)
+    const messages = ks.slice(i, i + 1000).map((key) => ({ key, value: payload }))
+    const sentAt = performance.now()
+    inFlight.push(p.send({ topic, acks: -1, messages }).then(() => {
+      const latency = performance.now() - sentAt
+      for (let j = 0; j < messages.length; j++) latencies.push(latency)
+    }))
+    if (inFlight.length >= 10) await inFlight.shift()
+  }
+  await Promise.all(inFlight)
+  const finished = performance.now()
+  await p.disconnect()
+  return { started, finished, latencies }
+}
+
+const CONTENDERS = { 'node-send': kafkasender(false), 'node-send-batch': kafkasender(true), kafkajs }
+
+async function main() {
+  const [name, brokers, topic, count, size, rate] = process.argv.slice(2)
+  const n = Number(count)
+  const { started, finished, latencies } = await CONTENDERS[name](brokers, topic, n, Buffer.alloc(Number(size), 'x'), Number(rate))
+  if (latencies.length !== n) throw new Error(`${latencies.length} of ${n} reported`)
+  latencies.sort((a, b) => a - b)
+  const usage = process.resourceUsage()
+  const cpu = (usage.userCPUTime + usage.systemCPUTime) / 1e6
+  console.log(['result', name, Math.round(n / ((finished - started) / 1e3)), latencies[Math.floor(n / 2)].toFixed(3),
+    latencies[Math.floor((n * 99) / 100)].toFixed(3), usage.maxRSS, cpu.toFixed(3)].join('\t'))
+}
+
+main().catch((e) => { console.error(e); process.exit(1) })
