@@ -96,6 +96,9 @@ function reportOf(batch, i, waiter, problem) {
   })
 }
 
+/** Most plain messages handed to the addon in one `sendMany` call. */
+const SEND_CHUNK = 4096
+
 // Sends settled by a report, until then keeping the event loop alive (and only until then).
 const KEEP_ALIVE_MS = 2 ** 30
 const FROM_ENV = Symbol('kafkasender: configure from KAFKA_* variables')
@@ -116,9 +119,11 @@ class Producer {
   }
 
   #native
-  /** Sends not yet reported, by id: what settles them. */
-  #pending = new Map()
-  #nextId = 0
+  /** Sends not yet reported, by id: an id is a slot here, reused once its send is settled. */
+  #waiters = []
+  /** Slots of settled sends, for reuse. */
+  #freeSlots = []
+  #inFlight = 0
   #keepAlive = null
   /** Prepared sends waiting to cross into the native producer, in send order. */
   #queue = []
@@ -252,7 +257,7 @@ class Producer {
 
   /** Messages sent and not yet reported. */
   get inFlight() {
-    return this.#pending.size
+    return this.#inFlight
   }
 
   metrics() {
@@ -281,14 +286,14 @@ class Producer {
    * call for a run of plain messages, so a burst of sends costs one boundary crossing.
    */
   #enqueue(send, waiter) {
-    const id = this.#nextId
-    this.#nextId = (this.#nextId + 1) >>> 0
+    const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#waiters.length
     send[0] = id
     waiter.topic = send[1]
     waiter.key = send[3]
     waiter.partition = send[6]
     waiter.timestamp = send[7]
-    this.#pending.set(id, waiter)
+    this.#waiters[id] = waiter
+    this.#inFlight++
     if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
     this.#queue.push(send)
     if (!this.#flushScheduled && this.#waiting === null) {
@@ -303,8 +308,10 @@ class Producer {
     const queue = this.#queue
     let i = 0
     while (i < queue.length) {
+      // In chunks: the addon converts a whole chunk before sending, and a full queue stops it part
+      // way, so a chunk of the whole queue would convert the rest again and again.
       let end = i
-      while (end < queue.length && isPlain(queue[end])) end++
+      while (end < queue.length && end - i < SEND_CHUNK && isPlain(queue[end])) end++
       if (end > i) {
         const topics = []
         const values = []
@@ -350,8 +357,7 @@ class Producer {
 
   /** Settles a send the native producer did not accept. */
   #refuse(id, info) {
-    const waiter = this.#pending.get(id)
-    this.#pending.delete(id)
+    const waiter = this.#settle(id)
     const error = errorOf(info)
     if (waiter.callback) {
       waiter.callback(error, null)
@@ -366,8 +372,19 @@ class Producer {
     this.#stopKeepAliveWhenIdle()
   }
 
+  /** Takes the waiter of send `id` out of its slot (undefined if it was settled already). */
+  #settle(id) {
+    const waiter = this.#waiters[id]
+    if (waiter !== undefined) {
+      this.#waiters[id] = undefined
+      this.#freeSlots.push(id)
+      this.#inFlight--
+    }
+    return waiter
+  }
+
   #stopKeepAliveWhenIdle() {
-    if (this.#pending.size === 0 && this.#keepAlive !== null) {
+    if (this.#inFlight === 0 && this.#keepAlive !== null) {
       clearInterval(this.#keepAlive)
       this.#keepAlive = null
     }
@@ -378,9 +395,8 @@ class Producer {
     const problems = new Map(batch.problems.map((p) => [p.index, p]))
     for (let i = 0; i < batch.ids.length; i++) {
       const id = batch.ids[i]
-      const waiter = this.#pending.get(id)
+      const waiter = this.#settle(id)
       if (waiter === undefined) continue
-      this.#pending.delete(id)
       const report = reportOf(batch, i, waiter, problems.get(i))
       const lost = report.outcome === 'failed'
       if (waiter.callback) {
