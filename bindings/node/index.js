@@ -313,15 +313,17 @@ class Producer {
       let end = i
       while (end < queue.length && end - i < SEND_CHUNK && isPlain(queue[end])) end++
       if (end > i) {
+        const ids = new Uint32Array(end - i)
         const topics = []
         const values = []
         const keys = []
         for (let j = i; j < end; j++) {
+          ids[j - i] = queue[j][0]
           topics.push(queue[j][1])
           values.push(queue[j][2])
           keys.push(queue[j][3])
         }
-        const result = this.#native.sendMany(queue[i][0], topics, values, keys)
+        const result = this.#native.sendMany(ids, topics, values, keys)
         for (const refusal of result.refused) this.#refuse(queue[i + refusal.index][0], refusal.error)
         i += result.sent
         if (i < end) return this.#sendWaiting(queue, i)

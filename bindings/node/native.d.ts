@@ -21,11 +21,11 @@ export declare class NativeProducer {
    */
   send(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): SendResult
   /**
-   * Sends plain messages (topic, value, key) with ids `first_id`, `first_id + 1`, … in one call,
-   * without waiting: one crossing of the boundary for the lot. Stops at the first message that
-   * would block; `sent` says how many were handled (accepted or refused).
+   * Sends plain messages (topic, value, key) with the given ids in one call, without waiting:
+   * one crossing of the boundary for the lot. Stops at the first message that would block;
+   * `sent` says how many were handled (accepted or refused).
    */
-  sendMany(firstId: number, topics: Array<string>, values: Array<Buffer | undefined | null>, keys: Array<Buffer | undefined | null>): SendManyResult
+  sendMany(ids: Uint32Array, topics: Array<string>, values: Array<Buffer | undefined | null>, keys: Array<Buffer | undefined | null>): SendManyResult
   /**
    * Sends one message that would block, on the libuv thread pool (its bytes are copied, as
    * they cross threads): resolves with null when accepted, or the error.

@@ -221,26 +221,27 @@ impl NativeProducer {
         self.try_send(id, &record)
     }
 
-    /// Sends plain messages (topic, value, key) with ids `first_id`, `first_id + 1`, … in one call,
-    /// without waiting: one crossing of the boundary for the lot. Stops at the first message that
-    /// would block; `sent` says how many were handled (accepted or refused).
+    /// Sends plain messages (topic, value, key) with the given ids in one call, without waiting:
+    /// one crossing of the boundary for the lot. Stops at the first message that would block;
+    /// `sent` says how many were handled (accepted or refused).
     #[napi]
     pub fn send_many(
         &self,
-        first_id: u32,
+        ids: Uint32Array,
         topics: Vec<String>,
         values: Vec<Option<BufferSlice>>,
         keys: Vec<Option<BufferSlice>>,
     ) -> SendManyResult {
         let mut refused = Vec::new();
-        for (index, ((topic, value), key)) in topics.iter().zip(&values).zip(&keys).enumerate() {
+        let messages = topics.iter().zip(&values).zip(&keys).zip(ids.iter());
+        for (index, (((topic, value), key), &id)) in messages.enumerate() {
             let record = Record {
                 topic,
                 key: key.as_deref(),
                 value: value.as_deref(),
                 ..Record::default()
             };
-            let result = self.try_send(first_id.wrapping_add(index as u32), &record);
+            let result = self.try_send(id, &record);
             if result.would_block {
                 return SendManyResult {
                     sent: index as u32,
@@ -255,7 +256,7 @@ impl NativeProducer {
             }
         }
         SendManyResult {
-            sent: topics.len() as u32,
+            sent: topics.len().min(ids.len()) as u32,
             refused,
         }
     }
