@@ -131,6 +131,16 @@ impl DeliveryReport {
         }
     }
 
+    /// The same message's report, failed with `error` instead: what its transaction's end (or
+    /// the producer's) made of a message librdkafka had reported.
+    pub(crate) fn failed_instead(self, error: Error) -> DeliveryReport {
+        DeliveryReport {
+            offset: -1,
+            outcome: Outcome::Failed(error),
+            ..self
+        }
+    }
+
     /// The report of a record that never reached librdkafka.
     pub(crate) fn not_enqueued(record: &Record<'_>, error: Error) -> DeliveryReport {
         DeliveryReport {

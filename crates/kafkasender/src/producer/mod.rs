@@ -373,14 +373,7 @@ impl Producer {
                     ErrorKind::Closed,
                     "the producer closed inside a delivery callback, before the transaction ended",
                 );
-                tracker.finish(
-                    ticket,
-                    DeliveryReport {
-                        offset: -1,
-                        outcome: Outcome::Failed(error),
-                        ..report
-                    },
-                );
+                tracker.finish(ticket, report.failed_instead(error));
             }
         }
         if let Some(spool) = &self.shared.rescue.spool {

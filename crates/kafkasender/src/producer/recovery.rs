@@ -167,7 +167,7 @@ pub(crate) fn recover(
             ticket.in_transaction = false;
             ticket.recovered = true;
             let error = lost.clone().unwrap_or_else(|| fatal.clone());
-            hand_off((ticket, failed(report, error)));
+            hand_off((ticket, report.failed_instead(error)));
         }
     }
     // Oldest first within each partition, as they were sent; before any new send.
@@ -222,13 +222,5 @@ fn give_up(engine: &Engine, fatal: Error, hand_off: &dyn Fn(Finished)) {
         let outcome = Outcome::Failed(error.clone());
         let report = DeliveryReport::of_record(&record, ticket.attempts, ticket.sent_at, outcome);
         hand_off((ticket, report));
-    }
-}
-
-fn failed(report: DeliveryReport, error: Error) -> DeliveryReport {
-    DeliveryReport {
-        offset: -1,
-        outcome: Outcome::Failed(error),
-        ..report
     }
 }

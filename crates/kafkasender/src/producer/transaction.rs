@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::context::Finished;
 use super::engine::{CallFailure, Engine, TransactionCall};
-use crate::delivery::Outcome;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 
@@ -240,21 +239,24 @@ impl Transactions {
         if !tracker.all_answered_by(Instant::now() + LAST_REPORTS) {
             tracing::error!(target: "kafkasender", transaction = n, unanswered = tracker.unanswered(), "messages of an ended transaction were not reported by librdkafka in time; they are reported when they are");
         }
-        let mut finished = tracker.take_held();
-        for (ticket, report) in &mut finished {
-            ticket.in_transaction = false;
-            if let Verdict::Aborted(error) = &verdict {
+        let finished = tracker
+            .take_held()
+            .into_iter()
+            .map(|(mut ticket, report)| {
+                ticket.in_transaction = false;
                 // A message that failed for a reason of its own keeps it (it is why the commit
                 // failed); the others were fine but are hidden by the abort.
                 let own_failure = report
                     .error()
                     .is_some_and(|e| e.kind() != ErrorKind::Closed);
-                if !own_failure {
-                    report.offset = -1;
-                    report.outcome = Outcome::Failed(error.clone());
+                match &verdict {
+                    Verdict::Aborted(error) if !own_failure => {
+                        (ticket, report.failed_instead(error.clone()))
+                    }
+                    _ => (ticket, report),
                 }
-            }
-        }
+            })
+            .collect();
         self.set(State::Idle { last: n });
         end(finished);
     }
