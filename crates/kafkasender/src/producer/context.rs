@@ -302,10 +302,18 @@ impl ProducerContext for Context {
 impl Context {
     fn delivery_error(&self, error: &KafkaError) -> Error {
         let error = delivery_error(error);
+        if error.kind() != ErrorKind::Closed {
+            return error;
+        }
         match self.tracker.refusal() {
             // Purged because authentication keeps failing: say that, not "closed".
-            Some(refusal) if error.kind() == ErrorKind::Closed => refusal,
-            _ => error,
+            Some(refusal) => refusal,
+            // Purged by librdkafka as the client failed fatally (a recovery re-sends it instead).
+            None if self.is_fatal() => Error::new(
+                ErrorKind::Fatal,
+                format!("{}; the producer failed fatally", error.message()),
+            ),
+            None => error,
         }
     }
 }
