@@ -172,6 +172,10 @@ python-contenders: python-install
 
 comma := ,
 
+target/c/transaction_scenario: tests/c/transaction_scenario.c include/kafkasender.h build
+	@mkdir -p target/c
+	$(CC) $(C_FLAGS) -O1 tests/c/transaction_scenario.c -o $@ $(C_LIBS)
+
 .PHONY: test-e2e
 test-e2e: build target/c/transaction_scenario ## End-to-end tests against a real Apache Kafka broker (started and stopped here), transactions from every face
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
