@@ -78,15 +78,15 @@ function configMap(config) {
 
 const OUTCOMES = ['delivered', 'failed', 'dead_lettered', 'spooled']
 
-/** Row `i` of a native report batch, for the send that `waiter` remembers. */
-function reportOf(batch, i, waiter, problem) {
+/** Row `i` of a native report batch, for the message `send` (see `#prepare`). */
+function reportOf(batch, i, send, problem) {
   const timestamp = batch.timestamps[i]
   return Object.freeze({
-    topic: waiter.topic,
+    topic: send[1],
     partition: batch.partitions[i],
     offset: batch.offsets[i],
     timestamp: Number.isNaN(timestamp) ? null : timestamp,
-    key: waiter.key,
+    key: send[3],
     attempts: batch.attempts[i],
     latencyMs: batch.latenciesMs[i],
     outcome: OUTCOMES[batch.outcomes[i]],
@@ -161,13 +161,18 @@ class Producer {
   }
 
   /**
-   * Sends many messages; resolves with one report per message, in order. A message that cannot
-   * be sent gets a failed report in its place (its `error` says why) instead of a rejection.
+   * Sends many messages in one call into the core's batch send; resolves with one report per
+   * message, in order, once every one is reported. A message that cannot be sent gets a failed
+   * report in its place (its `error` says why) instead of a rejection. Wrong argument types throw
+   * a TypeError at once, before anything is sent.
    */
   sendBatch(messages) {
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array')
-    const prepared = messages.map((m) => this.#prepare(m))
-    return Promise.all(prepared.map((send) => new Promise((resolve) => this.#enqueue(send, { resolve, reject: null }))))
+    const sends = messages.map((m) => this.#prepare(m))
+    if (sends.length === 0) return Promise.resolve([])
+    return new Promise((resolve) => {
+      this.#push(new QueuedBatch(this.#register({ sends, rows: [], resolve }, sends.length), sends))
+    })
   }
 
   /** Resolves when every message sent so far is reported (rejects with a timeout error after `timeoutMs`). */
@@ -281,21 +286,28 @@ class Producer {
       integer(message.timestamp, 'message.timestamp')]
   }
 
+  /** Gives `waiter` (of `size` messages) a slot until it is settled; returns the slot's id. */
+  #register(waiter, size) {
+    const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#waiters.length
+    waiter.size = size
+    this.#waiters[id] = waiter
+    this.#inFlight += size
+    if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
+    return id
+  }
+
   /**
    * Queues a prepared send; the queue crosses into the native producer once per microtask, in one
    * call for a run of plain messages, so a burst of sends costs one boundary crossing.
    */
   #enqueue(send, waiter) {
-    const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#waiters.length
-    send[0] = id
-    waiter.topic = send[1]
-    waiter.key = send[3]
-    waiter.partition = send[6]
-    waiter.timestamp = send[7]
-    this.#waiters[id] = waiter
-    this.#inFlight++
-    if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
-    this.#queue.push(send)
+    waiter.send = send
+    send[0] = this.#register(waiter, 1)
+    this.#push(send)
+  }
+
+  #push(entry) {
+    this.#queue.push(entry)
     if (!this.#flushScheduled && this.#waiting === null) {
       this.#flushScheduled = true
       queueMicrotask(() => this.#flushQueue())
@@ -330,6 +342,7 @@ class Producer {
         continue
       }
       const send = queue[i]
+      if (send instanceof QueuedBatch) return this.#sendBatch(queue, i)
       const result = this.#native.send(send[0], send[1], send[2], send[3], send[4], send[5], send[6], send[7])
       if (result.wouldBlock) return this.#sendWaiting(queue, i)
       if (result.refused) this.#refuse(send[0], result.refused)
@@ -351,6 +364,34 @@ class Producer {
       })
   }
 
+  /**
+   * Hands the batch queue[i] to the native producer, which sends it off the event loop; until it
+   * is in, later sends wait behind it, so messages keep the order they were sent in.
+   */
+  #sendBatch(queue, i) {
+    this.#queue = queue.slice(i + 1)
+    const { id, sends } = queue[i]
+    const plain = sends.every(isPlain)
+    const column = (i) => sends.map((send) => send[i])
+    this.#waiting = this.#native
+      .sendBatch(id, column(1), column(2), column(3),
+        plain ? null : Uint32Array.from(sends, (send) => send[4].length),
+        plain ? null : sends.flatMap((send) => send[4]),
+        plain ? null : sends.flatMap((send) => send[5]),
+        plain ? null : column(6),
+        plain ? null : column(7))
+      .then((refused) => {
+        if (refused) {
+          const waiter = this.#settle(id)
+          const error = errorOf(refused)
+          waiter.resolve(waiter.sends.map((send) => failedReport(send, error)))
+          this.#stopKeepAliveWhenIdle()
+        }
+        this.#waiting = null
+        this.#flushQueue()
+      })
+  }
+
   /** Resolves once every send made so far has crossed into the native producer. */
   async #sendQueued() {
     if (this.#waiting === null) this.#flushQueue()
@@ -363,24 +404,19 @@ class Producer {
     const error = errorOf(info)
     if (waiter.callback) {
       waiter.callback(error, null)
-    } else if (waiter.reject) {
-      waiter.reject(error)
     } else {
-      waiter.resolve(Object.freeze({
-        topic: waiter.topic, partition: waiter.partition ?? -1, offset: -1n, timestamp: waiter.timestamp,
-        key: waiter.key, attempts: 0, latencyMs: 0, outcome: 'failed', destination: null, error, recovered: false,
-      }))
+      waiter.reject(error)
     }
     this.#stopKeepAliveWhenIdle()
   }
 
-  /** Takes the waiter of send `id` out of its slot (undefined if it was settled already). */
+  /** Takes the waiter of slot `id` out of it (undefined if it was settled already). */
   #settle(id) {
     const waiter = this.#waiters[id]
     if (waiter !== undefined) {
       this.#waiters[id] = undefined
       this.#freeSlots.push(id)
-      this.#inFlight--
+      this.#inFlight -= waiter.size
     }
     return waiter
   }
@@ -397,9 +433,17 @@ class Producer {
     const problems = new Map(batch.problems.map((p) => [p.index, p]))
     for (let i = 0; i < batch.ids.length; i++) {
       const id = batch.ids[i]
+      const batchWaiter = this.#waiters[id]
+      if (batchWaiter?.rows !== undefined) {
+        // A batch's reports arrive together and in order.
+        const { rows, sends } = batchWaiter
+        rows.push(reportOf(batch, i, sends[rows.length], problems.get(i)))
+        if (rows.length === sends.length) this.#settle(id).resolve(rows)
+        continue
+      }
       const waiter = this.#settle(id)
       if (waiter === undefined) continue
-      const report = reportOf(batch, i, waiter, problems.get(i))
+      const report = reportOf(batch, i, waiter.send, problems.get(i))
       const lost = report.outcome === 'failed'
       if (waiter.callback) {
         waiter.callback(lost ? report.error : null, report)
@@ -413,9 +457,25 @@ class Producer {
   }
 }
 
-/** A message the native producer can take in a batch: no headers, partition or timestamp. */
+/** The report of a message the producer did not accept (see `#prepare` for `send`). */
+function failedReport(send, error) {
+  return Object.freeze({
+    topic: send[1], partition: send[6] ?? -1, offset: -1n, timestamp: send[7], key: send[3], attempts: 0,
+    latencyMs: 0, outcome: 'failed', destination: null, error, recovered: false,
+  })
+}
+
+/** A message the native producer can take in a `sendMany` run: no headers, partition or timestamp. */
 function isPlain(send) {
-  return send[4].length === 0 && send[6] === null && send[7] === null
+  return !(send instanceof QueuedBatch) && send[4].length === 0 && send[6] === null && send[7] === null
+}
+
+/** A `sendBatch` call's messages (see `#prepare`) in the queue, and the slot of their waiter. */
+class QueuedBatch {
+  constructor(id, sends) {
+    this.id = id
+    this.sends = sends
+  }
 }
 
 /** librdkafka's mock Kafka brokers in this process, for tests. */

@@ -31,6 +31,15 @@ export declare class NativeProducer {
    * they cross threads): resolves with null when accepted, or the error.
    */
   sendWaiting(id: number, topic: string, value: Buffer | undefined | null, key: Buffer | undefined | null, headerKeys: Array<string>, headerValues: Array<Buffer | undefined | null>, partition?: number | undefined | null, timestamp?: number | undefined | null): Promise<unknown>
+  /**
+   * Sends a batch through the core's `send_batch` on the libuv thread pool, where a full
+   * queue may wait without stopping the event loop. Keys, values and headers are copied into
+   * one buffer, since the caller's Buffers cannot cross threads. Headers come flattened:
+   * `header_counts[i]` of them for message i. When the batch is accepted (resolves with null),
+   * its reports are posted together, in order, each with `id`, once the last is in; otherwise
+   * it resolves with the error and nothing is posted.
+   */
+  sendBatch(id: number, topics: Array<string>, values: Array<Buffer | undefined | null>, keys: Array<Buffer | undefined | null>, headerCounts?: Uint32Array | undefined | null, headerKeys?: Array<string> | undefined | null, headerValues?: Array<Buffer | undefined | null> | undefined | null, partitions?: Array<number | undefined | null> | undefined | null, timestamps?: Array<number | undefined | null> | undefined | null): Promise<unknown>
   /** Every report posted so far (called by `index.js` when woken). */
   takeReports(): ReportBatch
   /** Waits off the event loop until every message sent so far is reported. */

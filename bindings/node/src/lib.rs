@@ -6,6 +6,7 @@
 #![deny(clippy::all)]
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -134,6 +135,17 @@ impl Mailbox {
         let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
         reports.push((id, report));
         if reports.len() == 1 {
+            drop(reports);
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    /// Queues a batch's reports, in the batch's order, all with the batch's `id`.
+    fn post_batch(&self, id: u32, batch: Vec<kafkasender::DeliveryReport>) {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_empty = reports.is_empty();
+        reports.extend(batch.into_iter().map(|report| (id, report)));
+        if was_empty {
             drop(reports);
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
@@ -289,6 +301,58 @@ impl NativeProducer {
                 partition,
                 timestamp,
             ))),
+        })
+    }
+
+    /// Sends a batch through the core's `send_batch` on the libuv thread pool, where a full
+    /// queue may wait without stopping the event loop. Keys, values and headers are copied into
+    /// one buffer, since the caller's Buffers cannot cross threads. Headers come flattened:
+    /// `header_counts[i]` of them for message i. When the batch is accepted (resolves with null),
+    /// its reports are posted together, in order, each with `id`, once the last is in; otherwise
+    /// it resolves with the error and nothing is posted.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_batch(
+        &self,
+        id: u32,
+        topics: Vec<String>,
+        values: Vec<Option<BufferSlice>>,
+        keys: Vec<Option<BufferSlice>>,
+        header_counts: Option<Uint32Array>,
+        header_keys: Option<Vec<String>>,
+        header_values: Option<Vec<Option<BufferSlice>>>,
+        partitions: Option<Vec<Option<i32>>>,
+        timestamps: Option<Vec<Option<i64>>>,
+    ) -> AsyncTask<BatchSend> {
+        let mut batch = PackedBatch::default();
+        let (header_keys, header_values) = (
+            header_keys.unwrap_or_default(),
+            header_values.unwrap_or_default(),
+        );
+        let mut headers = header_keys.into_iter().zip(&header_values);
+        for (i, ((topic, value), key)) in topics.into_iter().zip(&values).zip(&keys).enumerate() {
+            let count = header_counts.as_ref().and_then(|c| c.get(i)).copied();
+            batch.push(
+                topic,
+                value.as_deref(),
+                key.as_deref(),
+                headers
+                    .by_ref()
+                    .take(count.unwrap_or(0) as usize)
+                    .map(|(name, value)| (name, value.as_deref())),
+                partitions
+                    .as_ref()
+                    .and_then(|p| p.get(i).copied().flatten()),
+                timestamps
+                    .as_ref()
+                    .and_then(|t| t.get(i).copied().flatten()),
+            );
+        }
+        AsyncTask::new(BatchSend {
+            producer: self.producer.clone(),
+            mailbox: self.mailbox.clone(),
+            id,
+            batch,
         })
     }
 
@@ -481,6 +545,114 @@ impl Task for WaitingSend {
         Ok(self
             .producer
             .send(&record.as_record(), move |report| mailbox.post(id, report))
+            .err()
+            .map(|e| ErrorInfo::from(&e)))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// A batch's records in one allocation of bytes, to cross to the thread pool.
+#[derive(Default)]
+pub struct PackedBatch {
+    bytes: Vec<u8>,
+    messages: Vec<PackedMessage>,
+    header_keys: Vec<String>,
+    /// Each header's value, a range of `bytes`.
+    header_values: Vec<Option<Range<usize>>>,
+}
+
+struct PackedMessage {
+    topic: String,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    /// Its headers, a range of `header_keys` and `header_values`.
+    headers: Range<usize>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+}
+
+impl PackedBatch {
+    fn keep(&mut self, bytes: Option<&[u8]>) -> Option<Range<usize>> {
+        bytes.map(|b| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            start..self.bytes.len()
+        })
+    }
+
+    fn push<'h>(
+        &mut self,
+        topic: String,
+        value: Option<&[u8]>,
+        key: Option<&[u8]>,
+        headers: impl Iterator<Item = (String, Option<&'h [u8]>)>,
+        partition: Option<i32>,
+        timestamp: Option<i64>,
+    ) {
+        let (key, value) = (self.keep(key), self.keep(value));
+        let first_header = self.header_keys.len();
+        for (name, header_value) in headers {
+            let range = self.keep(header_value);
+            self.header_keys.push(name);
+            self.header_values.push(range);
+        }
+        self.messages.push(PackedMessage {
+            topic,
+            key,
+            value,
+            headers: first_header..self.header_keys.len(),
+            partition,
+            timestamp,
+        });
+    }
+
+    fn records(&self) -> Vec<Record<'_>> {
+        let bytes = |range: &Option<Range<usize>>| range.clone().map(|r| &self.bytes[r]);
+        self.messages
+            .iter()
+            .map(|m| Record {
+                topic: &m.topic,
+                key: bytes(&m.key),
+                value: bytes(&m.value),
+                headers: m
+                    .headers
+                    .clone()
+                    .map(|h| Header {
+                        key: &self.header_keys[h],
+                        value: bytes(&self.header_values[h]),
+                    })
+                    .collect(),
+                partition: m.partition,
+                timestamp: m.timestamp,
+            })
+            .collect()
+    }
+}
+
+/// A batch sent through the core's `send_batch`, on the libuv thread pool.
+pub struct BatchSend {
+    producer: Arc<Producer>,
+    mailbox: Arc<Mailbox>,
+    id: u32,
+    batch: PackedBatch,
+}
+
+impl Task for BatchSend {
+    type Output = Option<ErrorInfo>;
+    type JsValue = Option<ErrorInfo>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (mailbox, id) = (self.mailbox.clone(), self.id);
+        let records = self.batch.records();
+        Ok(self
+            .producer
+            .send_batch(
+                &records,
+                Box::new(move |reports| mailbox.post_batch(id, reports)),
+            )
             .err()
             .map(|e| ErrorInfo::from(&e)))
     }

@@ -111,6 +111,31 @@ test('every accepted argument type lands as bytes', async () => {
   assert.equal(read[2].key.toString(), 'kéy')
 })
 
+test('sendBatch keeps its place among sends, carries headers, partitions and timestamps, and fails all after close', async () => {
+  const t = topic(1)
+  const p = producer()
+  const before = p.send({ topic: t, value: 'a' })
+  const batch = p.sendBatch([
+    { topic: t, value: 'b1', key: 'k', headers: { h: 'x' } },
+    { topic: t, value: 'b2', partition: 0, timestamp: 1700000000000 },
+    { topic: t, value: 'b3' },
+  ])
+  const after = p.send({ topic: t, value: 'c' })
+  assert.deepEqual(await p.sendBatch([]), [])
+  const reports = await batch
+  await Promise.all([before, after])
+  assert.equal(p.inFlight, 0)
+  await p.close()
+  assert.deepEqual(reports.map((r) => [r.outcome, r.topic, r.key?.toString() ?? null]),
+    [['delivered', t, 'k'], ['delivered', t, null], ['delivered', t, null]])
+  const read = cluster.readTopic(t)
+  assert.deepEqual(values(read), ['a', 'b1', 'b2', 'b3', 'c'])
+  assert.deepEqual(read[1].headers.map(([k, v]) => [k, v.toString()]), [['h', 'x']])
+  const closed = await p.sendBatch([{ topic: t, value: 'late' }, { topic: t, value: 'later' }])
+  assert.deepEqual(closed.map((r) => [r.outcome, r.error.code]), [['failed', 'closed'], ['failed', 'closed']])
+  assert.equal(p.inFlight, 0)
+})
+
 test('wrong argument types throw TypeError at once', () => {
   const p = producer()
   const t = 'whatever'
