@@ -139,39 +139,6 @@ test-node: node ## Node tests (node --test), tsc on a usage file, native.d.ts dr
 	scratch=$$(mktemp -d) && cp examples/node/send.js $$scratch/ && cd $$scratch && npm init -y >/dev/null \
 	  && npm install --no-audit --no-fund --loglevel=error $(abspath $(NODE_DIR)) && node send.js && rm -rf $$scratch
 
-.PHONY: bench-node
-bench-node: build node node-contenders ## Benchmark the Node face against kafkajs (same rules as make bench)
-	$(BIN) bench --only librdkafka,$(subst $(eval) ,$(comma),$(NODE_CONTENDERS)) \
-	  $(foreach name,$(NODE_CONTENDERS),--external $(name)=target/bench/$(name)) \
-	  --json target/bench/node.json $(BENCH_ARGS)
-
-# The Node contenders of bindings/node/bench/contender.js (kafkajs comes with the package's dev dependencies).
-NODE_CONTENDERS := node-send node-send-batch kafkajs
-
-.PHONY: node-contenders
-node-contenders:
-	@mkdir -p target/bench
-	@for name in $(NODE_CONTENDERS); do \
-	  printf '#!/bin/sh\nexec node %s %s "$$@"\n' $(abspath bindings/node/bench/contender.js) $$name > target/bench/$$name; \
-	  chmod +x target/bench/$$name; done
-
-.PHONY: bench-python
-bench-python: build python-contenders ## Benchmark the Python face against confluent-kafka-python (same rules as make bench)
-	$(BIN) bench --only librdkafka,$(subst $(eval) ,$(comma),$(PY_CONTENDERS)) \
-	  $(foreach name,$(PY_CONTENDERS),--external $(name)=target/bench/$(name)) \
-	  --json target/bench/python.json $(BENCH_ARGS)
-
-# Wrapper scripts that run bindings/python/bench/contender.py in the project's virtualenv.
-.PHONY: python-contenders
-python-contenders: python-install
-	$(PY) -m pip install --quiet 'confluent-kafka==$(CONFLUENT_PYTHON_VERSION)'
-	@mkdir -p target/bench
-	@for name in $(PY_CONTENDERS); do \
-	  printf '#!/bin/sh\nexec %s %s %s "$$@"\n' $(abspath $(PY)) $(abspath bindings/python/bench/contender.py) $$name > target/bench/$$name; \
-	  chmod +x target/bench/$$name; done
-
-comma := ,
-
 target/c/transaction_scenario: tests/c/transaction_scenario.c include/kafkasender.h build
 	@mkdir -p target/c
 	$(CC) $(C_FLAGS) -O1 tests/c/transaction_scenario.c -o $@ $(C_LIBS)
@@ -185,33 +152,92 @@ test-e2e: build target/c/transaction_scenario ## End-to-end tests against a real
 test-demo: build ## The demo with a small count; fails unless read-back == sent
 	$(BIN) demo --count 5000 --rate 2500
 
-target/c/bench_ffi: tests/c/bench_ffi.c include/kafkasender.h build
-	@mkdir -p target/c
-	$(CC) $(C_FLAGS) -O2 tests/c/bench_ffi.c -o $@ $(C_LIBS)
-
-# Rules of every benchmark: crates/kafkasender-cli/src/bench.rs (warm, keyed, broker in another
-# process, fresh topic per run, interleaved rounds, ratios within a round). BENCH_ARGS adds options.
+# Benchmarks. The rules every one follows are at the top of crates/kafkasender-cli/src/bench.rs
+# (warm, keyed, broker in another process, fresh topic per run, interleaved rounds, ratios within a
+# round). Each face's and each peer's program is built as target/bench/NAME and joins a run as
+# `--external NAME=target/bench/NAME`. BENCH_ARGS adds options (--rounds 7, --latency-rate 0, …).
 BENCH_ARGS ?=
+C_CONTENDERS := c-send
+GO_CONTENDERS := go-send-async go-send-batch confluent-go
+PY_CONTENDERS := py-send py-send-batch confluent-python
+NODE_CONTENDERS := node-send node-send-batch kafkajs
+JAVA_CONTENDERS := java
+FACE_CONTENDERS := $(C_CONTENDERS) $(GO_CONTENDERS) $(PY_CONTENDERS) $(NODE_CONTENDERS)
+# The Python peer pinned to librdkafka's 2.12 line (the Go peer's version is in bench/confluent-go/go.mod).
+CONFLUENT_PYTHON_VERSION := 2.12.1
+comma := ,
+externals = $(foreach name,$(1),--external $(name)=target/bench/$(name))
+only_with_raw = --only librdkafka,$(subst $(eval) ,$(comma),$(strip $(1)))
 
 .PHONY: bench
-bench: build target/c/bench_ffi ## Benchmark the core (send, send_batch) and C against raw librdkafka: msg/s, p50/p99, RSS
-	$(BIN) bench --external c-send=target/c/bench_ffi --json target/bench/core.json $(BENCH_ARGS)
+bench: build c-contenders ## Benchmark the core (send, send_batch) and C against raw librdkafka: msg/s, p50/p99, RSS
+	$(BIN) bench $(call externals,$(C_CONTENDERS)) --json target/bench/core.json $(BENCH_ARGS)
 
 .PHONY: bench-faces
-bench-faces: build target/c/bench_ffi python-contenders node node-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python, Node and kafkajs
-	cd bindings/go && go build -o ../../target/go/kafkasender-bench ./cmd/kafkasender-bench
-	cd bench/confluent-go && go build -o ../../target/go/confluent-go-bench .
-	printf '#!/bin/sh\nexec %s --batch "$$@"\n' $(abspath target/go/kafkasender-bench) > target/bench/go-send-batch
-	chmod +x target/bench/go-send-batch
-	$(BIN) bench --external c-send=target/c/bench_ffi \
-	  --external go-send-async=target/go/kafkasender-bench --external go-send-batch=target/bench/go-send-batch \
-	  --external confluent-go=target/go/confluent-go-bench \
-	  $(foreach name,$(PY_CONTENDERS) $(NODE_CONTENDERS),--external $(name)=target/bench/$(name)) \
-	  --json target/bench/faces.json $(BENCH_ARGS)
+bench-faces: build face-contenders ## The same with every face and its peer: C, Go and confluent-kafka-go, Python and confluent-kafka-python, Node and kafkajs
+	$(BIN) bench $(call externals,$(FACE_CONTENDERS)) --json target/bench/faces.json $(BENCH_ARGS)
 
-# The Python contenders of bindings/python/bench/contender.py; the peer pinned to librdkafka's 2.12 line.
-PY_CONTENDERS := py-send py-send-batch confluent-python
-CONFLUENT_PYTHON_VERSION := 2.12.1
+.PHONY: bench-python
+bench-python: build python-contenders ## The Python face against confluent-kafka-python alone
+	$(BIN) bench $(call only_with_raw,$(PY_CONTENDERS)) $(call externals,$(PY_CONTENDERS)) --json target/bench/python.json $(BENCH_ARGS)
+
+.PHONY: bench-node
+bench-node: build node-contenders ## The Node face against kafkajs alone
+	$(BIN) bench $(call only_with_raw,$(NODE_CONTENDERS)) $(call externals,$(NODE_CONTENDERS)) --json target/bench/node.json $(BENCH_ARGS)
+
+.PHONY: bench-all
+bench-all: build face-contenders java-contenders ## Every contender on the mock cluster, then with Java's client too on a real Kafka; tables, JSON and charts in docs/benchmarks
+	$(BIN) bench $(call externals,$(FACE_CONTENDERS)) --json target/bench/all-mock.json $(BENCH_ARGS)
+	trap scripts/kafka/down.sh EXIT; brokers=$$(scripts/kafka/up.sh); \
+	  KAFKA_BROKERS=$$brokers $(BIN) bench $(call externals,$(FACE_CONTENDERS) $(JAVA_CONTENDERS)) --json target/bench/all-kafka.json $(BENCH_ARGS)
+	$(PY) -m pip install --quiet 'matplotlib==$(MATPLOTLIB_VERSION)'
+	$(PY) bench/report.py --out docs/benchmarks target/bench/all-mock.json target/bench/all-kafka.json
+
+.PHONY: bench-report
+bench-report: python-install ## Rewrite docs/benchmarks (tables and charts) from the last make bench-all's JSON
+	$(PY) -m pip install --quiet 'matplotlib==$(MATPLOTLIB_VERSION)'
+	$(PY) bench/report.py --out docs/benchmarks target/bench/all-mock.json target/bench/all-kafka.json
+
+MATPLOTLIB_VERSION := 3.10.9
+
+.PHONY: face-contenders c-contenders go-contenders python-contenders node-contenders java-contenders
+face-contenders: c-contenders go-contenders python-contenders node-contenders
+
+c-contenders: target/bench/c-send
+target/bench/c-send: tests/c/bench_ffi.c include/kafkasender.h build
+	@mkdir -p target/bench
+	$(CC) $(C_FLAGS) -O2 tests/c/bench_ffi.c -o $@ $(C_LIBS)
+
+go-contenders: build
+	@mkdir -p target/bench
+	cd bindings/go && go build -o ../../target/bench/go-send-async ./cmd/kafkasender-bench
+	cd bench/confluent-go && go build -o ../../target/bench/confluent-go .
+	printf '#!/bin/sh\nexec %s --batch "$$@"\n' $(abspath target/bench/go-send-async) > target/bench/go-send-batch
+	chmod +x target/bench/go-send-batch
+
+# Wrapper scripts that run bindings/python/bench/contender.py in the project's virtualenv.
+python-contenders: python-install
+	$(PY) -m pip install --quiet 'confluent-kafka==$(CONFLUENT_PYTHON_VERSION)'
+	@mkdir -p target/bench
+	@for name in $(PY_CONTENDERS); do \
+	  printf '#!/bin/sh\nexec %s %s %s "$$@"\n' $(abspath $(PY)) $(abspath bindings/python/bench/contender.py) $$name > target/bench/$$name; \
+	  chmod +x target/bench/$$name; done
+
+# bindings/node/bench/contender.js (kafkajs comes with the package's dev dependencies).
+node-contenders: node
+	@mkdir -p target/bench
+	@for name in $(NODE_CONTENDERS); do \
+	  printf '#!/bin/sh\nexec node %s %s "$$@"\n' $(abspath bindings/node/bench/contender.js) $$name > target/bench/$$name; \
+	  chmod +x target/bench/$$name; done
+
+# bench/java/Contender.java on the kafka-clients jar that scripts/kafka/fetch.sh brings.
+java-contenders:
+	scripts/kafka/fetch.sh
+	@mkdir -p target/bench target/java
+	javac -d target/java -cp '$(abspath .cache/kafka/libs)/*' bench/java/Contender.java
+	printf '#!/bin/sh\nexec java -Dlog4j.configuration=file:%s -cp %s:%s Contender "$$@"\n' \
+	  $(abspath scripts/kafka/log4j-quiet.properties) $(abspath target/java) '$(abspath .cache/kafka/libs)/*' > target/bench/java
+	chmod +x target/bench/java
 
 .PHONY: kafka-up
 kafka-up: ## Start a single-node Apache Kafka (KRaft) on 127.0.0.1; prints its address

@@ -329,6 +329,7 @@ fn write_json(
                 "round": round + 1,
                 "mode": if *mode == Mode::Throughput { "throughput" } else { "fixed_rate" },
                 "contender": name,
+                "label": label(name),
                 "msgs_per_s": f.rate,
                 "p50_ms": f.p50_ms,
                 "p99_ms": f.p99_ms,
