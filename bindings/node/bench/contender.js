@@ -41,9 +41,12 @@ function kafkasender(batched) {
     const started = performance.now()
     let reports
     if (batched) {
+      // At a fixed rate, a batch per millisecond (as the Rust contender does).
+      const size = rate > 0 ? Math.max(Math.floor(rate / 1000), 1) : BATCH
       const batches = []
-      for (let i = 0; i < count; i += BATCH) {
-        batches.push(p.sendBatch(ks.slice(i, i + BATCH).map((key) => ({ topic, value: payload, key }))))
+      for (let i = 0; i < count; i += size) {
+        await pace(started, i, rate)
+        batches.push(p.sendBatch(ks.slice(i, i + size).map((key) => ({ topic, value: payload, key }))))
       }
       reports = (await Promise.all(batches)).flat()
     } else {

@@ -22,10 +22,10 @@ def keys(count):
     return [i.to_bytes(8, "big") + b"ks-bench" for i in range(count)]
 
 
-def paced(count, rate):
-    """Yields 0..count-1, sleeping to hold `rate` messages per second (0: no pacing)."""
+def paced(count, rate, step=1):
+    """Yields 0, step, 2·step, … below count, sleeping to hold `rate` messages per second (0: no pacing)."""
     started = time.perf_counter()
-    for i in range(count):
+    for i in range(0, count, step):
         if rate:
             wait = started + i / rate - time.perf_counter()
             if wait > 0:
@@ -46,7 +46,8 @@ def kafkasender_contender(batched):
             ks = keys(count)
             started = time.perf_counter()
             if batched:
-                futures = [p.send_batch([(topic, payload, k) for k in ks[i:i + BATCH]]) for i in range(0, count, BATCH)]
+                size = max(int(rate) // 1000, 1) if rate else BATCH  # at a fixed rate, a batch per millisecond
+                futures = [p.send_batch([(topic, payload, k) for k in ks[i:i + size]]) for i in paced(count, rate, size)]
                 p.flush()
                 latencies = [r.latency if r.delivered else None for f in futures for r in f.result()]
             else:

@@ -82,13 +82,25 @@ func main() {
 	mu.Unlock()
 
 	started := time.Now()
+	pace := func(i int) {
+		if rate > 0 {
+			time.Sleep(time.Until(started.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+		}
+	}
 	if name == "go-send-batch" {
-		batch := make([]kafkasender.Message, 0, batchSize)
+		size := batchSize
+		if rate > 0 { // at a fixed rate, a batch per millisecond (as the Rust contender does)
+			size = max(int(rate)/1000, 1)
+		}
+		batch := make([]kafkasender.Message, 0, size)
 		for i := 0; i < count; i++ {
+			if len(batch) == 0 {
+				pace(i)
+			}
 			key := []byte("........ks-bench")
 			binary.BigEndian.PutUint64(key, uint64(i))
 			batch = append(batch, kafkasender.Message{Topic: topic, Key: key, Value: payload})
-			if len(batch) == batchSize || i == count-1 {
+			if len(batch) == size || i == count-1 {
 				if err := p.SendBatch(batch, record); err != nil {
 					fail(err)
 				}
@@ -97,9 +109,7 @@ func main() {
 		}
 	}
 	for i := 0; i < count && name == "go-send-async"; i++ {
-		if rate > 0 {
-			time.Sleep(time.Until(started.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
-		}
+		pace(i)
 		send(uint64(i))
 	}
 	if err := p.Flush(context.Background()); err != nil {
