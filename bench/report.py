@@ -17,7 +17,6 @@ import platform
 import re
 import shutil
 import statistics
-import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,12 +185,11 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 2**20:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def commit():
+def commit(results):
+    """The commit measured: `make bench-all` writes it beside the results before it starts."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return rev + (" with uncommitted changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+        return (Path(results[0].path).parent / "all-commit.txt").read_text().strip()
+    except OSError:
         return "?"
 
 
@@ -204,8 +202,9 @@ def main():
     results = [Results(p, known) for p in args.results]
     out = args.out
     (out / "results").mkdir(parents=True, exist_ok=True)
-    for res in results:
-        shutil.copyfile(res.path, out / "results" / res.path.name)
+    for path in [res.path for res in results] + [results[0].path.parent / "all-commit.txt"]:
+        if path.exists():
+            shutil.copyfile(path, out / "results" / path.name)
 
     charts = []
     for file, title, mode, field, scale, xlabel in [
@@ -237,7 +236,7 @@ def main():
         "with the Rust core it wraps). Latency is measured separately at a fixed rate, since at full "
         "speed it is time spent in a full queue.",
         "",
-        f"- Run: {when:%Y-%m-%d %H:%M} UTC, commit {commit()}, librdkafka {first['librdkafka']}",
+        f"- Run: {when:%Y-%m-%d %H:%M} UTC, commit {commit(results)}, librdkafka {first['librdkafka']}",
         f"- Machine: {machine()}; shared with other work, so single runs vary by ±30%: read the medians "
         "of ratios, not single figures",
         "- Command: `make bench-all` (add `BENCH_ARGS=\"--rounds 7\"` for more rounds); "
@@ -256,10 +255,12 @@ def main():
     ]
     for res in results:
         d = res.doc
+        where = (f"A single-node Apache Kafka {peer_versions()['java']} (KRaft) as `scripts/kafka/up.sh` starts it, "
+                 f"on the same machine ({d['broker']})" if res.real else f"A {d['broker']}")
         doc += [
             f"## On {res.title}",
             "",
-            f"{d['broker']}.",
+            f"{where}.",
             "",
             f"### Throughput: {d['count']:,} messages per run",
             "",
