@@ -39,7 +39,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-c test-go test-python test-node examples test-e2e test-demo ## Run every test: lint, Rust, header drift, C (plain, valgrind, ASan), Go (-race), Python, Node, examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-api-parity test-c test-go test-python test-node examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), Go (-race), Python, Node, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -52,6 +52,10 @@ $(CBINDGEN):
 .PHONY: header
 header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-ffi
 	$(CBINDGEN_TO) include/kafkasender.h
+
+.PHONY: test-api-parity
+test-api-parity: ## Fail when docs/api-parity.md and the faces' public APIs disagree
+	$(PYTHON) tests/parity/check_api.py
 
 .PHONY: test-header
 test-header: $(CBINDGEN) ## Fail when the committed header differs from a freshly generated one
@@ -187,6 +191,7 @@ bench-node: build node-contenders ## The Node face against kafkajs alone
 
 .PHONY: bench-all
 bench-all: build face-contenders java-contenders ## Every contender on the mock cluster, then with Java's client too on a real Kafka; tables, JSON and charts in docs/benchmarks
+	git describe --always --dirty > target/bench/all-commit.txt
 	$(BIN) bench $(call externals,$(FACE_CONTENDERS)) --json target/bench/all-mock.json $(BENCH_ARGS)
 	trap scripts/kafka/down.sh EXIT; brokers=$$(scripts/kafka/up.sh); \
 	  KAFKA_BROKERS=$$brokers $(BIN) bench $(call externals,$(FACE_CONTENDERS) $(JAVA_CONTENDERS)) --json target/bench/all-kafka.json $(BENCH_ARGS)

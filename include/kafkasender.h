@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 /**
- * The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 16 are
+ * The result of every fallible function. `KS_STATUS_OK` (0) is success; codes from 1 to 99 are
  * the core's error kinds; 100 and up are misuse of the C API itself.
  */
 typedef enum ks_status {
@@ -112,6 +112,20 @@ typedef enum ks_status {
    */
   KS_STATUS_PANIC = 103,
 } ks_status;
+
+/**
+ * Whether a metric only grows or goes up and down.
+ */
+typedef enum ks_metric_kind {
+  /**
+   * Only grows while the producer lives.
+   */
+  KS_METRIC_KIND_COUNTER = 0,
+  /**
+   * A value now.
+   */
+  KS_METRIC_KIND_GAUGE = 1,
+} ks_metric_kind;
 
 /**
  * How healthy a producer is.
@@ -233,102 +247,24 @@ typedef struct ks_consumed_record {
 typedef void (*ks_consumed_cb)(const struct ks_consumed_record *record, void *user_data);
 
 /**
- * A producer's counters and delivery-latency percentiles at one moment.
+ * One of a producer's metrics, as the core lists them (the list every face shares).
  */
-typedef struct ks_metrics {
+typedef struct ks_metric {
   /**
-   * Sends accepted (each is reported exactly once).
+   * Stable snake_case name: "sent", "delivered", "failed_queue_full", "latency_p99_seconds", ….
+   * Static: valid for the life of the program. Do not free.
    */
-  uint64_t sent;
+  const char *name;
   /**
-   * Messages delivered.
+   * One sentence describing it. Static, like `name`.
    */
-  uint64_t delivered;
+  const char *help;
+  enum ks_metric_kind kind;
   /**
-   * Messages reported failed.
+   * A count, or seconds for a name ending in `_seconds`.
    */
-  uint64_t failed;
-  /**
-   * Key, value and header bytes of accepted sends.
-   */
-  uint64_t bytes_sent;
-  /**
-   * Messages sent and not yet reported.
-   */
-  uint64_t in_flight;
-  /**
-   * Messages failed because the producer closed before they were acknowledged.
-   */
-  uint64_t purged;
-  /**
-   * Delivery callbacks that panicked (Rust callbacks only; C cannot panic).
-   */
-  uint64_t callback_panics;
-  /**
-   * Message transmissions librdkafka repeated on the wire (idempotent).
-   */
-  uint64_t wire_retries;
-  /**
-   * Delivery latency percentiles of delivered messages, in microseconds.
-   */
-  uint64_t latency_p50_us;
-  /**
-   * 90th percentile.
-   */
-  uint64_t latency_p90_us;
-  /**
-   * 99th percentile.
-   */
-  uint64_t latency_p99_us;
-  /**
-   * 99.9th percentile.
-   */
-  uint64_t latency_p999_us;
-  /**
-   * Largest.
-   */
-  uint64_t latency_max_us;
-  /**
-   * Messages written to the dead-letter topic instead of their own.
-   */
-  uint64_t dead_lettered;
-  /**
-   * Messages kept in the local spool.
-   */
-  uint64_t spooled;
-  /**
-   * Client re-sends after librdkafka gave up on a message (at-least-once).
-   */
-  uint64_t retried;
-  /**
-   * Records re-sent from the spool.
-   */
-  uint64_t replayed;
-  /**
-   * Torn or corrupt spool records skipped by replays.
-   */
-  uint64_t spool_torn_records;
-  /**
-   * Bytes in the spool's files now.
-   */
-  uint64_t spool_bytes;
-  /**
-   * Messages in librdkafka's queue now.
-   */
-  uint64_t queue_depth;
-  /**
-   * The circuit breaker's state now: 0 closed (or no breaker), 1 open, 2 half-open.
-   */
-  uint32_t breaker_state;
-  /**
-   * How often the circuit breaker opened.
-   */
-  uint64_t breaker_trips;
-  /**
-   * How often a client that failed fatally was replaced (`recovery.max`).
-   */
-  uint64_t recoveries;
-} ks_metrics;
+  double value;
+} ks_metric;
 
 /**
  * A message to send. Everything it points to is copied by ks_producer_send() before it returns.
@@ -363,7 +299,14 @@ typedef struct ks_message {
    */
   size_t headers_len;
   /**
-   * Partition, or -1 to let the partitioner choose (by key, like the Java client).
+   * Whether `partition` is set. False, as in a zeroed message, lets the partitioner choose by
+   * key (like the Java client). So that a partition set without this flag is never ignored
+   * silently, such a message is refused (KS_STATUS_INVALID_RECORD) unless `partition` is 0
+   * or -1 (what "let the partitioner choose" used to be).
+   */
+  bool has_partition;
+  /**
+   * The partition, when `has_partition` is true.
    */
   int32_t partition;
   /**
@@ -445,6 +388,13 @@ typedef struct ks_delivery_report {
 typedef void (*ks_delivery_cb)(const struct ks_delivery_report *report, void *user_data);
 
 /**
+ * Releases a send's `user_data` once kafkasender is done with it: exactly once per call of
+ * ks_producer_send(), accepted or not, after the callback has run (or, when it never will, on
+ * the thread that learns so). NULL when there is nothing to release.
+ */
+typedef void (*ks_finalizer)(void *user_data);
+
+/**
  * One report as plain data, for ks_producer_take_reports(). The message's topic and key are not
  * repeated: the sender has them.
  */
@@ -515,8 +465,10 @@ const char *ks_version(void);
 const char *ks_status_str(int32_t status);
 
 /**
- * The message of the last failure on the calling thread ("" if none). Owned by kafkasender;
- * valid until the next kafkasender call on this thread. Do not free.
+ * The message of the last failure on the calling thread: never NULL, "" on a thread that has had
+ * none, so it is always safe to print. Like `errno`, a successful call leaves it unchanged: read
+ * it right after a call that failed. Owned by kafkasender; valid until the next kafkasender call
+ * on this thread. Do not free.
  */
 const char *ks_last_error(void);
 
@@ -625,10 +577,23 @@ void ks_mock_cluster_free(struct ks_mock_cluster *cluster);
 enum ks_status ks_test_inject_fatal_error(const struct ks_producer *producer, int32_t code);
 
 /**
- * Writes the producer's metrics to `*metrics_out`. Does not block.
+ * Writes the producer's metrics, in the core's order, to `metrics_out` (an array of `capacity`;
+ * may be NULL when `capacity` is 0) and how many there are to `*count_out`. When that is more
+ * than `capacity`, only the first `capacity` were written: call again with a larger array (64 is
+ * enough today). Does not block.
  */
 enum ks_status ks_producer_metrics(const struct ks_producer *producer,
-                                   struct ks_metrics *metrics_out);
+                                   struct ks_metric *metrics_out,
+                                   size_t capacity,
+                                   size_t *count_out);
+
+/**
+ * Writes the value of the metric `name` (see ks_metric) to `*value_out`;
+ * KS_STATUS_INVALID_ARGUMENT when there is no such metric. Does not block.
+ */
+enum ks_status ks_producer_metric(const struct ks_producer *producer,
+                                  const char *name,
+                                  double *value_out);
 
 /**
  * The producer's metrics in Prometheus text format (names prefixed `kafkasender_`), or NULL on
@@ -688,15 +653,18 @@ enum ks_status ks_producer_poll(const struct ks_producer *producer,
  * message's report, on the delivery thread, also when the producer is closed before delivery.
  * On any other status the message was not enqueued and `callback` never runs.
  *
- * Ownership: everything `message` points to is copied before this returns. `user_data` is
- * passed to `callback` untouched; free it there if it is yours to free.
+ * Ownership: everything `message` points to is copied before this returns. `user_data` passes
+ * to kafkasender, whatever the status: `finalizer` (if not NULL) releases it exactly once, after
+ * `callback` has run (on the same thread), or before this returns when the message was not
+ * enqueued.
  * Blocking: only while the local queue is full, at most `enqueue.timeout.ms` (default 5 s).
  * Thread safety: any thread, concurrently with other sends.
  */
 enum ks_status ks_producer_send(const struct ks_producer *producer,
                                 const struct ks_message *message,
                                 ks_delivery_cb callback,
-                                void *user_data);
+                                void *user_data,
+                                ks_finalizer finalizer);
 
 /**
  * Sends a message and waits for its report, at most `timeout_ms`. KS_STATUS_OK means the message

@@ -202,7 +202,7 @@ func cMessages(msgs []Message, extra int) (*C.ks_message, unsafe.Pointer) {
 		if m.Value != nil {
 			msg.value, msg.value_len = (*C.uint8_t)(put(m.Value, false)), C.size_t(len(m.Value))
 		}
-		msg.partition, msg.timestamp_ms = cPlacement(m)
+		msg.has_partition, msg.partition, msg.timestamp_ms = cPlacement(m)
 	}
 	return &structs[0], unsafe.Add(base, extraAt)
 }
@@ -222,11 +222,11 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 	}
 	var result C.ks_go_result
 	if len(m.Headers) == 0 {
-		partition, timestamp := cPlacement(&m)
+		hasPartition, partition, timestamp := cPlacement(&m)
 		result = C.ks_go_send_flat(p.p, p.cTopic(m.Topic),
 			(*C.uint8_t)(unsafe.SliceData(m.Key)), C.size_t(len(m.Key)), cBool(m.Key == nil),
 			(*C.uint8_t)(unsafe.SliceData(m.Value)), C.size_t(len(m.Value)), cBool(m.Value == nil),
-			partition, timestamp, C.uint64_t(token))
+			hasPartition, partition, timestamp, C.uint64_t(token))
 	} else {
 		msg, _ := cMessages([]Message{m}, 0)
 		result = C.ks_go_send_message(p.p, msg, C.uint64_t(token))
@@ -293,15 +293,16 @@ func (p *Producer) cTopic(topic string) *C.char {
 	return c.(*C.char)
 }
 
-func cPlacement(m *Message) (C.int32_t, C.int64_t) {
-	partition, timestamp := C.int32_t(-1), C.int64_t(0)
+// cPlacement gives ks_message's has_partition, partition and timestamp_ms for m.
+func cPlacement(m *Message) (C.bool, C.int32_t, C.int64_t) {
+	partition, timestamp := C.int32_t(0), C.int64_t(0)
 	if m.Partition != nil {
 		partition = C.int32_t(*m.Partition)
 	}
 	if !m.Timestamp.IsZero() {
 		timestamp = C.int64_t(m.Timestamp.UnixMilli())
 	}
-	return partition, timestamp
+	return C.bool(m.Partition != nil), partition, timestamp
 }
 
 func cBool(b bool) C.int {
@@ -438,14 +439,13 @@ func (p *Producer) Close() error {
 	return nil
 }
 
-// Metrics are a producer's counters and delivery-latency percentiles at one moment.
-type Metrics struct {
-	Sent, Delivered, DeadLettered, Spooled, Failed, BytesSent, InFlight, QueueDepth uint64
-	Purged, CallbackPanics, WireRetries, Retried, Replayed, SpoolTornRecords        uint64
-	SpoolBytes, BreakerTrips, Recoveries                                            uint64
-	BreakerState                                                                    BreakerState
-	LatencyP50, LatencyP90, LatencyP99, LatencyP999, LatencyMax                     time.Duration
-}
+// Metrics are a producer's metrics at one moment, by the core's names (the list every face shares,
+// tests/parity/metrics.txt): "sent", "delivered", "failed_queue_full", "latency_p99_seconds", ….
+// Values are counts, or seconds for names ending in _seconds.
+type Metrics map[string]float64
+
+// BreakerState is the circuit breaker's state now.
+func (m Metrics) BreakerState() BreakerState { return BreakerState(m["breaker_state"]) }
 
 // BreakerState is the circuit breaker's state.
 type BreakerState int
@@ -468,22 +468,19 @@ func (p *Producer) ReplaySpool() (records, torn uint64, err error) {
 
 // Metrics returns the producer's metrics.
 func (p *Producer) Metrics() (Metrics, error) {
-	var m C.ks_metrics
-	if err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_metrics(c, &m) }); err != nil {
-		return Metrics{}, err
+	var list [128]C.ks_metric
+	var n C.size_t
+	err := p.call(func(c *C.ks_producer) uint32 {
+		return C.ks_producer_metrics(c, &list[0], C.size_t(len(list)), &n)
+	})
+	if err != nil {
+		return nil, err
 	}
-	us := func(v C.uint64_t) time.Duration { return time.Duration(v) * time.Microsecond }
-	return Metrics{
-		Sent: uint64(m.sent), Delivered: uint64(m.delivered), Failed: uint64(m.failed),
-		DeadLettered: uint64(m.dead_lettered), Spooled: uint64(m.spooled),
-		BytesSent: uint64(m.bytes_sent), InFlight: uint64(m.in_flight), QueueDepth: uint64(m.queue_depth),
-		Purged: uint64(m.purged), CallbackPanics: uint64(m.callback_panics), WireRetries: uint64(m.wire_retries),
-		Retried: uint64(m.retried), Replayed: uint64(m.replayed), SpoolTornRecords: uint64(m.spool_torn_records),
-		SpoolBytes: uint64(m.spool_bytes), BreakerTrips: uint64(m.breaker_trips), Recoveries: uint64(m.recoveries),
-		BreakerState: BreakerState(m.breaker_state),
-		LatencyP50:   us(m.latency_p50_us), LatencyP90: us(m.latency_p90_us), LatencyP99: us(m.latency_p99_us),
-		LatencyP999: us(m.latency_p999_us), LatencyMax: us(m.latency_max_us),
-	}, nil
+	m := make(Metrics, n)
+	for _, metric := range list[:min(int(n), len(list))] {
+		m[C.GoString(metric.name)] = float64(metric.value)
+	}
+	return m, nil
 }
 
 // MetricsPrometheus returns the metrics in Prometheus text format (names prefixed kafkasender_).

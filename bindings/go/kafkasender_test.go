@@ -249,7 +249,7 @@ func TestMetricsAndHealthDescribeTheProducer(t *testing.T) {
 		}
 	}
 	m, err := p.Metrics()
-	if err != nil || m.Sent != 10 || m.Delivered != 10 || m.Failed != 0 || m.BytesSent != 100 || m.LatencyP50 <= 0 {
+	if err != nil || m["sent"] != 10 || m["delivered"] != 10 || m["failed"] != 0 || m["bytes_sent"] != 100 || m["latency_p50_seconds"] <= 0 {
 		t.Fatalf("metrics %+v, %v", m, err)
 	}
 	text, err := p.MetricsPrometheus()
@@ -325,7 +325,7 @@ func TestAnOutageSpoolsAndTheBreakerClosingReplaysTheSpool(t *testing.T) {
 	}
 	// At least n spooled, and the breaker open or probing: after the open timeout the rescue
 	// worker replays a spooled message as the probe, and the broker (still down) fails it again.
-	if m, _ := p.Metrics(); m.Spooled < n || m.BreakerState == BreakerClosed || m.BreakerTrips == 0 {
+	if m, _ := p.Metrics(); m["spooled"] < n || m.BreakerState() == BreakerClosed || m["breaker_trips"] == 0 {
 		t.Fatalf("metrics during the outage %+v", m)
 	}
 
@@ -346,7 +346,7 @@ func TestAnOutageSpoolsAndTheBreakerClosingReplaysTheSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
-	for m, _ := p.Metrics(); m.BreakerState != BreakerClosed; m, _ = p.Metrics() {
+	for m, _ := p.Metrics(); m.BreakerState() != BreakerClosed; m, _ = p.Metrics() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the breaker did not close: %+v", m)
 		}
@@ -356,7 +356,7 @@ func TestAnOutageSpoolsAndTheBreakerClosingReplaysTheSpool(t *testing.T) {
 		sent++
 		time.Sleep(100 * time.Millisecond)
 	}
-	for m, _ := p.Metrics(); m.Replayed != m.Spooled || m.InFlight != 0; m, _ = p.Metrics() {
+	for m, _ := p.Metrics(); m["replayed"] != m["spooled"] || m["in_flight"] != 0; m, _ = p.Metrics() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the spool was not replayed: %+v", m)
 		}
@@ -465,8 +465,8 @@ func TestAFatalErrorIsRecoveredFromAndShowsInReports(t *testing.T) {
 	m, _ := p.Metrics()
 	mu.Lock()
 	defer mu.Unlock()
-	if delivered != 4000 || m.Recoveries != 1 {
-		t.Fatalf("delivered %d of 4000, recoveries %d", delivered, m.Recoveries)
+	if delivered != 4000 || m["recoveries"] != 1 {
+		t.Fatalf("delivered %d of 4000, recoveries %v", delivered, m["recoveries"])
 	}
 	t.Logf("%d messages re-sent through the new client", recovered)
 	if got := len(readBack(t, c, "healing")); got < 4000 {
@@ -555,5 +555,29 @@ func TestSendBatchCrossesOnceAndReportsEveryMessage(t *testing.T) {
 	_ = p.Close()
 	if err := p.SendBatch(msgs[:1], nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestAnExplicitPartitionIsKeptAndNilLetsThePartitionerChoose(t *testing.T) {
+	c := cluster(t, "placed", 4)
+	p := producer(t, c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, partition := range []int32{0, 3} {
+		r, err := p.Send(ctx, Message{Topic: "placed", Key: []byte("same key"), Value: []byte("v"), Partition: Partition(partition)})
+		if err != nil || r.Partition != partition {
+			t.Fatalf("partition %d: report %+v, %v", partition, r, err)
+		}
+	}
+	used := map[int32]bool{}
+	for i := 0; i < 64; i++ {
+		r, err := p.Send(ctx, Message{Topic: "placed", Key: []byte(fmt.Sprint("key-", i)), Value: []byte("v")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		used[r.Partition] = true
+	}
+	if len(used) != 4 {
+		t.Fatalf("64 keys went to partitions %v", used)
 	}
 }

@@ -11,7 +11,7 @@ static ks_go_result result_of(enum ks_status status) {
 }
 
 ks_go_result ks_go_send_flat(const ks_producer *producer, const char *topic, const uint8_t *key, size_t key_len,
-                             int key_null, const uint8_t *value, size_t value_len, int value_null, int32_t partition,
+                             int key_null, const uint8_t *value, size_t value_len, int value_null, bool has_partition, int32_t partition,
                              int64_t timestamp_ms, uint64_t token) {
   static const uint8_t empty[1] = {0};
   ks_message message;
@@ -22,6 +22,7 @@ ks_go_result ks_go_send_flat(const ks_producer *producer, const char *topic, con
   message.key_len = key_len;
   message.value = value_null ? NULL : (value_len ? value : empty);
   message.value_len = value_len;
+  message.has_partition = has_partition;
   message.partition = partition;
   message.timestamp_ms = timestamp_ms;
   return result_of(ks_producer_send_tokened(producer, &message, token));

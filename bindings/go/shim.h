@@ -15,7 +15,7 @@ typedef struct ks_go_result {
 /* ks_producer_send_tokened() of a message without headers, its fields passed one by one: the
  * key and value may point into Go memory (they hold no Go pointers), so nothing is copied here. */
 ks_go_result ks_go_send_flat(const ks_producer *producer, const char *topic, const uint8_t *key, size_t key_len,
-                             int key_null, const uint8_t *value, size_t value_len, int value_null, int32_t partition,
+                             int key_null, const uint8_t *value, size_t value_len, int value_null, bool has_partition, int32_t partition,
                              int64_t timestamp_ms, uint64_t token);
 /* ks_producer_send_tokened() of a message built in C memory (one with headers). */
 ks_go_result ks_go_send_message(const ks_producer *producer, const ks_message *message, uint64_t token);

@@ -56,7 +56,10 @@ export declare class NativeProducer {
   abortTransaction(timeoutMs: number): Promise<unknown>
   get closed(): boolean
   get closeTimeoutMs(): number
-  /** Counters, gauges and latency percentiles (milliseconds). */
+  /**
+   * The core's metrics (tests/parity/metrics.txt), by camelCase name: counts, and seconds
+   * for names ending in `Seconds`.
+   */
   metrics(): Record<string, number>
   metricsPrometheus(): string
   health(): HealthInfo

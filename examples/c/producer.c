@@ -49,11 +49,10 @@ int main(void) {
   message.value_len = strlen("{\"total\": 12}");
   message.headers = headers;
   message.headers_len = 1;
-  message.partition = -1;
 
   int delivered = 0;
   for (int i = 0; i < 3; i++) {
-    ks_status status = ks_producer_send(producer, &message, on_delivery, &delivered);
+    ks_status status = ks_producer_send(producer, &message, on_delivery, &delivered, NULL);
     if (status != KS_STATUS_OK) fprintf(stderr, "not sent (%s): %s\n", ks_status_str(status), ks_last_error());
   }
 
@@ -63,7 +62,7 @@ int main(void) {
   if (status == KS_STATUS_OK) printf("sync send delivered to [%d] at offset %lld\n", partition, (long long)offset);
 
   message.topic = "not a valid topic"; /* errors are typed and explained */
-  status = ks_producer_send(producer, &message, on_delivery, &delivered);
+  status = ks_producer_send(producer, &message, on_delivery, &delivered, NULL);
   printf("invalid topic: %s (%s)\n", ks_status_str(status), ks_last_error());
 
   uint64_t purged = 0;

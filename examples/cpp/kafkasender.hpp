@@ -84,13 +84,9 @@ class Producer {
     m.value_len = message.value.size();
     m.headers = headers.empty() ? nullptr : headers.data();
     m.headers_len = headers.size();
-    m.partition = -1;
-    auto *owned = new Callback(std::move(callback));
-    ks_status status = ks_producer_send(producer_.get(), &m, &Producer::trampoline, owned);
-    if (status != KS_STATUS_OK) {
-      delete owned;  // not accepted: no callback will run
-      check(status);
-    }
+    // The finalizer deletes the callback once kafkasender is done with it, whatever happens.
+    check(ks_producer_send(producer_.get(), &m, &Producer::trampoline, new Callback(std::move(callback)),
+                           &Producer::release));
   }
 
   void flush(uint32_t timeout_ms) { check(ks_producer_flush(producer_.get(), timeout_ms)); }
@@ -102,14 +98,14 @@ class Producer {
 
  private:
   static void trampoline(const ks_delivery_report *r, void *user_data) {
-    std::unique_ptr<Callback> callback(static_cast<Callback *>(user_data));
     Report report{r->topic, r->partition, r->offset, r->status, r->error ? r->error : ""};
     try {
-      (*callback)(report);
+      (*static_cast<Callback *>(user_data))(report);
     } catch (...) {
       // Never let an exception unwind into C.
     }
   }
+  static void release(void *user_data) { delete static_cast<Callback *>(user_data); }
   std::unique_ptr<ks_producer, decltype(&ks_producer_free)> producer_{nullptr, ks_producer_free};
 };
 

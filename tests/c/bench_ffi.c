@@ -51,7 +51,7 @@ static int send_one(ks_producer *producer, ks_message *m, uint64_t i, recorder *
   for (int b = 0; b < 8; b++) key[b] = (uint8_t)(i >> (56 - 8 * b));
   m->key = key;
   m->key_len = sizeof key;
-  if (ks_producer_send(producer, m, on_delivery, r) != KS_STATUS_OK) {
+  if (ks_producer_send(producer, m, on_delivery, r, NULL) != KS_STATUS_OK) {
     fprintf(stderr, "send: %s\n", ks_last_error());
     return 1;
   }
@@ -90,7 +90,6 @@ int main(int argc, char **argv) {
   m.topic = argv[2];
   m.value = payload;
   m.value_len = size;
-  m.partition = -1;
   /* Warm up: connections, metadata and the producer id before the clock starts. */
   if (send_one(producer, &m, UINT64_MAX, &r) || ks_producer_flush(producer, 30000) != KS_STATUS_OK) return 1;
   pthread_mutex_lock(&r.lock);

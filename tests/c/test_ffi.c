@@ -70,16 +70,20 @@ static void count_report(const ks_delivery_report *report, void *user_data) {
   if (report->recovered) c->recovered++;
   if (c->per_message) c->per_message[tag->index]++;
   pthread_mutex_unlock(&c->lock);
-  free(tag); /* user_data is ours: the callback runs exactly once, so it frees it */
+}
+
+/* One metric by its core name (see tests/parity/metrics.txt). */
+static double metric(ks_producer *producer, const char *name) {
+  double value = -1;
+  CHECK_STATUS(ks_producer_metric(producer, name, &value), KS_STATUS_OK);
+  return value;
 }
 
 static ks_status send_counted(ks_producer *p, const ks_message *m, counter *c, int index) {
   tagged *tag = malloc(sizeof *tag);
   tag->counter = c;
   tag->index = index;
-  ks_status status = ks_producer_send(p, m, count_report, tag);
-  if (status != KS_STATUS_OK) free(tag); /* not accepted: no callback will free it */
-  return status;
+  return ks_producer_send(p, m, count_report, tag, free); /* free: whatever happens, once */
 }
 
 /* Collects what a topic holds. */
@@ -126,7 +130,6 @@ static ks_message message(const char *topic, const char *value) {
   m.topic = topic;
   m.value = (const uint8_t *)value;
   m.value_len = value ? strlen(value) : 0;
-  m.partition = -1;
   return m;
 }
 
@@ -150,13 +153,13 @@ static void test_null_arguments_are_errors_with_a_message(ks_mock_cluster *clust
   CHECK_STATUS(ks_config_validate(NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_new(NULL, &out), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_new(config, NULL), KS_STATUS_CONFIG); /* validated first: no brokers */
-  CHECK_STATUS(ks_producer_send(NULL, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
-  CHECK_STATUS(ks_producer_send(producer, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send(NULL, &m, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send(producer, NULL, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   m.topic = NULL;
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   m = message("t", "v");
   m.headers_len = 1; /* headers NULL */
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_send_sync(NULL, &m, 10, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_send_sync(producer, NULL, 10, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_flush(NULL, 10), KS_STATUS_NULL_ARGUMENT);
@@ -204,17 +207,22 @@ static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_clust
   ks_producer *producer = producer_for(cluster, "message.max.bytes", "1000");
   const char bad_utf8[] = {'t', (char)0xff, 0};
   ks_message m = message(bad_utf8, "v");
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_UTF8);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_INVALID_UTF8);
   m = message("has space", "v");
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_INVALID_RECORD);
   m = message("rejects", "v");
+  m.has_partition = true;
   m.partition = -2;
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  m.has_partition = false; /* a partition without the flag is refused, never ignored */
+  m.partition = 3;
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK(strstr(ks_last_error(), "has_partition") != NULL, "%s", ks_last_error());
   char big[1200];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = 0;
   m = message("rejects", big);
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_MESSAGE_TOO_LARGE);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_MESSAGE_TOO_LARGE);
   m = message("rejects", "fits");
   int32_t partition = -5;
   int64_t offset = -5;
@@ -232,8 +240,8 @@ static void test_invalid_messages_are_rejected_and_nothing_is_sent(ks_mock_clust
   m = message("rejects", "fits");
   /* Back to back: the second send finds the bucket empty (a sync send could take longer than the
    * one second a new token takes, while the topic is being created). */
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_OK);
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_RATE_LIMITED);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_RATE_LIMITED);
   CHECK_STATUS(ks_producer_flush(producer, 30000), KS_STATUS_OK);
   CHECK(strstr(ks_last_error(), "rate") != NULL, "rate limit named: %s", ks_last_error());
   ks_producer_free(producer);
@@ -264,6 +272,114 @@ static void test_deliveries_match_what_is_read_back(ks_mock_cluster *cluster) {
   CHECK(t.empty_keys == n / 4, "empty keys %d", t.empty_keys);
   CHECK(t.nul_values == n / 4, "NUL-containing values %d", t.nul_values);
   CHECK(t.null_values == n / 4 && t.with_headers == n / 4, "null values %d, headers %d", t.null_values, t.with_headers);
+}
+
+/* One send's user_data: how often its callback and its finalizer ran, and in which order. */
+typedef struct released {
+  int calls, finalized, calls_before_finalizer;
+} released;
+
+static pthread_mutex_t released_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void released_callback(const ks_delivery_report *report, void *user_data) {
+  (void)report;
+  pthread_mutex_lock(&released_lock);
+  ((released *)user_data)->calls++;
+  pthread_mutex_unlock(&released_lock);
+}
+
+static void released_finalizer(void *user_data) {
+  released *r = user_data;
+  pthread_mutex_lock(&released_lock);
+  r->finalized++;
+  r->calls_before_finalizer = r->calls;
+  pthread_mutex_unlock(&released_lock);
+}
+
+static void test_the_finalizer_releases_user_data_once_whatever_happens(ks_mock_cluster *cluster) {
+  enum { N = 50 };
+  released accepted[N], finalizer_only, refused, null_producer, closed;
+  memset(accepted, 0, sizeof accepted);
+  memset(&finalizer_only, 0, sizeof finalizer_only);
+  memset(&refused, 0, sizeof refused);
+  memset(&null_producer, 0, sizeof null_producer);
+  memset(&closed, 0, sizeof closed);
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  ks_message m = message("finalized", "v");
+  for (int i = 0; i < N; i++) {
+    CHECK_STATUS(ks_producer_send(producer, &m, released_callback, &accepted[i], released_finalizer), KS_STATUS_OK);
+  }
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, &finalizer_only, released_finalizer), KS_STATUS_OK);
+  ks_message bad = message("bad topic!", "v");
+  CHECK_STATUS(ks_producer_send(producer, &bad, released_callback, &refused, released_finalizer), KS_STATUS_INVALID_RECORD);
+  CHECK(refused.finalized == 1 && refused.calls == 0, "refused: finalized %d, calls %d", refused.finalized, refused.calls);
+  CHECK_STATUS(ks_producer_send(NULL, &m, released_callback, &null_producer, released_finalizer), KS_STATUS_NULL_ARGUMENT);
+  CHECK(null_producer.finalized == 1 && null_producer.calls == 0, "NULL producer: finalized %d", null_producer.finalized);
+  CHECK_STATUS(ks_producer_flush(producer, 30000), KS_STATUS_OK);
+  pthread_mutex_lock(&released_lock);
+  int once = 0;
+  for (int i = 0; i < N; i++) once += accepted[i].calls == 1 && accepted[i].finalized == 1 && accepted[i].calls_before_finalizer == 1;
+  CHECK(once == N, "%d of %d called back, then finalized, once each", once, N);
+  CHECK(finalizer_only.finalized == 1, "finalizer without a callback: %d", finalizer_only.finalized);
+  pthread_mutex_unlock(&released_lock);
+  CHECK_STATUS(ks_producer_close(producer, 10000, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_send(producer, &m, released_callback, &closed, released_finalizer), KS_STATUS_CLOSED);
+  CHECK(closed.finalized == 1 && closed.calls == 0, "after close: finalized %d", closed.finalized);
+  ks_producer_free(producer);
+}
+
+/* ks_last_error(): never NULL, "" before any failure, the failure's text after one, unchanged by
+   a later success (like errno). Runs on a thread of its own, which has had no failure yet. */
+static void *last_error_on_a_fresh_thread(void *arg) {
+  ks_producer *producer = arg;
+  const char *none = ks_last_error();
+  CHECK(none != NULL && none[0] == '\0', "a fresh thread's last error: %s", none ? none : "(NULL)");
+  ks_message bad = message("bad topic!", "v");
+  CHECK_STATUS(ks_producer_send(producer, &bad, NULL, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK(strstr(ks_last_error(), "bad topic!") != NULL, "after a failure: %s", ks_last_error());
+  ks_message good = message("finalized", "v");
+  CHECK_STATUS(ks_producer_send_sync(producer, &good, 30000, NULL, NULL), KS_STATUS_OK);
+  CHECK(strstr(ks_last_error(), "bad topic!") != NULL, "after a later success: %s", ks_last_error());
+  return NULL;
+}
+
+static void test_last_error_is_per_thread_and_never_null(ks_mock_cluster *cluster) {
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  pthread_t thread;
+  pthread_create(&thread, NULL, last_error_on_a_fresh_thread, producer);
+  pthread_join(thread, NULL);
+  ks_producer_free(producer);
+}
+
+/* A zeroed ks_message is the default: the partitioner spreads keys; has_partition picks one. */
+static void test_a_zeroed_message_lets_the_partitioner_choose(ks_mock_cluster *cluster) {
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, "spread", 4, 1), KS_STATUS_OK);
+  ks_producer *producer = producer_for(cluster, NULL, NULL);
+  int used[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 64; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    ks_message m = {0};
+    m.topic = "spread";
+    m.key = (const uint8_t *)key;
+    m.key_len = strlen(key);
+    int32_t partition = -1;
+    CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, &partition, NULL), KS_STATUS_OK);
+    CHECK(partition >= 0 && partition < 4, "partition %d", partition);
+    if (partition >= 0 && partition < 4) used[partition]++;
+  }
+  CHECK(used[0] && used[1] && used[2] && used[3], "keys went to %d/%d/%d/%d", used[0], used[1], used[2], used[3]);
+  ks_message chosen = {0};
+  chosen.topic = "spread";
+  chosen.has_partition = true;
+  chosen.partition = 2;
+  int32_t partition = -1;
+  CHECK_STATUS(ks_producer_send_sync(producer, &chosen, 30000, &partition, NULL), KS_STATUS_OK);
+  CHECK(partition == 2, "partition %d", partition);
+  chosen.partition = 0; /* 0 with the flag is partition 0, not "the partitioner" */
+  CHECK_STATUS(ks_producer_send_sync(producer, &chosen, 30000, &partition, NULL), KS_STATUS_OK);
+  CHECK(partition == 0, "partition %d", partition);
+  ks_producer_free(producer);
 }
 
 static void test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(ks_mock_cluster *cluster) {
@@ -308,10 +424,8 @@ static void test_a_fatal_error_is_recovered_from_and_shows_in_reports(ks_mock_cl
   }
   CHECK_STATUS(ks_test_inject_fatal_error(NULL, 59), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
-  ks_metrics metrics;
-  CHECK_STATUS(ks_producer_metrics(producer, &metrics), KS_STATUS_OK);
   CHECK(c.calls == 2 * n && c.delivered == 2 * n, "calls %d delivered %d of %d", c.calls, c.delivered, 2 * n);
-  CHECK(metrics.recoveries == 1, "recoveries %llu", (unsigned long long)metrics.recoveries);
+  CHECK(metric(producer, "recoveries") == 1, "recoveries %g", metric(producer, "recoveries"));
   printf("c: %d of %d messages re-sent through the new client\n", c.recovered, 2 * n);
   ks_producer_free(producer);
 }
@@ -380,7 +494,7 @@ static void test_close_in_flight_calls_back_once_each_and_use_after_close_fails(
         (unsigned long long)purged, c.closed, c.delivered);
 
   m = message("closing", "late");
-  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL), KS_STATUS_CLOSED);
+  CHECK_STATUS(ks_producer_send(producer, &m, NULL, NULL, NULL), KS_STATUS_CLOSED);
   CHECK_STATUS(ks_producer_close(producer, 0, NULL), KS_STATUS_OK);
   ks_producer_free(producer);
   ks_producer_free(producer); /* double free: detected, reported, no crash */
@@ -411,7 +525,7 @@ static void test_poll_mode_runs_callbacks_on_the_polling_thread(ks_mock_cluster 
   polled_counter c = {pthread_self(), 0, 0};
   for (int i = 0; i < n; i++) {
     ks_message m = message("polled", "v");
-    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c), KS_STATUS_OK);
+    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c, NULL), KS_STATUS_OK);
   }
   CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
   CHECK(c.calls == 0, "no callback before polling: %d", c.calls);
@@ -424,7 +538,7 @@ static void test_poll_mode_runs_callbacks_on_the_polling_thread(ks_mock_cluster 
 
   for (int i = 0; i < 10; i++) {
     ks_message m = message("polled", "never polled");
-    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c), KS_STATUS_OK);
+    CHECK_STATUS(ks_producer_send(producer, &m, count_on_thread, &c, NULL), KS_STATUS_OK);
   }
   ks_producer_free(producer); /* runs the callbacks nobody polled for */
   CHECK(c.calls == n + 10, "free ran the remaining callbacks: %d", c.calls);
@@ -443,14 +557,37 @@ static void test_metrics_and_health_describe_the_producer(ks_mock_cluster *clust
   for (int i = 0; i < 10; i++) CHECK_STATUS(ks_producer_send_sync(producer, &m, 30000, NULL, NULL), KS_STATUS_OK);
   /* A sync send returns as its callback runs; the message leaves "in flight" when it returns. */
   CHECK_STATUS(ks_producer_flush(producer, 30000), KS_STATUS_OK);
-  ks_metrics metrics;
-  CHECK_STATUS(ks_producer_metrics(producer, &metrics), KS_STATUS_OK);
-  CHECK(metrics.sent == 10 && metrics.delivered == 10 && metrics.failed == 0 && metrics.bytes_sent == 100 &&
-            metrics.in_flight == 0,
-        "sent %llu delivered %llu failed %llu bytes %llu", (unsigned long long)metrics.sent,
-        (unsigned long long)metrics.delivered, (unsigned long long)metrics.failed, (unsigned long long)metrics.bytes_sent);
-  CHECK(metrics.latency_p50_us > 0 && metrics.latency_p99_us >= metrics.latency_p50_us, "latency p50 %llu",
-        (unsigned long long)metrics.latency_p50_us);
+  CHECK(metric(producer, "sent") == 10 && metric(producer, "delivered") == 10 && metric(producer, "failed") == 0 &&
+            metric(producer, "bytes_sent") == 100 && metric(producer, "in_flight") == 0,
+        "sent %g delivered %g failed %g bytes %g", metric(producer, "sent"), metric(producer, "delivered"),
+        metric(producer, "failed"), metric(producer, "bytes_sent"));
+  double p50 = metric(producer, "latency_p50_seconds");
+  CHECK(p50 > 0 && metric(producer, "latency_p99_seconds") >= p50, "latency p50 %g s", p50);
+
+  /* The list is the core's, every name once, the same as tests/parity/metrics.txt. */
+  ks_metric list[128];
+  size_t count = 0;
+  CHECK_STATUS(ks_producer_metrics(producer, list, 128, &count), KS_STATUS_OK);
+  FILE *expected = fopen("tests/parity/metrics.txt", "r");
+  CHECK(expected != NULL, "tests/parity/metrics.txt (run from the repository root)");
+  size_t listed = 0;
+  char line[128];
+  while (expected && fgets(line, sizeof line, expected)) {
+    line[strcspn(line, "\n")] = 0;
+    CHECK(listed < count && strcmp(list[listed].name, line) == 0, "metric %zu is %s, expected %s", listed,
+          listed < count ? list[listed].name : "(none)", line);
+    CHECK(listed >= count || (list[listed].help != NULL && list[listed].help[0] != 0), "help of %s", line);
+    listed++;
+  }
+  if (expected) fclose(expected);
+  CHECK(listed == count, "%zu metrics listed, %zu expected", count, listed);
+  size_t few = 0;
+  CHECK_STATUS(ks_producer_metrics(producer, list, 2, &few), KS_STATUS_OK);
+  CHECK(few == count, "a short array still learns the count: %zu", few);
+  CHECK_STATUS(ks_producer_metrics(producer, NULL, 0, &few), KS_STATUS_OK);
+  double value = -1;
+  CHECK_STATUS(ks_producer_metric(producer, "no_such_metric", &value), KS_STATUS_INVALID_ARGUMENT);
+  CHECK(value == -1, "unknown metric leaves the output alone");
 
   char *text = ks_producer_metrics_prometheus(producer);
   CHECK(text != NULL && strstr(text, "kafkasender_messages_delivered_total{client_id=\"kafkasender\"} 10\n") != NULL,
@@ -469,8 +606,10 @@ static void test_metrics_and_health_describe_the_producer(ks_mock_cluster *clust
   CHECK(health == KS_HEALTH_UNHEALTHY && strstr(reasons, "closed") != NULL, "after close %d: %s", (int)health, reasons);
   ks_string_free(reasons);
 
-  CHECK_STATUS(ks_producer_metrics(NULL, &metrics), KS_STATUS_NULL_ARGUMENT);
-  CHECK_STATUS(ks_producer_metrics(producer, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_metrics(NULL, list, 128, &count), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_metrics(producer, NULL, 128, &count), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_metrics(producer, list, 128, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_metric(producer, NULL, &value), KS_STATUS_NULL_ARGUMENT);
   CHECK(ks_producer_metrics_prometheus(NULL) == NULL, "prometheus of NULL");
   CHECK_STATUS(ks_producer_health(NULL, &health, NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_producer_health(producer, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
@@ -499,12 +638,6 @@ static void count_outcome(const ks_delivery_report *report, void *user_data) {
   pthread_mutex_unlock(&o->lock);
 }
 
-static ks_metrics metrics_of(ks_producer *producer) {
-  ks_metrics m;
-  memset(&m, 0, sizeof m);
-  CHECK_STATUS(ks_producer_metrics(producer, &m), KS_STATUS_OK);
-  return m;
-}
 
 static void sleep_ms(long ms) {
   struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -539,37 +672,37 @@ static void test_an_outage_spools_and_the_breaker_closing_replays_the_spool(void
   const int n = 20;
   for (int i = 0; i < n; i++) {
     ks_message m = message("spooled", "during the outage");
-    CHECK_STATUS(ks_producer_send(producer, &m, count_outcome, &o), KS_STATUS_OK);
+    CHECK_STATUS(ks_producer_send(producer, &m, count_outcome, &o, NULL), KS_STATUS_OK);
   }
   CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
   CHECK(o.spooled == n && o.spooled_with_reason == n, "spooled %d (%d with reason and path) of %d", o.spooled,
         o.spooled_with_reason, n);
-  ks_metrics m = metrics_of(producer);
   /* At least n, and open or probing: once the open timeout passes, the rescue worker's replay
    * probes with a spooled message, which the broker (still down) fails, so it is spooled again. */
-  CHECK(m.spooled >= (uint64_t)n && m.breaker_trips >= 1 && m.breaker_state != 0 && m.spool_bytes > 0,
-        "spooled %llu trips %llu state %u", (unsigned long long)m.spooled, (unsigned long long)m.breaker_trips,
-        m.breaker_state);
+  CHECK(metric(producer, "spooled") >= n && metric(producer, "breaker_trips") >= 1 &&
+            metric(producer, "breaker_state") != 0 && metric(producer, "spool_bytes") > 0,
+        "spooled %g trips %g state %g", metric(producer, "spooled"), metric(producer, "breaker_trips"),
+        metric(producer, "breaker_state"));
 
   /* The broker comes back; sends after the open timeout probe it, and the breaker closes. */
   CHECK_STATUS(ks_mock_cluster_broker_up(cluster, 1), KS_STATUS_OK);
   int probes = 0;
-  for (int tries = 0; tries < 300 && metrics_of(producer).breaker_state != 0; tries++) {
+  for (int tries = 0; tries < 300 && metric(producer, "breaker_state") != 0; tries++) {
     ks_message probe = message("spooled", "probe");
-    CHECK_STATUS(ks_producer_send(producer, &probe, count_outcome, &o), KS_STATUS_OK);
+    CHECK_STATUS(ks_producer_send(producer, &probe, count_outcome, &o, NULL), KS_STATUS_OK);
     probes++;
     sleep_ms(100);
   }
-  CHECK(metrics_of(producer).breaker_state == 0, "the breaker closed after %d probes", probes);
+  CHECK(metric(producer, "breaker_state") == 0, "the breaker closed after %d probes", probes);
   for (int tries = 0; tries < 600; tries++) {
-    m = metrics_of(producer);
-    if (m.replayed == m.spooled && m.in_flight == 0) break;
+    if (metric(producer, "replayed") == metric(producer, "spooled") && metric(producer, "in_flight") == 0) break;
     sleep_ms(100);
   }
   CHECK_STATUS(ks_producer_flush(producer, 60000), KS_STATUS_OK);
-  m = metrics_of(producer);
-  CHECK(m.replayed == m.spooled && m.failed == 0 && m.spool_bytes == 0, "replayed %llu of %llu, failed %llu",
-        (unsigned long long)m.replayed, (unsigned long long)m.spooled, (unsigned long long)m.failed);
+  CHECK(metric(producer, "replayed") == metric(producer, "spooled") && metric(producer, "failed") == 0 &&
+            metric(producer, "spool_bytes") == 0,
+        "replayed %g of %g, failed %g", metric(producer, "replayed"), metric(producer, "spooled"),
+        metric(producer, "failed"));
   topic_contents t = read_back(cluster, "spooled");
   CHECK(t.count == n + probes, "read back %d of %d", t.count, n + probes);
 
@@ -600,6 +733,9 @@ int main(void) {
   test_invalid_configuration_lists_every_problem();
   test_invalid_messages_are_rejected_and_nothing_is_sent(cluster);
   test_deliveries_match_what_is_read_back(cluster);
+  test_a_zeroed_message_lets_the_partitioner_choose(cluster);
+  test_the_finalizer_releases_user_data_once_whatever_happens(cluster);
+  test_last_error_is_per_thread_and_never_null(cluster);
   test_eight_threads_share_one_producer(cluster);
   test_transactions_report_at_their_end_and_calls_out_of_turn_are_typed(cluster);
   test_a_fatal_error_is_recovered_from_and_shows_in_reports(cluster);

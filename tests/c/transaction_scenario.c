@@ -54,8 +54,7 @@ int main(int argc, char **argv) {
       m.key_len = strlen(key);
       m.value = (const uint8_t *)value;
       m.value_len = strlen(value);
-      m.partition = -1;
-      if (ks_producer_send(producer, &m, count, &t)) return fail("send");
+      if (ks_producer_send(producer, &m, count, &t, NULL)) return fail("send");
     }
     /* An aborted transaction's messages reach the log first, so that only the abort hides them. */
     if (!commit && ks_producer_flush(producer, 60000)) return fail("flush");

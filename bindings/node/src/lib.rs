@@ -446,42 +446,16 @@ impl NativeProducer {
         self.producer.settings().close_timeout.as_secs_f64() * 1e3
     }
 
-    /// Counters, gauges and latency percentiles (milliseconds).
+    /// The core's metrics (tests/parity/metrics.txt), by camelCase name: counts, and seconds
+    /// for names ending in `Seconds`.
     #[napi]
     pub fn metrics(&self) -> HashMap<String, f64> {
-        let m = self.producer.metrics();
-        let mut map: HashMap<String, f64> = [
-            ("sent", m.sent),
-            ("delivered", m.delivered),
-            ("deadLettered", m.dead_lettered),
-            ("spooled", m.spooled),
-            ("failed", m.failed),
-            ("bytesSent", m.bytes_sent),
-            ("inFlight", m.in_flight),
-            ("queueDepth", m.queue_depth),
-            ("purged", m.purged),
-            ("wireRetries", m.wire_retries),
-            ("retried", m.retried),
-            ("replayed", m.replayed),
-            ("spoolTornRecords", m.spool_torn_records),
-            ("spoolBytes", m.spool_bytes),
-            ("breakerTrips", m.breaker_trips),
-            ("recoveries", m.recoveries),
-            ("breakerState", m.breaker_state as u64),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v as f64))
-        .collect();
-        for (name, value) in [
-            ("latencyP50Ms", m.latency.p50),
-            ("latencyP90Ms", m.latency.p90),
-            ("latencyP99Ms", m.latency.p99),
-            ("latencyP999Ms", m.latency.p999),
-            ("latencyMaxMs", m.latency.max),
-        ] {
-            map.insert(name.to_string(), value.as_secs_f64() * 1e3);
-        }
-        map
+        self.producer
+            .metrics()
+            .list()
+            .into_iter()
+            .map(|m| (camel_case(m.name), m.value.as_f64()))
+            .collect()
     }
 
     #[napi]
@@ -660,6 +634,18 @@ impl Task for BatchSend {
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(output)
     }
+}
+
+/// `latency_p99_seconds` → `latencyP99Seconds`: the core's names as JavaScript spells names.
+fn camel_case(snake: &str) -> String {
+    let mut parts = snake.split('_');
+    let mut name = parts.next().unwrap_or_default().to_string();
+    for part in parts {
+        let mut chars = part.chars();
+        name.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+        name.push_str(chars.as_str());
+    }
+    name
 }
 
 /// The record `send` and `send_waiting` take apart as arguments, borrowing them.

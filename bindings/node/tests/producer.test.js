@@ -136,6 +136,20 @@ test('sendBatch keeps its place among sends, carries headers, partitions and tim
   assert.equal(p.inFlight, 0)
 })
 
+test('metrics and error codes are the core lists (tests/parity)', async () => {
+  const fs = require('node:fs')
+  const parity = path.join(__dirname, '..', '..', '..', 'tests', 'parity')
+  const camel = (name) => name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase())
+  const names = fs.readFileSync(path.join(parity, 'metrics.txt'), 'utf8').trim().split('\n').map(camel)
+  const p = producer()
+  assert.deepEqual(Object.keys(p.metrics()).sort(), [...names].sort())
+  await p.close()
+  const kinds = fs.readFileSync(path.join(parity, 'error_kinds.txt'), 'utf8').trim().split('\n').map((l) => l.split(' ')[1])
+  const declared = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
+  const union = declared.slice(declared.indexOf('code:'), declared.indexOf('retriable'))
+  assert.deepEqual([...union.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]).sort(), [...kinds].sort())
+})
+
 test('wrong argument types throw TypeError at once', () => {
   const p = producer()
   const t = 'whatever'
@@ -254,7 +268,7 @@ test('metrics, prometheus text and health describe the producer', async () => {
   await Promise.all(Array.from({ length: 10 }, () => p.send({ topic: t, value: '0123456789' })))
   const m = p.metrics()
   assert.deepEqual([m.sent, m.delivered, m.failed, m.bytesSent, m.inFlight], [10, 10, 0, 100, 0])
-  assert.ok(m.latencyP99Ms >= m.latencyP50Ms && m.latencyP50Ms > 0)
+  assert.ok(m.latencyP99Seconds >= m.latencyP50Seconds && m.latencyP50Seconds > 0)
   assert.match(p.metricsPrometheus(), /kafkasender_messages_delivered_total\{client_id="kafkasender"\} 10/)
   assert.deepEqual(p.health(), { status: 'healthy', reasons: [] })
   await p.close()

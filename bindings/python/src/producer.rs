@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kafkasender::{Config, Error, ErrorKind, HealthStatus, TrySend};
+use kafkasender::{Config, Error, ErrorKind, HealthStatus, MetricValue, TrySend};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -246,50 +246,21 @@ impl Producer {
         Ok(dict)
     }
 
-    /// Counters, gauges and latency percentiles (seconds) as a dict.
+    /// The core's metrics by name (tests/parity/metrics.txt: counts, and seconds for names
+    /// ending in `_seconds`), and `callback_errors`: on_delivery callbacks that raised.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.producer.metrics();
         let dict = PyDict::new(py);
-        for (name, value) in [
-            ("sent", m.sent),
-            ("delivered", m.delivered),
-            ("dead_lettered", m.dead_lettered),
-            ("spooled", m.spooled),
-            ("failed", m.failed),
-            ("bytes_sent", m.bytes_sent),
-            ("in_flight", m.in_flight),
-            ("queue_depth", m.queue_depth),
-            ("purged", m.purged),
-            ("wire_retries", m.wire_retries),
-            ("retried", m.retried),
-            ("replayed", m.replayed),
-            ("spool_torn_records", m.spool_torn_records),
-            ("spool_bytes", m.spool_bytes),
-            ("breaker_trips", m.breaker_trips),
-            ("recoveries", m.recoveries),
-            (
-                "callback_errors",
-                self.dispatcher.callback_errors.load(Ordering::Relaxed),
-            ),
-        ] {
-            dict.set_item(name, value)?;
+        for metric in self.producer.metrics().list() {
+            match metric.value {
+                MetricValue::Count(n) => dict.set_item(metric.name, n)?,
+                MetricValue::Seconds(s) => dict.set_item(metric.name, s)?,
+            }
         }
-        dict.set_item("breaker_state", m.breaker_state.as_str())?;
-        let failed_by_kind = PyDict::new(py);
-        for (kind, n) in &m.failed_by_kind {
-            failed_by_kind.set_item(kind.as_str(), n)?;
-        }
-        dict.set_item("failed_by_kind", failed_by_kind)?;
-        let l = &m.latency;
-        for (name, value) in [
-            ("latency_p50", l.p50),
-            ("latency_p90", l.p90),
-            ("latency_p99", l.p99),
-            ("latency_p999", l.p999),
-            ("latency_max", l.max),
-        ] {
-            dict.set_item(name, value.as_secs_f64())?;
-        }
+        // The Python face's own: on_delivery callbacks that raised.
+        dict.set_item(
+            "callback_errors",
+            self.dispatcher.callback_errors.load(Ordering::Relaxed),
+        )?;
         Ok(dict)
     }
 

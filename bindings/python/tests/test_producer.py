@@ -9,6 +9,7 @@ import threading
 import time
 import tracemalloc
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
@@ -124,7 +125,7 @@ def test_an_undeliverable_message_fails_its_future_and_an_open_breaker_refuses(t
     breaker = {**config, "breaker.enabled": True, "breaker.timeout.ms": "1h", "breaker.consecutive.failures": 1}
     with Producer(breaker) as p:
         deadline = time.monotonic() + 30
-        while p.metrics()["breaker_state"] != "open" and time.monotonic() < deadline:
+        while p.metrics()["breaker_state"] != 1 and time.monotonic() < deadline:  # 1: open
             p.send("t", b"fails")
             time.sleep(0.1)
         with pytest.raises(CircuitOpenError):
@@ -244,13 +245,24 @@ def test_a_producer_used_in_a_forked_child_raises_instead_of_hanging(producer, t
     assert producer.send(topic, b"parent again").result(timeout=30).delivered
 
 
+PARITY = Path(__file__).resolve().parents[3] / "tests" / "parity"
+
+
+def test_metrics_and_error_kinds_are_the_cores_lists(producer):
+    names = (PARITY / "metrics.txt").read_text().split()
+    assert list(producer.metrics()) == names + ["callback_errors"]
+    kinds = [line.split()[1] for line in (PARITY / "error_kinds.txt").read_text().splitlines()]
+    assert sorted(kafkasender.errors._BY_KIND) == sorted(kinds)
+
+
 def test_metrics_health_and_prometheus_describe_the_producer(producer, topic):
     for _ in range(10):
         producer.send(topic, b"0123456789")
     producer.flush(30)
     m = producer.metrics()
     assert (m["sent"], m["delivered"], m["failed"], m["bytes_sent"], m["in_flight"]) == (10, 10, 0, 100, 0)
-    assert m["latency_p99"] >= m["latency_p50"] > 0 and m["breaker_state"] == "closed"
+    assert m["latency_p99_seconds"] >= m["latency_p50_seconds"] > 0 and m["breaker_state"] == 0
+    assert isinstance(m["sent"], int) and isinstance(m["latency_p50_seconds"], float)
     assert 'kafkasender_messages_delivered_total{client_id="kafkasender"} 10' in producer.metrics_prometheus()
     assert producer.health() == {"status": "healthy", "reasons": []}
 

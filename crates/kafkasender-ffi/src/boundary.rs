@@ -4,10 +4,11 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use core::{Error, ErrorKind};
 
-/// The result of every fallible function. `KS_STATUS_OK` (0) is success; the kinds 1 to 16 are
+/// The result of every fallible function. `KS_STATUS_OK` (0) is success; codes from 1 to 99 are
 /// the core's error kinds; 100 and up are misuse of the C API itself.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,61 +86,40 @@ impl From<ErrorKind> for ks_status {
 }
 
 impl ks_status {
-    const ALL: [ks_status; 22] = [
-        ks_status::Ok,
-        ks_status::Config,
-        ks_status::InvalidRecord,
-        ks_status::MessageTooLarge,
-        ks_status::QueueFull,
-        ks_status::Timeout,
-        ks_status::Closed,
-        ks_status::BrokerTransport,
-        ks_status::Authentication,
-        ks_status::Authorization,
-        ks_status::UnknownTopicOrPartition,
-        ks_status::Fatal,
-        ks_status::Broker,
-        ks_status::Internal,
-        ks_status::RateLimited,
-        ks_status::CircuitOpen,
-        ks_status::Spool,
-        ks_status::Transaction,
-        ks_status::NullArgument,
-        ks_status::InvalidUtf8,
-        ks_status::InvalidArgument,
-        ks_status::Panic,
+    /// The statuses that are misuse of the C API rather than core error kinds, with their names.
+    const MISUSE: [(ks_status, &'static CStr); 4] = [
+        (ks_status::NullArgument, c"null_argument"),
+        (ks_status::InvalidUtf8, c"invalid_utf8"),
+        (ks_status::InvalidArgument, c"invalid_argument"),
+        (ks_status::Panic, c"panic"),
     ];
 
     /// The status with this number, if there is one.
     pub(crate) fn from_code(code: i32) -> Option<ks_status> {
-        ks_status::ALL.into_iter().find(|s| *s as i32 == code)
+        let kinds = ErrorKind::ALL.iter().map(|&kind| ks_status::from(kind));
+        std::iter::once(ks_status::Ok)
+            .chain(kinds)
+            .chain(ks_status::MISUSE.iter().map(|(status, _)| *status))
+            .find(|status| *status as i32 == code)
     }
 
-    /// A static, NUL-terminated name.
+    /// A static, NUL-terminated name: the core's name of the error kind, or the misuse's.
     pub(crate) fn name(self) -> &'static CStr {
-        match self {
-            ks_status::Ok => c"ok",
-            ks_status::Config => c"config",
-            ks_status::InvalidRecord => c"invalid_record",
-            ks_status::MessageTooLarge => c"message_too_large",
-            ks_status::QueueFull => c"queue_full",
-            ks_status::Timeout => c"timeout",
-            ks_status::Closed => c"closed",
-            ks_status::BrokerTransport => c"broker_transport",
-            ks_status::Authentication => c"authentication",
-            ks_status::Authorization => c"authorization",
-            ks_status::UnknownTopicOrPartition => c"unknown_topic_or_partition",
-            ks_status::Fatal => c"fatal",
-            ks_status::Broker => c"broker",
-            ks_status::Internal => c"internal",
-            ks_status::RateLimited => c"rate_limited",
-            ks_status::CircuitOpen => c"circuit_open",
-            ks_status::Spool => c"spool",
-            ks_status::Transaction => c"transaction",
-            ks_status::NullArgument => c"null_argument",
-            ks_status::InvalidUtf8 => c"invalid_utf8",
-            ks_status::InvalidArgument => c"invalid_argument",
-            ks_status::Panic => c"panic",
+        static KIND_NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+        let kind_names =
+            KIND_NAMES.get_or_init(|| ErrorKind::ALL.iter().map(|k| c_text(k.as_str())).collect());
+        if self == ks_status::Ok {
+            return c"ok";
+        }
+        match ErrorKind::ALL
+            .iter()
+            .position(|&k| ks_status::from(k) == self)
+        {
+            Some(i) => &kind_names[i],
+            None => ks_status::MISUSE
+                .iter()
+                .find(|(status, _)| *status == self)
+                .map_or(c"unknown", |(_, name)| name),
         }
     }
 }
@@ -373,4 +353,22 @@ pub(crate) fn free_registered<T: 'static>(ptr: *mut T, what: &str, free: impl Fn
         free(ptr);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The C enum is written out for cbindgen; this keeps its numbers the core's codes.
+    #[test]
+    fn each_error_kind_has_its_core_code_and_name() {
+        for kind in ErrorKind::ALL {
+            let status = ks_status::from(kind);
+            assert_eq!(status as i32, i32::from(kind.code()), "{kind}");
+            assert_eq!(status.name().to_str(), Ok(kind.as_str()));
+            assert_eq!(ks_status::from_code(status as i32), Some(status));
+        }
+        assert_eq!(ks_status::from_code(100), Some(ks_status::NullArgument));
+        assert_eq!(ks_status::from_code(99), None);
+    }
 }

@@ -44,8 +44,10 @@ pub extern "C" fn ks_status_str(status: i32) -> *const c_char {
     })
 }
 
-/// The message of the last failure on the calling thread ("" if none). Owned by kafkasender;
-/// valid until the next kafkasender call on this thread. Do not free.
+/// The message of the last failure on the calling thread: never NULL, "" on a thread that has had
+/// none, so it is always safe to print. Like `errno`, a successful call leaves it unchanged: read
+/// it right after a call that failed. Owned by kafkasender; valid until the next kafkasender call
+/// on this thread. Do not free.
 #[no_mangle]
 pub extern "C" fn ks_last_error() -> *const c_char {
     last_error_ptr()

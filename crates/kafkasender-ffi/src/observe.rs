@@ -1,65 +1,39 @@
 //! Metrics and health of a producer, and the strings kafkasender hands to C.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 
-use core::HealthStatus;
+use core::{HealthStatus, MetricKind};
 
 use crate::boundary::{
-    arg_ref, boundary, c_text, free_registered, registry, write_optional_out, write_out,
+    arg_ref, arg_str, boundary, c_text, free_registered, registry, write_optional_out, write_out,
+    Failure,
 };
 use crate::ks_status;
 use crate::producer::ks_producer;
 
-/// A producer's counters and delivery-latency percentiles at one moment.
+/// Whether a metric only grows or goes up and down.
 #[repr(C)]
-#[derive(Debug, Default)]
-pub struct ks_metrics {
-    /// Sends accepted (each is reported exactly once).
-    pub sent: u64,
-    /// Messages delivered.
-    pub delivered: u64,
-    /// Messages reported failed.
-    pub failed: u64,
-    /// Key, value and header bytes of accepted sends.
-    pub bytes_sent: u64,
-    /// Messages sent and not yet reported.
-    pub in_flight: u64,
-    /// Messages failed because the producer closed before they were acknowledged.
-    pub purged: u64,
-    /// Delivery callbacks that panicked (Rust callbacks only; C cannot panic).
-    pub callback_panics: u64,
-    /// Message transmissions librdkafka repeated on the wire (idempotent).
-    pub wire_retries: u64,
-    /// Delivery latency percentiles of delivered messages, in microseconds.
-    pub latency_p50_us: u64,
-    /// 90th percentile.
-    pub latency_p90_us: u64,
-    /// 99th percentile.
-    pub latency_p99_us: u64,
-    /// 99.9th percentile.
-    pub latency_p999_us: u64,
-    /// Largest.
-    pub latency_max_us: u64,
-    /// Messages written to the dead-letter topic instead of their own.
-    pub dead_lettered: u64,
-    /// Messages kept in the local spool.
-    pub spooled: u64,
-    /// Client re-sends after librdkafka gave up on a message (at-least-once).
-    pub retried: u64,
-    /// Records re-sent from the spool.
-    pub replayed: u64,
-    /// Torn or corrupt spool records skipped by replays.
-    pub spool_torn_records: u64,
-    /// Bytes in the spool's files now.
-    pub spool_bytes: u64,
-    /// Messages in librdkafka's queue now.
-    pub queue_depth: u64,
-    /// The circuit breaker's state now: 0 closed (or no breaker), 1 open, 2 half-open.
-    pub breaker_state: u32,
-    /// How often the circuit breaker opened.
-    pub breaker_trips: u64,
-    /// How often a client that failed fatally was replaced (`recovery.max`).
-    pub recoveries: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum ks_metric_kind {
+    /// Only grows while the producer lives.
+    Counter = 0,
+    /// A value now.
+    Gauge = 1,
+}
+
+/// One of a producer's metrics, as the core lists them (the list every face shares).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ks_metric {
+    /// Stable snake_case name: "sent", "delivered", "failed_queue_full", "latency_p99_seconds", ….
+    /// Static: valid for the life of the program. Do not free.
+    pub name: *const c_char,
+    /// One sentence describing it. Static, like `name`.
+    pub help: *const c_char,
+    pub kind: ks_metric_kind,
+    /// A count, or seconds for a name ending in `_seconds`.
+    pub value: f64,
 }
 
 /// How healthy a producer is.
@@ -75,45 +49,92 @@ pub enum ks_health {
     Unhealthy = 2,
 }
 
-/// Writes the producer's metrics to `*metrics_out`. Does not block.
+/// Writes the producer's metrics, in the core's order, to `metrics_out` (an array of `capacity`;
+/// may be NULL when `capacity` is 0) and how many there are to `*count_out`. When that is more
+/// than `capacity`, only the first `capacity` were written: call again with a larger array (64 is
+/// enough today). Does not block.
 #[no_mangle]
 pub extern "C" fn ks_producer_metrics(
     producer: *const ks_producer,
-    metrics_out: *mut ks_metrics,
+    metrics_out: *mut ks_metric,
+    capacity: usize,
+    count_out: *mut usize,
 ) -> ks_status {
     boundary(|| {
         // SAFETY: C passes a live producer or NULL.
-        let m = unsafe { arg_ref(producer, "producer") }?.inner().metrics();
-        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let metrics = ks_metrics {
-            sent: m.sent,
-            delivered: m.delivered,
-            failed: m.failed,
-            bytes_sent: m.bytes_sent,
-            in_flight: m.in_flight,
-            purged: m.purged,
-            callback_panics: m.callback_panics,
-            wire_retries: m.wire_retries,
-            latency_p50_us: micros(m.latency.p50),
-            latency_p90_us: micros(m.latency.p90),
-            latency_p99_us: micros(m.latency.p99),
-            latency_p999_us: micros(m.latency.p999),
-            latency_max_us: micros(m.latency.max),
-            dead_lettered: m.dead_lettered,
-            spooled: m.spooled,
-            retried: m.retried,
-            replayed: m.replayed,
-            spool_torn_records: m.spool_torn_records,
-            spool_bytes: m.spool_bytes,
-            queue_depth: m.queue_depth,
-            breaker_state: m.breaker_state as u32,
-            breaker_trips: m.breaker_trips,
-            recoveries: m.recoveries,
-        };
+        let list = unsafe { arg_ref(producer, "producer") }?
+            .inner()
+            .metrics()
+            .list();
+        if capacity > 0 && metrics_out.is_null() {
+            return Err(Failure::new(
+                ks_status::NullArgument,
+                "metrics_out is NULL but capacity is not 0",
+            ));
+        }
+        for (i, metric) in list.iter().take(capacity).enumerate() {
+            let c_metric = ks_metric {
+                name: static_c_str(metric.name),
+                help: static_c_str(metric.help),
+                kind: match metric.kind {
+                    MetricKind::Counter => ks_metric_kind::Counter,
+                    MetricKind::Gauge => ks_metric_kind::Gauge,
+                },
+                value: metric.value.as_f64(),
+            };
+            // SAFETY: non-NULL (checked), with `capacity` elements per the contract.
+            unsafe { metrics_out.add(i).write(c_metric) };
+        }
         // SAFETY: C passes a writable pointer or NULL.
-        unsafe { write_out(metrics_out, metrics, "metrics_out") }?;
+        unsafe { write_out(count_out, list.len(), "count_out") }?;
         Ok(ks_status::Ok)
     })
+}
+
+/// Writes the value of the metric `name` (see ks_metric) to `*value_out`;
+/// KS_STATUS_INVALID_ARGUMENT when there is no such metric. Does not block.
+#[no_mangle]
+pub extern "C" fn ks_producer_metric(
+    producer: *const ks_producer,
+    name: *const c_char,
+    value_out: *mut f64,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer and a NUL-terminated string, or NULL.
+        let (producer, name) = unsafe { (arg_ref(producer, "producer")?, arg_str(name, "name")?) };
+        let value = producer
+            .inner()
+            .metrics()
+            .list()
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value.as_f64())
+            .ok_or_else(|| {
+                Failure::new(
+                    ks_status::InvalidArgument,
+                    format!("no metric is named {name:?}"),
+                )
+            })?;
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe { write_out(value_out, value, "value_out") }?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// A NUL-terminated copy of a static string, made once per string and kept for the life of the
+/// program (metric names and help texts: a fixed set).
+fn static_c_str(text: &'static str) -> *const c_char {
+    static MADE: std::sync::Mutex<Vec<(&'static str, &'static CStr)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut made = MADE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, c)) = made.iter().find(|(t, _)| *t == text) {
+        return c.as_ptr();
+    }
+    let c: &'static CStr = Box::leak(c_text(text).into_boxed_c_str());
+    made.push((text, c));
+    c.as_ptr()
 }
 
 /// The producer's metrics in Prometheus text format (names prefixed `kafkasender_`), or NULL on

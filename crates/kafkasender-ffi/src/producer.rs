@@ -101,7 +101,12 @@ pub struct ks_message {
     pub headers: *const ks_header,
     /// Number of headers.
     pub headers_len: usize,
-    /// Partition, or -1 to let the partitioner choose (by key, like the Java client).
+    /// Whether `partition` is set. False, as in a zeroed message, lets the partitioner choose by
+    /// key (like the Java client). So that a partition set without this flag is never ignored
+    /// silently, such a message is refused (KS_STATUS_INVALID_RECORD) unless `partition` is 0
+    /// or -1 (what "let the partitioner choose" used to be).
+    pub has_partition: bool,
+    /// The partition, when `has_partition` is true.
     pub partition: i32,
     /// Timestamp in milliseconds since the epoch, or 0 for now.
     pub timestamp_ms: i64,
@@ -165,6 +170,11 @@ pub struct ks_delivery_report {
 /// ks_producer_flush(), ks_producer_close() or ks_producer_free() from inside it.
 pub type ks_delivery_cb =
     Option<unsafe extern "C" fn(report: *const ks_delivery_report, user_data: *mut c_void)>;
+
+/// Releases a send's `user_data` once kafkasender is done with it: exactly once per call of
+/// ks_producer_send(), accepted or not, after the callback has run (or, when it never will, on
+/// the thread that learns so). NULL when there is nothing to release.
+pub type ks_finalizer = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
 /// Makes a producer from a configuration, which is validated first: on KS_STATUS_CONFIG,
 /// ks_last_error() lists every problem. Starts the producer's delivery thread; connects lazily.
@@ -249,10 +259,20 @@ pub extern "C" fn ks_producer_poll(
     })
 }
 
-/// A user callback and its data, sent to the delivery thread.
+/// A user callback and its data, sent to the delivery thread; dropping it runs the finalizer.
 struct UserCallback {
-    callback: unsafe extern "C" fn(*const ks_delivery_report, *mut c_void),
+    callback: ks_delivery_cb,
     user_data: *mut c_void,
+    finalizer: ks_finalizer,
+}
+
+impl Drop for UserCallback {
+    fn drop(&mut self) {
+        if let Some(finalizer) = self.finalizer {
+            // SAFETY: the C caller gave the finalizer for this user_data; it runs once, here.
+            unsafe { finalizer(self.user_data) };
+        }
+    }
 }
 
 // SAFETY: the C contract of ks_producer_send(): the callback runs on another thread, so the
@@ -267,6 +287,9 @@ thread_local! {
 
 impl UserCallback {
     fn call(self, report: &DeliveryReport) {
+        if self.callback.is_none() {
+            return; // only a finalizer, which dropping `self` runs
+        }
         TOPIC.with_borrow_mut(|topic| {
             // Topics are validated (no NUL) before sending.
             topic.clear();
@@ -302,9 +325,11 @@ impl UserCallback {
             retriable: report.error().is_some_and(|e| e.is_retriable()),
             recovered: report.recovered,
         };
-        // SAFETY: the function pointer and user_data come from the C caller, who vouches for them;
-        // the report and everything it points to live until the call returns.
-        unsafe { (self.callback)(&c_report, self.user_data) };
+        if let Some(callback) = self.callback {
+            // SAFETY: the function pointer and user_data come from the C caller, who vouches for
+            // them; the report and everything it points to live until the call returns.
+            unsafe { callback(&c_report, self.user_data) };
+        }
     }
 }
 
@@ -351,12 +376,22 @@ impl CEnding {
 pub(crate) unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failure> {
     // SAFETY: per this function's contract.
     let topic = unsafe { arg_str(message.topic, "message.topic") }?;
-    if message.partition < -1 {
-        return Err(Failure::new(
-            ks_status::InvalidRecord,
-            format!("partition {} is below -1", message.partition),
-        ));
-    }
+    let partition = match (message.has_partition, message.partition) {
+        (true, p) if p >= 0 => Some(p),
+        (true, p) => {
+            return Err(Failure::new(
+                ks_status::InvalidRecord,
+                format!("partition {p} is negative"),
+            ))
+        }
+        (false, 0 | -1) => None,
+        (false, p) => {
+            return Err(Failure::new(
+                ks_status::InvalidRecord,
+                format!("partition is {p} but has_partition is false: set has_partition to send to partition {p}, or leave partition 0 to let the partitioner choose"),
+            ))
+        }
+    };
     let headers = if message.headers_len == 0 {
         Vec::new()
     } else {
@@ -385,7 +420,7 @@ pub(crate) unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failu
         key: unsafe { arg_bytes(message.key, message.key_len) },
         value: unsafe { arg_bytes(message.value, message.value_len) },
         headers,
-        partition: (message.partition >= 0).then_some(message.partition),
+        partition,
         timestamp: (message.timestamp_ms != 0).then_some(message.timestamp_ms),
     })
 }
@@ -394,8 +429,10 @@ pub(crate) unsafe fn record_of(message: &ks_message) -> Result<Record<'_>, Failu
 /// message's report, on the delivery thread, also when the producer is closed before delivery.
 /// On any other status the message was not enqueued and `callback` never runs.
 ///
-/// Ownership: everything `message` points to is copied before this returns. `user_data` is
-/// passed to `callback` untouched; free it there if it is yours to free.
+/// Ownership: everything `message` points to is copied before this returns. `user_data` passes
+/// to kafkasender, whatever the status: `finalizer` (if not NULL) releases it exactly once, after
+/// `callback` has run (on the same thread), or before this returns when the message was not
+/// enqueued.
 /// Blocking: only while the local queue is full, at most `enqueue.timeout.ms` (default 5 s).
 /// Thread safety: any thread, concurrently with other sends.
 #[no_mangle]
@@ -404,17 +441,19 @@ pub extern "C" fn ks_producer_send(
     message: *const ks_message,
     callback: ks_delivery_cb,
     user_data: *mut c_void,
+    finalizer: ks_finalizer,
 ) -> ks_status {
-    boundary(|| {
+    // Made first, so that every way out (a NULL argument, a refusal, a panic) drops it once.
+    let user = (callback.is_some() || finalizer.is_some()).then_some(UserCallback {
+        callback,
+        user_data,
+        finalizer,
+    });
+    boundary(move || {
         // SAFETY: C passes live pointers or NULL, and a message valid as documented.
         let (producer, message) =
             unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
         let record = unsafe { record_of(message) }?;
-        // Stored inline with the message (one allocation per send): no box of its own.
-        let user = callback.map(|callback| UserCallback {
-            callback,
-            user_data,
-        });
         let polled = producer.polled.clone();
         let on_delivery = move |report: DeliveryReport| match (user, polled) {
             (None, _) => {}

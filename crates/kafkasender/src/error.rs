@@ -69,6 +69,12 @@ impl ErrorKind {
         ErrorKind::Transaction,
     ];
 
+    /// A stable number from 1, the kind's place in [`ErrorKind::ALL`] (so new kinds go at the
+    /// end): the C face's status code for it.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
     /// A stable snake_case name, used in logs, metrics labels and binding error codes.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -343,6 +349,20 @@ fn is_retriable_code(code: RDKafkaErrorCode, kind: ErrorKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// tests/parity/error_kinds.txt ("CODE NAME" per line) is the list every face's tests check
+    /// theirs against (`KS_BLESS=1 cargo test` rewrites it after a kind is added).
+    #[test]
+    fn tests_parity_error_kinds_txt_is_the_core_list() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "ALL is in declaration order");
+        }
+        let lines: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|kind| format!("{} {kind}", kind.code()))
+            .collect();
+        crate::testing::check_parity_list("error_kinds.txt", &lines.join("\n"));
+    }
 
     #[test]
     fn broker_codes_are_classified_with_retriability() {

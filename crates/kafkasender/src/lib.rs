@@ -39,7 +39,7 @@ pub use config::{Config, ConfigBuilder, MESSAGE_ID_HEADER};
 pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
-pub use metrics::{LatencySummary, MetricsSnapshot};
+pub use metrics::{LatencySummary, Metric, MetricKind, MetricValue, MetricsSnapshot};
 pub use producer::{
     CloseReport, DeliveryFuture, Producer, ReplayReport, StatisticsCallback, TrySend,
 };

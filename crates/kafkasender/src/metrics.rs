@@ -212,162 +212,347 @@ pub struct MetricsSnapshot {
     pub latency: LatencySummary,
 }
 
+/// Whether a metric only grows (a counter) or goes up and down (a gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only grows while the producer lives.
+    Counter,
+    /// A value now.
+    Gauge,
+}
+
+/// A metric's value: a count, or seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricValue {
+    /// Messages, bytes, trips, or a state's number.
+    Count(u64),
+    /// A duration in seconds.
+    Seconds(f64),
+}
+
+impl MetricValue {
+    /// The value as a float (counts above 2^53 round).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            MetricValue::Count(n) => n as f64,
+            MetricValue::Seconds(s) => s,
+        }
+    }
+}
+
+/// One figure of a snapshot, as data. [`MetricsSnapshot::list`] is the one list that every face
+/// (C, Go, Python, Node) and the Prometheus text take their metrics from, so a metric added
+/// there reaches all of them without editing any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Stable snake_case name (`sent`, `failed_queue_full`, `latency_p99_seconds`); a face may
+    /// change only its case (camelCase in Node).
+    pub name: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// One sentence for people.
+    pub help: &'static str,
+    /// Its value in this snapshot.
+    pub value: MetricValue,
+    /// Its sample in the Prometheus text, if it has one.
+    prometheus: Option<Sample>,
+}
+
+/// Where a metric goes in the Prometheus text: `kafkasender_{family}{suffix}{client_id, label}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sample {
+    family: &'static str,
+    /// The family's TYPE and HELP (a summary's quantiles, sum and count share one).
+    family_type: &'static str,
+    family_help: &'static str,
+    suffix: &'static str,
+    label: Option<(&'static str, &'static str)>,
+}
+
+/// `failed_{kind}` for every kind, made once (metric names are `&'static str`).
+fn failed_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        ErrorKind::ALL
+            .iter()
+            .map(|kind| format!("failed_{kind}"))
+            .collect()
+    })
+}
+
 impl MetricsSnapshot {
+    /// Every metric, in a stable order: the one source of the faces' metrics.
+    pub fn list(&self) -> Vec<Metric> {
+        use MetricKind::{Counter, Gauge};
+        use MetricValue::{Count, Seconds};
+        let metric = |name, kind, help, value, prometheus| Metric {
+            name,
+            kind,
+            help,
+            value,
+            prometheus,
+        };
+        // A family of its own, its name and help those of the metric.
+        let own = |family, kind: MetricKind, help| {
+            Some(Sample {
+                family,
+                family_type: if kind == Counter { "counter" } else { "gauge" },
+                family_help: help,
+                suffix: "",
+                label: None,
+            })
+        };
+        let mut list = Vec::with_capacity(32);
+        let mut counter = |name, help, value: u64, family| {
+            list.push(metric(
+                name,
+                Counter,
+                help,
+                Count(value),
+                own(family, Counter, help),
+            ))
+        };
+        counter(
+            "sent",
+            "Sends accepted; each is reported exactly once.",
+            self.sent,
+            "messages_sent_total",
+        );
+        counter(
+            "delivered",
+            "Messages acknowledged by the brokers.",
+            self.delivered,
+            "messages_delivered_total",
+        );
+        counter(
+            "dead_lettered",
+            "Messages written to the dead-letter topic instead of their own.",
+            self.dead_lettered,
+            "messages_dead_lettered_total",
+        );
+        counter(
+            "spooled",
+            "Messages kept in the local spool.",
+            self.spooled,
+            "messages_spooled_total",
+        );
+        counter(
+            "bytes_sent",
+            "Key, value and header bytes of accepted sends.",
+            self.bytes_sent,
+            "bytes_sent_total",
+        );
+        counter(
+            "purged",
+            "Messages failed because the producer closed first.",
+            self.purged,
+            "messages_purged_total",
+        );
+        counter(
+            "callback_panics",
+            "Delivery callbacks that panicked.",
+            self.callback_panics,
+            "callback_panics_total",
+        );
+        counter(
+            "wire_retries",
+            "Message transmissions librdkafka repeated on the wire (idempotent).",
+            self.wire_retries,
+            "wire_retries_total",
+        );
+        counter(
+            "retried",
+            "Client re-sends after librdkafka gave up on a message.",
+            self.retried,
+            "messages_retried_total",
+        );
+        counter(
+            "replayed",
+            "Records re-sent from the spool.",
+            self.replayed,
+            "messages_replayed_total",
+        );
+        counter(
+            "spool_torn_records",
+            "Torn or corrupt spool records skipped.",
+            self.spool_torn_records,
+            "spool_torn_records_total",
+        );
+        counter(
+            "breaker_trips",
+            "How often the circuit breaker opened.",
+            self.breaker_trips,
+            "breaker_trips_total",
+        );
+        counter(
+            "recoveries",
+            "How often a client that failed fatally was replaced.",
+            self.recoveries,
+            "recoveries_total",
+        );
+        let mut gauge = |name, help, value: u64, family| {
+            list.push(metric(
+                name,
+                Gauge,
+                help,
+                Count(value),
+                own(family, Gauge, help),
+            ))
+        };
+        gauge(
+            "in_flight",
+            "Messages sent and not yet reported.",
+            self.in_flight,
+            "messages_in_flight",
+        );
+        gauge(
+            "queue_depth",
+            "Messages in librdkafka's queue.",
+            self.queue_depth,
+            "queue_depth",
+        );
+        gauge(
+            "spool_bytes",
+            "Bytes in the spool's files.",
+            self.spool_bytes,
+            "spool_bytes",
+        );
+        gauge(
+            "breaker_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            self.breaker_state as u64,
+            "breaker_state",
+        );
+        list.push(metric(
+            "failed",
+            Counter,
+            "Messages reported failed (the sum of the failed_* counts).",
+            Count(self.failed),
+            None,
+        ));
+        for (kind, name) in ErrorKind::ALL.iter().zip(failed_names()) {
+            let n = self
+                .failed_by_kind
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map_or(0, |(_, n)| *n);
+            let help = "Messages reported failed with this error kind.";
+            list.push(metric(
+                name.as_str(),
+                Counter,
+                help,
+                Count(n),
+                Some(Sample {
+                    family: "messages_failed_total",
+                    family_type: "counter",
+                    family_help: "Messages reported failed, by error kind.",
+                    suffix: "",
+                    label: Some(("kind", kind.as_str())),
+                }),
+            ));
+        }
+        let l = &self.latency;
+        let latency = |suffix, label| {
+            Some(Sample {
+                family: "delivery_latency_seconds",
+                family_type: "summary",
+                family_help: "Time from send to delivery report, of delivered messages.",
+                suffix,
+                label,
+            })
+        };
+        for (name, help, quantile, value) in [
+            (
+                "latency_p50_seconds",
+                "Median delivery latency.",
+                "0.5",
+                l.p50,
+            ),
+            (
+                "latency_p90_seconds",
+                "90th percentile of delivery latency.",
+                "0.9",
+                l.p90,
+            ),
+            (
+                "latency_p99_seconds",
+                "99th percentile of delivery latency.",
+                "0.99",
+                l.p99,
+            ),
+            (
+                "latency_p999_seconds",
+                "99.9th percentile of delivery latency.",
+                "0.999",
+                l.p999,
+            ),
+        ] {
+            let sample = latency("", Some(("quantile", quantile)));
+            list.push(metric(
+                name,
+                Gauge,
+                help,
+                Seconds(value.as_secs_f64()),
+                sample,
+            ));
+        }
+        list.push(metric(
+            "latency_max_seconds",
+            Gauge,
+            "Largest delivery latency.",
+            Seconds(l.max.as_secs_f64()),
+            None,
+        ));
+        list.push(metric(
+            "latency_sum_seconds",
+            Counter,
+            "Total delivery latency of delivered messages.",
+            Seconds(l.sum.as_secs_f64()),
+            latency("_sum", None),
+        ));
+        list.push(metric(
+            "latency_count",
+            Counter,
+            "Delivered messages whose latency was measured.",
+            Count(l.count),
+            latency("_count", None),
+        ));
+        list
+    }
+
     /// The metrics in Prometheus text exposition format (version 0.0.4), every name prefixed
-    /// `kafkasender_`, every sample labelled with `client_id`.
+    /// `kafkasender_`, every sample labelled with `client_id`. Taken from [`MetricsSnapshot::list`].
     pub fn to_prometheus(&self, client_id: &str) -> String {
         let id = escape_label(client_id);
         let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP kafkasender_{name} {help}");
-            let _ = writeln!(out, "# TYPE kafkasender_{name} {kind}");
-            for (suffix_and_labels, value) in samples {
-                let _ = writeln!(out, "kafkasender_{name}{suffix_and_labels} {value}");
+        let mut written: Vec<&str> = Vec::new();
+        let list = self.list();
+        // A family's samples go together, after its HELP and TYPE, in the order of the list.
+        for first in list.iter().filter_map(|m| m.prometheus) {
+            if written.contains(&first.family) {
+                continue;
             }
-        };
-        let plain = |value: u64| vec![(format!("{{client_id=\"{id}\"}}"), value as f64)];
-        family(
-            "messages_sent_total",
-            "counter",
-            "Sends accepted; each is reported exactly once.",
-            &plain(self.sent),
-        );
-        family(
-            "messages_delivered_total",
-            "counter",
-            "Messages acknowledged by the brokers.",
-            &plain(self.delivered),
-        );
-        let failed: Vec<(String, f64)> = ErrorKind::ALL
-            .iter()
-            .map(|kind| {
-                let n = self
-                    .failed_by_kind
-                    .iter()
-                    .find(|(k, _)| k == kind)
-                    .map_or(0, |(_, n)| *n);
-                (format!("{{client_id=\"{id}\",kind=\"{kind}\"}}"), n as f64)
-            })
-            .collect();
-        family(
-            "messages_failed_total",
-            "counter",
-            "Messages reported failed, by error kind.",
-            &failed,
-        );
-        family(
-            "bytes_sent_total",
-            "counter",
-            "Key, value and header bytes of accepted sends.",
-            &plain(self.bytes_sent),
-        );
-        family(
-            "messages_in_flight",
-            "gauge",
-            "Messages sent and not yet reported.",
-            &plain(self.in_flight),
-        );
-        family(
-            "messages_purged_total",
-            "counter",
-            "Messages failed because the producer closed first.",
-            &plain(self.purged),
-        );
-        family(
-            "callback_panics_total",
-            "counter",
-            "Delivery callbacks that panicked.",
-            &plain(self.callback_panics),
-        );
-        family(
-            "wire_retries_total",
-            "counter",
-            "Message transmissions librdkafka repeated on the wire (idempotent).",
-            &plain(self.wire_retries),
-        );
-        family(
-            "messages_dead_lettered_total",
-            "counter",
-            "Messages written to the dead-letter topic instead of their own.",
-            &plain(self.dead_lettered),
-        );
-        family(
-            "messages_spooled_total",
-            "counter",
-            "Messages kept in the local spool.",
-            &plain(self.spooled),
-        );
-        family(
-            "messages_retried_total",
-            "counter",
-            "Client re-sends after librdkafka gave up on a message.",
-            &plain(self.retried),
-        );
-        family(
-            "messages_replayed_total",
-            "counter",
-            "Records re-sent from the spool.",
-            &plain(self.replayed),
-        );
-        family(
-            "spool_torn_records_total",
-            "counter",
-            "Torn or corrupt spool records skipped.",
-            &plain(self.spool_torn_records),
-        );
-        family(
-            "spool_bytes",
-            "gauge",
-            "Bytes in the spool's files.",
-            &plain(self.spool_bytes),
-        );
-        family(
-            "queue_depth",
-            "gauge",
-            "Messages in librdkafka's queue.",
-            &plain(self.queue_depth),
-        );
-        family(
-            "breaker_state",
-            "gauge",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            &plain(self.breaker_state as u64),
-        );
-        family(
-            "breaker_trips_total",
-            "counter",
-            "How often the circuit breaker opened.",
-            &plain(self.breaker_trips),
-        );
-        family(
-            "recoveries_total",
-            "counter",
-            "How often a client that failed fatally was replaced.",
-            &plain(self.recoveries),
-        );
-        let l = &self.latency;
-        let mut latency: Vec<(String, f64)> = [
-            ("0.5", l.p50),
-            ("0.9", l.p90),
-            ("0.99", l.p99),
-            ("0.999", l.p999),
-        ]
-        .iter()
-        .map(|(q, d)| {
-            (
-                format!("{{client_id=\"{id}\",quantile=\"{q}\"}}"),
-                d.as_secs_f64(),
-            )
-        })
-        .collect();
-        latency.push((format!("_sum{{client_id=\"{id}\"}}"), l.sum.as_secs_f64()));
-        latency.push((format!("_count{{client_id=\"{id}\"}}"), l.count as f64));
-        family(
-            "delivery_latency_seconds",
-            "summary",
-            "Time from send to delivery report, of delivered messages.",
-            &latency,
-        );
+            written.push(first.family);
+            let family = first.family;
+            let _ = writeln!(out, "# HELP kafkasender_{family} {}", first.family_help);
+            let _ = writeln!(out, "# TYPE kafkasender_{family} {}", first.family_type);
+            for (metric, sample) in list
+                .iter()
+                .filter_map(|m| Some((m, m.prometheus?)))
+                .filter(|(_, s)| s.family == family)
+            {
+                let label = sample
+                    .label
+                    .map(|(name, value)| format!(",{name}=\"{value}\""))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "kafkasender_{family}{}{{client_id=\"{id}\"{label}}} {}",
+                    sample.suffix,
+                    metric.value.as_f64()
+                );
+            }
+        }
         out
     }
 }
@@ -390,20 +575,7 @@ mod tests {
         metrics.record_sent(10);
         metrics.record_delivered(Duration::from_millis(5));
         metrics.record_failed(ErrorKind::Timeout);
-        let text = metrics
-            .snapshot(Gauges {
-                sent: 2,
-                in_flight: 0,
-                queue_depth: 0,
-                retried: 0,
-                replayed: 0,
-                spool_torn_records: 0,
-                spool_bytes: 0,
-                breaker_state: BreakerState::Open,
-                breaker_trips: 1,
-                recoveries: 0,
-            })
-            .to_prometheus("a\"b");
+        let text = metrics.snapshot(gauges()).to_prometheus("a\"b");
         assert!(text.contains("# TYPE kafkasender_messages_sent_total counter"));
         assert!(text.contains("kafkasender_messages_sent_total{client_id=\"a\\\"b\"} 2"));
         assert!(text.contains(
@@ -412,5 +584,61 @@ mod tests {
         assert!(text.contains("kafkasender_delivery_latency_seconds_count{client_id=\"a\\\"b\"} 1"));
         assert!(text.contains("kafkasender_breaker_state{client_id=\"a\\\"b\"} 1"));
         assert!(text.ends_with('\n'));
+    }
+
+    fn gauges() -> Gauges {
+        Gauges {
+            sent: 2,
+            in_flight: 0,
+            queue_depth: 0,
+            retried: 0,
+            replayed: 0,
+            spool_torn_records: 0,
+            spool_bytes: 0,
+            breaker_state: BreakerState::Open,
+            breaker_trips: 1,
+            recoveries: 0,
+        }
+    }
+
+    /// tests/parity/metrics.txt is the list every face's tests check theirs against; this keeps
+    /// it the core's (`KS_BLESS=1 cargo test` rewrites it after a metric is added).
+    #[test]
+    fn tests_parity_metrics_txt_is_the_core_list() {
+        let names: Vec<&str> = Metrics::default()
+            .snapshot(gauges())
+            .list()
+            .iter()
+            .map(|m| m.name)
+            .collect();
+        crate::testing::check_parity_list("metrics.txt", &names.join("\n"));
+    }
+
+    #[test]
+    fn the_list_names_each_figure_once_and_prometheus_shows_each_sample() {
+        let snapshot = Metrics::default().snapshot(gauges());
+        let list = snapshot.list();
+        let names: std::collections::HashSet<&str> = list.iter().map(|m| m.name).collect();
+        assert_eq!(names.len(), list.len(), "a name twice");
+        for kind in ErrorKind::ALL {
+            assert!(names.contains(format!("failed_{kind}").as_str()), "{kind}");
+        }
+        assert!(list.iter().all(|m| m
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        let text = snapshot.to_prometheus("p");
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(
+            samples,
+            list.iter().filter(|m| m.prometheus.is_some()).count()
+        );
+        for sample in list.iter().filter_map(|m| m.prometheus) {
+            let head = format!(
+                "kafkasender_{}{}{{client_id=\"p\"",
+                sample.family, sample.suffix
+            );
+            assert!(text.contains(&head), "{head}");
+        }
     }
 }

@@ -300,3 +300,22 @@ impl ConsumerContext for ReadBackContext {}
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
+
+/// Checks that `tests/parity/{file}` holds `expected` (one item per line): those files are the
+/// lists every face's tests compare theirs with. `KS_BLESS=1` rewrites the file instead.
+#[cfg(test)]
+pub(crate) fn check_parity_list(file: &str, expected: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/parity")
+        .join(file);
+    let expected = format!("{expected}\n");
+    if std::env::var_os("KS_BLESS").is_some() {
+        std::fs::write(&path, &expected).expect("cannot write the parity list");
+    }
+    let found = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        found == expected,
+        "{} differs from the core's list: run KS_BLESS=1 cargo test -p kafkasender, and check the faces",
+        path.display()
+    );
+}
