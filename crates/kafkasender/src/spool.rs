@@ -65,25 +65,44 @@ pub(crate) struct Spool {
     /// behind them, so that a key's messages keep their order (see [`Spool::holds_messages`]).
     holding: AtomicBool,
     /// With `spool.mode=journal`: the accepted messages not yet reported.
-    journal: Option<Mutex<Journal>>,
+    journal: Option<Journal>,
 }
 
-/// Journal files being written or waiting for their messages' reports.
+/// Journal files being written or waiting for their messages' reports. Two locks: the sending
+/// threads append under `writer`, the delivery thread notes reports under `files`, so neither
+/// waits for the other per message (only when a file is created or closed).
 #[derive(Default)]
 struct Journal {
-    /// The file appends go to: its sequence number and handle.
-    active: Option<(u64, File)>,
+    writer: Mutex<JournalWriter>,
     /// Every journal file still on disk, by sequence number.
-    files: BTreeMap<u64, JournalFile>,
-    last_sync: Option<Instant>,
+    files: Mutex<BTreeMap<u64, JournalFile>>,
 }
 
-struct JournalFile {
+#[derive(Default)]
+struct JournalWriter {
+    /// The file appends go to.
+    active: Option<ActiveJournal>,
+    last_sync: Option<Instant>,
+    /// Where each message is framed before it is written: one buffer, not one per message.
+    frame: Vec<u8>,
+}
+
+struct ActiveJournal {
+    sequence: u64,
+    file: File,
     path: PathBuf,
     bytes: u64,
     /// Messages appended so far; the next one's position.
     appended: u32,
-    unreported: u64,
+}
+
+struct JournalFile {
+    path: PathBuf,
+    /// Its size once closed for appends (0 while active).
+    bytes: u64,
+    /// How many messages it holds, once closed for appends.
+    appended: Option<u32>,
+    reported: u32,
     /// The positions of reported messages, for a replay after a crash to skip.
     acks: Option<io::BufWriter<File>>,
 }
@@ -103,7 +122,8 @@ pub(crate) fn reported_positions(path: &Path) -> std::collections::HashSet<u32> 
 }
 
 /// A journal file is closed for appends at this size; it goes once its messages are reported.
-const JOURNAL_FILE_BYTES: u64 = 64 << 20;
+/// (Small in tests, so that they close files.)
+const JOURNAL_FILE_BYTES: u64 = if cfg!(test) { 1 << 10 } else { 64 << 20 };
 /// Reported positions are written to the `.acks` file in blocks of this many bytes.
 const ACKS_BLOCK: usize = 4096;
 
@@ -157,7 +177,7 @@ impl Spool {
             fsync: settings.fsync,
             max_bytes: settings.max_bytes,
             holding: AtomicBool::new(!files.is_empty()),
-            journal: (settings.mode == SpoolMode::Journal).then(Mutex::default),
+            journal: (settings.mode == SpoolMode::Journal).then(Journal::default),
             lock: Mutex::new(Some(lock_file)),
             state: Mutex::new(State {
                 active: None,
@@ -240,19 +260,30 @@ impl Spool {
     /// (the send is then refused) when it cannot be written.
     pub(crate) fn journal(&self, record: &Record<'_>, entry: &Entry<'_>) -> Result<(u64, u32)> {
         let journal = self.journal.as_ref().expect("journal mode");
-        let framed = framed_record(record, entry);
-        let mut journal = lock(journal);
-        let rotate = journal.active.as_ref().is_some_and(|(sequence, _)| {
-            journal.files[sequence].bytes + framed.len() as u64 > JOURNAL_FILE_BYTES
-        });
-        if rotate {
-            let (sequence, _) = journal.active.take().expect("checked above");
-            self.forget_if_reported(&mut journal, sequence);
+        let mut writer = lock(&journal.writer);
+        let JournalWriter {
+            active,
+            last_sync,
+            frame,
+        } = &mut *writer;
+        frame_record(frame, record, entry);
+        let len = frame.len() as u64;
+        if active
+            .as_ref()
+            .is_some_and(|a| a.bytes + len > JOURNAL_FILE_BYTES)
+        {
+            let closed = active.take().expect("checked above");
+            let mut files = lock(&journal.files);
+            if let Some(file) = files.get_mut(&closed.sequence) {
+                file.bytes = closed.bytes;
+                file.appended = Some(closed.appended);
+            }
+            self.forget_if_reported(&mut files, closed.sequence);
         }
         {
             let mut state = lock(&self.state);
-            self.room_for(&state, framed.len())?;
-            if journal.active.is_none() {
+            self.room_for(&state, frame.len())?;
+            if active.is_none() {
                 let (path, file) = self.create_file(&mut state)?;
                 let sequence = state.next_sequence - 1;
                 let acks = OpenOptions::new()
@@ -261,80 +292,75 @@ impl Spool {
                     .open(acks_path(&path))
                     .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
                     .ok(); // without it a replay after a crash sends more copies, nothing worse
-                journal.files.insert(
+                lock(&journal.files).insert(
                     sequence,
                     JournalFile {
-                        path,
-                        bytes: MAGIC.len() as u64,
-                        appended: 0,
-                        unreported: 0,
+                        path: path.clone(),
+                        bytes: 0,
+                        appended: None,
+                        reported: 0,
                         acks,
                     },
                 );
-                journal.active = Some((sequence, file));
+                *active = Some(ActiveJournal {
+                    sequence,
+                    file,
+                    path,
+                    bytes: MAGIC.len() as u64,
+                    appended: 0,
+                });
             }
-            state.bytes += framed.len() as u64;
+            state.bytes += len;
         }
         let sync = match self.fsync {
             FsyncPolicy::Always => true,
-            FsyncPolicy::Interval => journal
-                .last_sync
-                .is_none_or(|at| at.elapsed() >= FSYNC_INTERVAL),
+            FsyncPolicy::Interval => last_sync.is_none_or(|at| at.elapsed() >= FSYNC_INTERVAL),
             FsyncPolicy::Never => false,
         };
-        let Journal { active, files, .. } = &mut *journal;
-        let (sequence, file) = active.as_mut().expect("created above");
-        let entry = files
-            .get_mut(sequence)
-            .expect("every active file is listed");
+        let active = active.as_mut().expect("created above");
         // One write call per message: `send` returns only once the kernel has it, which a killed
         // process cannot take back.
-        file.write_all(&framed)
-            .map_err(|e| io_error("cannot append to", &entry.path, e))?;
+        active
+            .file
+            .write_all(frame)
+            .map_err(|e| io_error("cannot append to", &active.path, e))?;
         if sync {
-            file.sync_data()
-                .map_err(|e| io_error("cannot fsync", &entry.path, e))?;
+            active
+                .file
+                .sync_data()
+                .map_err(|e| io_error("cannot fsync", &active.path, e))?;
+            *last_sync = Some(Instant::now());
         }
-        entry.bytes += framed.len() as u64;
-        entry.unreported += 1;
-        let position = entry.appended;
-        entry.appended += 1;
-        let sequence = *sequence;
-        if sync {
-            journal.last_sync = Some(Instant::now());
-        }
-        Ok((sequence, position))
+        active.bytes += len;
+        let position = active.appended;
+        active.appended += 1;
+        Ok((active.sequence, position))
     }
 
     /// A journaled message was reported (delivered, dead-lettered, spooled or failed): a closed
     /// journal file goes once all of its messages are.
     pub(crate) fn journal_reported(&self, (sequence, position): (u64, u32)) {
         let Some(journal) = &self.journal else { return };
-        let mut journal = lock(journal);
-        if let Some(file) = journal.files.get_mut(&sequence) {
-            file.unreported = file.unreported.saturating_sub(1);
+        let mut files = lock(&journal.files);
+        if let Some(file) = files.get_mut(&sequence) {
+            file.reported += 1;
             if let Some(acks) = &mut file.acks {
                 // Buffered: a crash loses at most the last block, which only means more copies.
                 let _ = acks.write_all(&position.to_le_bytes());
             }
-        }
-        if journal
-            .active
-            .as_ref()
-            .is_none_or(|(active, _)| *active != sequence)
-        {
-            self.forget_if_reported(&mut journal, sequence);
+            if file.appended.is_some() {
+                self.forget_if_reported(&mut files, sequence);
+            }
         }
     }
 
-    /// Deletes a journal file no longer appended to once none of its messages is unreported.
-    fn forget_if_reported(&self, journal: &mut Journal, sequence: u64) {
-        if journal
-            .files
+    /// Deletes a journal file closed for appends once every message in it is reported.
+    fn forget_if_reported(&self, files: &mut BTreeMap<u64, JournalFile>, sequence: u64) {
+        if files
             .get(&sequence)
-            .is_some_and(|f| f.unreported == 0)
+            .is_some_and(|f| f.appended == Some(f.reported))
         {
-            let file = journal.files.remove(&sequence).expect("checked above");
+            let file = files.remove(&sequence).expect("checked above");
             drop(file.acks);
             let _ = fs::remove_file(acks_path(&file.path));
             match fs::remove_file(&file.path) {
@@ -419,18 +445,23 @@ impl Spool {
             let _ = file.sync_data();
         }
         if let Some(journal) = &self.journal {
-            let mut journal = lock(journal);
-            if let Some((_, file)) = journal.active.take() {
-                let _ = file.sync_data();
+            let active = lock(&journal.writer).active.take();
+            let mut files = lock(&journal.files);
+            if let Some(active) = active {
+                let _ = active.file.sync_data();
+                if let Some(file) = files.get_mut(&active.sequence) {
+                    file.bytes = active.bytes;
+                    file.appended = Some(active.appended);
+                }
             }
-            for file in journal.files.values_mut() {
+            for file in files.values_mut() {
                 if let Some(acks) = &mut file.acks {
                     let _ = acks.flush();
                 }
             }
-            let sequences: Vec<u64> = journal.files.keys().copied().collect();
+            let sequences: Vec<u64> = files.keys().copied().collect();
             for sequence in sequences {
-                self.forget_if_reported(&mut journal, sequence);
+                self.forget_if_reported(&mut files, sequence);
             }
         }
         lock(&self.lock).take();
@@ -659,7 +690,15 @@ impl Entry<'_> {
 /// One record as written: `[length u32 LE][crc32 u32 LE][body]`, in one buffer, straight from
 /// the borrowed record (the journal writes one per send: no owned copy of the message first).
 fn framed_record(record: &Record<'_>, entry: &Entry<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
+    let mut out = Vec::new();
+    frame_record(&mut out, record, entry);
+    out
+}
+
+/// Frames a record into `out` (cleared first; its capacity is kept for the next).
+fn frame_record(out: &mut Vec<u8>, record: &Record<'_>, entry: &Entry<'_>) {
+    out.clear();
+    out.reserve(
         72 + entry.reason.len()
             + record.topic.len()
             + record.key.map_or(0, <[u8]>::len)
@@ -670,15 +709,15 @@ fn framed_record(record: &Record<'_>, entry: &Entry<'_>) -> Vec<u8> {
     out.extend_from_slice(&entry.first_attempt_ms.to_le_bytes());
     out.extend_from_slice(&entry.spooled_at_ms.to_le_bytes());
     out.extend_from_slice(&entry.attempts.to_le_bytes());
-    put_bytes(&mut out, entry.reason_kind.as_bytes());
-    put_bytes(&mut out, entry.reason.as_bytes());
-    put_bytes(&mut out, record.topic.as_bytes());
-    put_optional(&mut out, record.key);
-    put_optional(&mut out, record.value);
+    put_bytes(out, entry.reason_kind.as_bytes());
+    put_bytes(out, entry.reason.as_bytes());
+    put_bytes(out, record.topic.as_bytes());
+    put_optional(out, record.key);
+    put_optional(out, record.value);
     out.extend_from_slice(&(record.headers.len() as u32).to_le_bytes());
     for header in &record.headers {
-        put_bytes(&mut out, header.key.as_bytes());
-        put_optional(&mut out, header.value);
+        put_bytes(out, header.key.as_bytes());
+        put_optional(out, header.value);
     }
     match record.partition {
         Some(p) => {
@@ -698,7 +737,6 @@ fn framed_record(record: &Record<'_>, entry: &Entry<'_>) -> Vec<u8> {
     let crc = crc32fast::hash(&out[8..]);
     out[..4].copy_from_slice(&body.to_le_bytes());
     out[4..8].copy_from_slice(&crc.to_le_bytes());
-    out
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -893,6 +931,40 @@ mod tests {
         assert!(items[0].is_ok());
         assert_eq!(items[1].clone().unwrap_err().reason, "checksum mismatch");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn full_journal_files_close_and_go_once_their_messages_are_reported() {
+        let dir = temp_dir("journal-files");
+        let spool = Spool::open(&SpoolSettings {
+            mode: SpoolMode::Journal,
+            ..settings(&dir, 1 << 20)
+        })
+        .unwrap()
+        .unwrap();
+        let places: Vec<(u64, u32)> = (0..40)
+            .map(|i| {
+                let m = message(i);
+                spool
+                    .journal(&m.record.as_record(), &Entry::of(&m))
+                    .unwrap()
+            })
+            .collect();
+        let files: std::collections::BTreeSet<u64> = places.iter().map(|(f, _)| *f).collect();
+        assert!(files.len() > 2, "files {files:?}");
+        assert_eq!(spool_files(&dir).unwrap().len(), files.len());
+        for place in places.iter().rev() {
+            spool.journal_reported(*place); // the newest first: the closed files go last
+        }
+        assert_eq!(
+            spool_files(&dir).unwrap().len(),
+            1,
+            "every closed file went; the active one stays until close"
+        );
+        assert!(spool.bytes() > 0);
+        spool.release();
+        assert!(spool_files(&dir).unwrap().is_empty());
+        assert_eq!(spool.bytes(), 0, "the byte count follows the files");
     }
 
     #[test]
