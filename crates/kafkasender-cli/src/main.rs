@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod mock;
+mod parity;
 mod produce;
 mod spool;
 mod tally;
@@ -39,6 +40,9 @@ enum Command {
     BenchRun(bench::RunArgs),
     /// Serve a mock cluster to other processes; prints its bootstrap address, runs until stdin closes.
     MockCluster(mock::Args),
+    /// The Rust face's runner of one tests/parity scenario (steps on stdin; see tests/parity/run.py).
+    #[command(hide = true)]
+    ParityRun,
     /// Look into or replay a spool directory (spool.dir).
     #[command(subcommand)]
     Spool(spool::Command),
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args, &cli.set).map(Exit::from),
         Command::BenchRun(args) => bench::run_one(&args, &cli.set).map(Exit::from),
         Command::MockCluster(args) => mock::run(&args).map(Exit::from),
+        Command::ParityRun => parity::run().map(Exit::from),
         Command::Spool(command) => spool::run(&command, &cli.set).map(Exit::from),
     };
     match result {

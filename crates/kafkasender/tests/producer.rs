@@ -780,3 +780,25 @@ fn librdkafka_statistics_reach_a_statistics_callback_as_json() {
     assert_eq!(parsed["type"], "producer");
     assert!(parsed["brokers"].is_object(), "{json}");
 }
+
+/// A message for a partition the topic does not have fails there; a client re-send must not let
+/// the partitioner put it somewhere else (it did: the re-send lost the partition asked for).
+#[test]
+fn a_message_for_a_missing_partition_fails_and_is_never_moved_to_another() {
+    let _outages = common::beside_others();
+    let topic = "two-partitions";
+    let cluster = cluster_with_topic(topic, 2);
+    let producer = producer(&cluster);
+    let error = producer
+        .send_and_wait(
+            &Record::new(topic).value("placed").partition(7),
+            FLUSH_TIMEOUT,
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnknownTopicOrPartition, "{error}");
+    producer
+        .send_and_wait(&Record::new(topic).value("after"), FLUSH_TIMEOUT)
+        .unwrap();
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    assert_eq!(read.len(), 1, "only the second message landed: {read:?}");
+}

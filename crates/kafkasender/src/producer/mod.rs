@@ -663,6 +663,9 @@ impl Shared {
         give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), Refused> {
         self.gate.validate(record)?;
+        // Kept for a re-send, the spool or a recovery: librdkafka's message only knows the
+        // partition it was assigned, and a re-send must not move it to another.
+        ticket.partition = record.partition;
         if self.gate.may_wait() {
             if self.engine.is_closed() {
                 return Err(engine::closed_error().into()); // rather than wait for a token first
