@@ -39,7 +39,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-api-parity test-c test-go test-python test-node examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), Go (-race), Python, Node, examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-api-parity test-c test-go test-python test-node test-parity examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), Go (-race), Python, Node, the parity scenarios in every face, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -52,6 +52,17 @@ $(CBINDGEN):
 .PHONY: header
 header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-ffi
 	$(CBINDGEN_TO) include/kafkasender.h
+
+.PHONY: test-parity
+test-parity: build python-install node target/parity/c-runner ## Every tests/parity scenario through every face (Rust, C, Go, Python, Node): outcomes as expected and alike
+	cd bindings/go && go build -o ../../target/parity/go-runner ./cmd/kafkasender-parity
+	$(PYTHON) tests/parity/run.py --runner rust="$(abspath $(BIN)) parity-run" --runner c=target/parity/c-runner \
+	  --runner go=target/parity/go-runner --runner python="$(abspath $(PY)) tests/parity/runners/runner.py" \
+	  --runner node="node tests/parity/runners/runner.js"
+
+target/parity/c-runner: tests/parity/runners/runner.c include/kafkasender.h build
+	@mkdir -p target/parity
+	$(CC) $(C_FLAGS) -O1 $< -o $@ $(C_LIBS)
 
 .PHONY: test-api-parity
 test-api-parity: ## Fail when docs/api-parity.md and the faces' public APIs disagree

@@ -465,6 +465,12 @@ const char *ks_version(void);
 const char *ks_status_str(int32_t status);
 
 /**
+ * A short static name for an outcome ("delivered", "failed", "dead_lettered", "spooled", the
+ * names every face uses); "unknown" for any other number. Do not free.
+ */
+const char *ks_outcome_str(int32_t outcome);
+
+/**
  * The message of the last failure on the calling thread: never NULL, "" on a thread that has had
  * none, so it is always safe to print. Like `errno`, a successful call leaves it unchanged: read
  * it right after a call that failed. Owned by kafkasender; valid until the next kafkasender call

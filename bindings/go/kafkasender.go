@@ -419,6 +419,16 @@ func (p *Producer) InFlight() int {
 // reports the rest as failed (KindClosed), and frees it. Every callback has run when Close
 // returns. Safe to call more than once and from any goroutine; later calls do nothing.
 func (p *Producer) Close() error {
+	return p.closeWithin(func(c *C.ks_producer) C.uint32_t { return C.ks_producer_close_timeout_ms(c) })
+}
+
+// Shutdown is Close waiting for messages in flight until ctx's deadline instead of
+// close.timeout.ms (without a deadline, until all are reported).
+func (p *Producer) Shutdown(ctx context.Context) error {
+	return p.closeWithin(func(*C.ks_producer) C.uint32_t { return timeoutMs(ctx) })
+}
+
+func (p *Producer) closeWithin(timeout func(*C.ks_producer) C.uint32_t) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.p == nil {
@@ -426,7 +436,7 @@ func (p *Producer) Close() error {
 	}
 	// Closed first, so that every report is waiting as a row; freed once the report goroutine
 	// has taken them all and run their callbacks.
-	C.ks_producer_close(p.p, C.ks_producer_close_timeout_ms(p.p), nil)
+	C.ks_producer_close(p.p, timeout(p.p), nil)
 	p.closing.Store(true)
 	<-p.drained
 	C.ks_producer_free(p.p)

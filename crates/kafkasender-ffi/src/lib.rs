@@ -44,6 +44,22 @@ pub extern "C" fn ks_status_str(status: i32) -> *const c_char {
     })
 }
 
+/// A short static name for an outcome ("delivered", "failed", "dead_lettered", "spooled", the
+/// names every face uses); "unknown" for any other number. Do not free.
+#[no_mangle]
+pub extern "C" fn ks_outcome_str(outcome: i32) -> *const c_char {
+    boundary(|| {
+        Ok(match outcome {
+            0 => c"delivered",
+            1 => c"failed",
+            2 => c"dead_lettered",
+            3 => c"spooled",
+            _ => c"unknown",
+        }
+        .as_ptr())
+    })
+}
+
 /// The message of the last failure on the calling thread: never NULL, "" on a thread that has had
 /// none, so it is always safe to print. Like `errno`, a successful call leaves it unchanged: read
 /// it right after a call that failed. Owned by kafkasender; valid until the next kafkasender call
