@@ -548,6 +548,17 @@ enum ks_status ks_mock_cluster_broker_down(const struct ks_mock_cluster *cluster
                                            int32_t broker_id);
 
 /**
+ * Makes the next `count` requests of `api` ("produce", "metadata", "init_producer_id",
+ * "find_coordinator", "add_partitions_to_txn", "end_txn", "fetch") fail with `codes`, one each,
+ * in order (librdkafka's error codes: Kafka protocol codes, or -195 to drop the connection).
+ * `codes` may be NULL when `count` is 0. Does not block.
+ */
+enum ks_status ks_mock_cluster_push_request_errors(const struct ks_mock_cluster *cluster,
+                                                   const char *api,
+                                                   const int32_t *codes,
+                                                   size_t count);
+
+/**
  * Makes broker `broker_id` accept connections again.
  */
 enum ks_status ks_mock_cluster_broker_up(const struct ks_mock_cluster *cluster, int32_t broker_id);

@@ -66,6 +66,20 @@ func (m *MockCluster) BrokerUp(id int32) error {
 	return m.call(func(c *C.ks_mock_cluster) uint32 { return C.ks_mock_cluster_broker_up(c, C.int32_t(id)) })
 }
 
+// PushRequestErrors makes the next requests of api ("produce", "metadata", …) fail with codes, one
+// each, in order (librdkafka's error codes).
+func (m *MockCluster) PushRequestErrors(api string, codes ...int32) error {
+	cAPI := C.CString(api)
+	defer C.free(unsafe.Pointer(cAPI))
+	var first *C.int32_t
+	if len(codes) > 0 {
+		first = (*C.int32_t)(unsafe.Pointer(&codes[0]))
+	}
+	return m.call(func(c *C.ks_mock_cluster) uint32 {
+		return C.ks_mock_cluster_push_request_errors(c, cAPI, first, C.size_t(len(codes)))
+	})
+}
+
 // ConsumedRecord is a record read back from a topic.
 type ConsumedRecord struct {
 	Partition int32

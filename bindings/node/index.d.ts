@@ -98,6 +98,7 @@ export declare class MockCluster {
   createTopic(topic: string, partitions?: number, replicationFactor?: number): void
   brokerDown(id: number): void
   brokerUp(id: number): void
+  pushRequestErrors(api: 'produce' | 'metadata' | 'init_producer_id' | 'find_coordinator' | 'add_partitions_to_txn' | 'end_txn' | 'fetch', codes: number[]): void
   readTopic(topic: string, timeoutMs?: number): ConsumedRecord[]
 }
 

@@ -502,6 +502,11 @@ class MockCluster {
     this.#native.brokerUp(id)
   }
 
+  /** Makes the next requests of `api` ('produce', 'metadata', …) fail with `codes` (librdkafka's), one each. */
+  pushRequestErrors(api, codes) {
+    this.#native.pushRequestErrors(api, codes)
+  }
+
   /** Every record of `topic`, read with a consumer of its own (blocks: for tests). */
   readTopic(topic, timeoutMs = 60000) {
     return this.#native.readTopic(topic, timeoutMs).map((r) => ({

@@ -8,6 +8,11 @@ export declare class MockCluster {
   createTopic(topic: string, partitions?: number | undefined | null, replicationFactor?: number | undefined | null): void
   brokerDown(brokerId: number): void
   brokerUp(brokerId: number): void
+  /**
+   * Makes the next requests of `api` ("produce", "metadata", …) fail with `codes`, one each,
+   * in order (librdkafka's error codes).
+   */
+  pushRequestErrors(api: string, codes: Array<number>): void
   /** Every record of `topic`, read with a consumer of its own (blocks: for tests). */
   readTopic(topic: string, timeoutMs?: number | undefined | null): Array<ConsumedRecord>
 }

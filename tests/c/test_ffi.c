@@ -172,6 +172,10 @@ static void test_null_arguments_are_errors_with_a_message(ks_mock_cluster *clust
   CHECK_STATUS(ks_mock_cluster_create_topic(cluster, NULL, 1, 1), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_mock_cluster_broker_down(NULL, 1), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_mock_cluster_broker_up(NULL, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_push_request_errors(NULL, "produce", NULL, 0), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_push_request_errors(cluster, "produce", NULL, 1), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_mock_cluster_push_request_errors(cluster, "nothing", NULL, 0), KS_STATUS_INVALID_RECORD);
+  CHECK(strstr(ks_last_error(), "init_producer_id") != NULL, "the choices are named: %s", ks_last_error());
   CHECK_STATUS(ks_mock_cluster_read_topic(NULL, "t", 10, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(ks_mock_cluster_read_topic(cluster, NULL, 10, NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
   ks_config_free(NULL);

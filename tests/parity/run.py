@@ -6,7 +6,8 @@ an explicit partition).
 A scenario (JSON): `brokers`, `topics` {name: partitions}, `config` {key: value; `{tmpdir}` is a
 fresh directory per run}, `actions` (`{"send": {topic, key, value, value_size, partition,
 headers}, "times": N}`, `{"flush": ms}`, `{"close": ms}`, `{"down": broker}`, `{"up": broker}`,
-`{"sleep": ms}`) and `expect`, one entry per send (`times` repeats one): `outcome` (`delivered`,
+`{"sleep": ms}`, `{"errors": {"api": "produce", "codes": [10]}}`: the next requests of that API
+fail with those librdkafka error codes) and `expect`, one entry per send (`times` repeats one): `outcome` (`delivered`,
 `failed`, `dead_lettered`, `spooled`, or `refused` when the send call itself returned the
 error), `error` (the core's error kind, or null), and `partition` where it matters.
 
@@ -14,7 +15,7 @@ A runner reads the scenario as tab-separated steps on stdin, one per line:
   brokers N | topic NAME PARTITIONS | config KEY VALUE | start
   send TOPIC KEY VALUE VALUE_SIZE PARTITION HEADERS   ("-" for none; VALUE_SIZE > 0: that many "x";
                                                        HEADERS "k=v,k=v")
-  flush MS | close MS | down ID | up ID | sleep MS
+  flush MS | close MS | down ID | up ID | sleep MS | errors API CODE,CODE,…
 closes the producer at the end (so that every send is reported), and prints one line per send,
 in send order: INDEX OUTCOME ERROR PARTITION ("-" for no error, -1 for no partition).
 
@@ -47,6 +48,9 @@ def steps(scenario, tmpdir):
             line = "\t".join(["send", m["topic"], m.get("key", "-"), m.get("value", "-"),
                               str(m.get("value_size", 0)), str(m.get("partition", "-")), headers])
             yield from [line] * action.get("times", 1)
+        elif "errors" in action:
+            failing = action["errors"]
+            yield f"errors\t{failing['api']}\t{','.join(map(str, failing['codes']))}"
         else:
             (kind, argument), = action.items()
             yield f"{kind}\t{argument}"

@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kafkasender::testing::{read_topic, MockCluster as CoreMockCluster};
+use kafkasender::testing::{read_topic, MockApi, MockCluster as CoreMockCluster};
 use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Record, TrySend};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -788,6 +788,15 @@ impl MockCluster {
     #[napi]
     pub fn broker_up(&self, broker_id: i32) -> Result<()> {
         self.cluster.broker_up(broker_id).map_err(mock_error)
+    }
+
+    /// Makes the next requests of `api` ("produce", "metadata", …) fail with `codes`, one each,
+    /// in order (librdkafka's error codes).
+    #[napi]
+    pub fn push_request_errors(&self, api: String, codes: Vec<i32>) -> Result<()> {
+        MockApi::from_name(&api)
+            .and_then(|api| self.cluster.push_request_errors(api, &codes))
+            .map_err(mock_error)
     }
 
     /// Every record of `topic`, read with a consumer of its own (blocks: for tests).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kafkasender::testing::{read_topic, MockCluster as CoreMockCluster};
+use kafkasender::testing::{read_topic, MockApi, MockCluster as CoreMockCluster};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -48,6 +48,14 @@ impl MockCluster {
 
     fn broker_up(&self, py: Python<'_>, broker_id: i32) -> PyResult<()> {
         self.cluster.broker_up(broker_id).or_raise(py)
+    }
+
+    /// Makes the next requests of `api` ("produce", "metadata", …) fail with `codes`, one each,
+    /// in order (librdkafka's error codes).
+    fn push_request_errors(&self, py: Python<'_>, api: &str, codes: Vec<i32>) -> PyResult<()> {
+        MockApi::from_name(api)
+            .and_then(|api| self.cluster.push_request_errors(api, &codes))
+            .or_raise(py)
     }
 
     /// Every record of `topic`, read with a consumer of its own, as dicts with `partition`,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use kafkasender::testing::MockCluster;
+use kafkasender::testing::{MockApi, MockCluster};
 use kafkasender::{DeliveryReport, Header, Producer, Record};
 
 pub fn run() -> anyhow::Result<bool> {
@@ -94,6 +94,13 @@ pub fn run() -> anyhow::Result<bool> {
             "down" => cluster_()?.broker_down(number(1)? as i32)?,
             "up" => cluster_()?.broker_up(number(1)? as i32)?,
             "sleep" => std::thread::sleep(Duration::from_millis(number(1)?)),
+            "errors" => {
+                let codes: Vec<i32> = field[2]
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+                cluster_()?.push_request_errors(MockApi::from_name(field[1])?, &codes)?;
+            }
             other => bail!("unknown step {other:?}"),
         }
     }

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void, CString};
 use std::time::Duration;
 
-use core::testing::{inject_fatal_error, read_topic, MockCluster};
+use core::testing::{inject_fatal_error, read_topic, MockApi, MockCluster};
 
 use crate::boundary::{
     arg_ref, arg_str, boundary, c_bytes, c_text, free_handle, registry, write_optional_out,
@@ -96,6 +96,38 @@ pub extern "C" fn ks_mock_cluster_broker_down(
         unsafe { arg_ref(cluster, "cluster") }?
             .cluster
             .broker_down(broker_id)?;
+        Ok(ks_status::Ok)
+    })
+}
+
+/// Makes the next `count` requests of `api` ("produce", "metadata", "init_producer_id",
+/// "find_coordinator", "add_partitions_to_txn", "end_txn", "fetch") fail with `codes`, one each,
+/// in order (librdkafka's error codes: Kafka protocol codes, or -195 to drop the connection).
+/// `codes` may be NULL when `count` is 0. Does not block.
+#[no_mangle]
+pub extern "C" fn ks_mock_cluster_push_request_errors(
+    cluster: *const ks_mock_cluster,
+    api: *const c_char,
+    codes: *const i32,
+    count: usize,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live cluster and a NUL-terminated string, or NULL.
+        let (cluster, api) = unsafe { (arg_ref(cluster, "cluster")?, arg_str(api, "api")?) };
+        let codes = if count == 0 {
+            &[][..]
+        } else if codes.is_null() {
+            return Err(Failure::new(
+                ks_status::NullArgument,
+                "codes is NULL but count is not 0",
+            ));
+        } else {
+            // SAFETY: non-NULL, with `count` elements per the contract.
+            unsafe { std::slice::from_raw_parts(codes, count) }
+        };
+        cluster
+            .cluster
+            .push_request_errors(MockApi::from_name(api)?, codes)?;
         Ok(ks_status::Ok)
     })
 }

@@ -39,6 +39,44 @@ pub enum MockApi {
 }
 
 impl MockApi {
+    /// Every API, for faces that name them by [`MockApi::name`].
+    pub const ALL: [MockApi; 7] = [
+        MockApi::Produce,
+        MockApi::Metadata,
+        MockApi::InitProducerId,
+        MockApi::FindCoordinator,
+        MockApi::AddPartitionsToTxn,
+        MockApi::EndTxn,
+        MockApi::Fetch,
+    ];
+
+    /// Its snake_case name ("produce", "init_producer_id", …), as every face takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MockApi::Produce => "produce",
+            MockApi::Metadata => "metadata",
+            MockApi::InitProducerId => "init_producer_id",
+            MockApi::FindCoordinator => "find_coordinator",
+            MockApi::AddPartitionsToTxn => "add_partitions_to_txn",
+            MockApi::EndTxn => "end_txn",
+            MockApi::Fetch => "fetch",
+        }
+    }
+
+    /// The API of that name; an `InvalidRecord` error naming the choices otherwise.
+    pub fn from_name(name: &str) -> Result<MockApi> {
+        MockApi::ALL
+            .into_iter()
+            .find(|api| api.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = MockApi::ALL.iter().map(|a| a.name()).collect();
+                Error::new(
+                    ErrorKind::InvalidRecord,
+                    format!("no mock API {name:?}; one of {}", names.join(", ")),
+                )
+            })
+    }
+
     fn api_key(self) -> RDKafkaApiKey {
         match self {
             MockApi::Produce => RDKafkaApiKey::Produce,

@@ -105,6 +105,11 @@ int main(void) {
       if (ks_mock_cluster_broker_down(cluster, atoi(field[1]))) return fail("down");
     } else if (strcmp(step, "up") == 0) {
       if (ks_mock_cluster_broker_up(cluster, atoi(field[1]))) return fail("up");
+    } else if (strcmp(step, "errors") == 0) {
+      int32_t codes[64];
+      size_t count = 0;
+      for (char *c = strtok(field[2], ","); c && count < 64; c = strtok(NULL, ",")) codes[count++] = atoi(c);
+      if (ks_mock_cluster_push_request_errors(cluster, field[1], codes, count)) return fail("errors");
     } else if (strcmp(step, "sleep") == 0) {
       long ms = atol(field[1]);
       struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};

@@ -43,6 +43,7 @@ async function main() {
       case 'close': await producer.close(Number(field[0])); break
       case 'down': cluster.brokerDown(Number(field[0])); break
       case 'up': cluster.brokerUp(Number(field[0])); break
+      case 'errors': cluster.pushRequestErrors(field[0], field[1].split(',').map(Number)); break
       case 'sleep': await new Promise((resolve) => setTimeout(resolve, Number(field[0]))); break
       default: throw new Error(`unknown step ${step}`)
     }

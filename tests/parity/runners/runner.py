@@ -49,6 +49,8 @@ def main():
             cluster.broker_down(int(field[0]))
         elif step == "up":
             cluster.broker_up(int(field[0]))
+        elif step == "errors":
+            cluster.push_request_errors(field[0], [int(code) for code in field[1].split(",")])
         elif step == "sleep":
             time.sleep(int(field[0]) / 1000)
         else:

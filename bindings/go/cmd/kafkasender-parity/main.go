@@ -106,6 +106,12 @@ func main() {
 			err = cluster.BrokerDown(int32(number(field[1])))
 		case "up":
 			err = cluster.BrokerUp(int32(number(field[1])))
+		case "errors":
+			var codes []int32
+			for _, code := range strings.Split(field[2], ",") {
+				codes = append(codes, int32(number(code)))
+			}
+			err = cluster.PushRequestErrors(field[1], codes...)
 		case "sleep":
 			time.Sleep(time.Duration(number(field[1])) * time.Millisecond)
 		default:
