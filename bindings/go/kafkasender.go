@@ -244,7 +244,8 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 // SendBatch sends every message with one call into C; onDelivery runs once per message, on the
 // producer's report goroutine. A message that cannot be sent (invalid, or a queue that stayed
 // full) gets its failed report right away, on this goroutine, instead of failing the batch; the
-// error is only for a closed producer, when nothing was sent.
+// error is only for a closed producer, when nothing was sent. So a nil error does not mean
+// delivered: each lost message's report carries its error in Err, which onDelivery must check.
 func (p *Producer) SendBatch(msgs []Message, onDelivery func(DeliveryReport)) error {
 	if len(msgs) == 0 {
 		return nil

@@ -28,6 +28,8 @@ export declare class KafkaSenderError extends Error {
   readonly retriable: boolean
   /** librdkafka's error code, if any. */
   readonly rdkafkaCode: number | null
+  /** Every report of the batch, when `sendBatch(…, { rejectOnFailure: true })` rejected with this. */
+  readonly reports?: DeliveryReport[]
 }
 
 export interface DeliveryReport {
@@ -64,8 +66,12 @@ export declare class Producer {
   send(message: Message): Promise<DeliveryReport>
   /** Node style: `callback(err, report)` once; `err` only when the message is lost. */
   send(message: Message, callback: (err: KafkaSenderError | null, report: DeliveryReport | null) => void): void
-  /** One report per message, in order; a message that cannot be sent gets a failed report in its place. */
-  sendBatch(messages: Message[]): Promise<DeliveryReport[]>
+  /**
+   * One report per message, in order, once all are reported. A lost message gets a failed report
+   * in its place and the Promise still resolves, unless `rejectOnFailure`: then it rejects with the
+   * first lost message's error, whose `reports` holds every report.
+   */
+  sendBatch(messages: Message[], options?: { rejectOnFailure?: boolean }): Promise<DeliveryReport[]>
   /** Opens a transaction (needs `transactional.id`): every send until the commit or abort belongs to it. */
   beginTransaction(): Promise<void>
   /** Commits the open transaction; each message's Promise resolves (or, when aborted, rejects) before this settles. */

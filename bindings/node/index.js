@@ -162,16 +162,23 @@ class Producer {
 
   /**
    * Sends many messages in one call into the core's batch send; resolves with one report per
-   * message, in order, once every one is reported. A message that cannot be sent gets a failed
-   * report in its place (its `error` says why) instead of a rejection. Wrong argument types throw
-   * a TypeError at once, before anything is sent.
+   * message, in order, once every one is reported. A lost message gets a failed report in its
+   * place (its `error` says why): the Promise still resolves, unless `rejectOnFailure` is set,
+   * when it rejects with the first lost message's error, whose `reports` holds every report.
+   * Wrong argument types throw a TypeError at once, before anything is sent.
    */
-  sendBatch(messages) {
+  sendBatch(messages, { rejectOnFailure = false } = {}) {
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array')
     const sends = messages.map((m) => this.#prepare(m))
-    if (sends.length === 0) return Promise.resolve([])
-    return new Promise((resolve) => {
+    const settled = new Promise((resolve) => {
+      if (sends.length === 0) return resolve([])
       this.#push(new QueuedBatch(this.#register({ sends, rows: [], resolve }, sends.length), sends))
+    })
+    if (!rejectOnFailure) return settled
+    return settled.then((reports) => {
+      const lost = reports.find((r) => r.outcome === 'failed')
+      if (lost) throw Object.assign(lost.error, { reports })
+      return reports
     })
   }
 

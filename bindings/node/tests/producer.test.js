@@ -125,6 +125,10 @@ test('sendBatch keeps its place among sends, carries headers, partitions and tim
   const reports = await batch
   await Promise.all([before, after])
   assert.equal(p.inFlight, 0)
+  const u = topic(1)
+  await assert.rejects(p.sendBatch([{ topic: u, value: 'ok' }, { topic: 'bad topic!', value: 'x' }], { rejectOnFailure: true }),
+    (e) => e.code === 'invalid_record' && e.reports.map((r) => r.outcome).join() === 'delivered,failed')
+  assert.equal((await p.sendBatch([{ topic: u, value: 'ok' }], { rejectOnFailure: true }))[0].outcome, 'delivered')
   await p.close()
   assert.deepEqual(reports.map((r) => [r.outcome, r.topic, r.key?.toString() ?? null]),
     [['delivered', t, 'k'], ['delivered', t, null], ['delivered', t, null]])

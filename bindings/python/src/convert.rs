@@ -261,6 +261,11 @@ impl DeliveryReport {
 }
 
 impl DeliveryReport {
+    /// "delivered", "dead_lettered", "spooled" or "failed".
+    pub fn outcome(&self) -> &'static str {
+        self.outcome
+    }
+
     /// The exception that kept the message from its topic.
     pub fn error(&self) -> Option<&Py<PyAny>> {
         self.error.as_ref()

@@ -22,7 +22,8 @@ pub struct Waiter {
 
 pub enum Outcome {
     One(kafkasender::DeliveryReport),
-    Batch(Vec<kafkasender::DeliveryReport>),
+    /// A batch's reports, and whether a lost message fails the whole future (`raise_on_failure`).
+    Batch(Vec<kafkasender::DeliveryReport>, bool),
 }
 
 #[derive(Default)]
@@ -143,13 +144,26 @@ impl Dispatcher {
                     };
                     (report.map(Bound::into_any), lost)
                 }
-                Outcome::Batch(reports) => {
+                Outcome::Batch(reports, raise_on_failure) => {
                     let reports = reports
                         .into_iter()
                         .map(|r| DeliveryReport::new(py, r).and_then(|r| Bound::new(py, r)))
-                        .collect::<PyResult<Vec<_>>>()
-                        .and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
-                    (reports, None)
+                        .collect::<PyResult<Vec<_>>>();
+                    // With raise_on_failure, the first lost message's error, carrying them all.
+                    let lost = reports.as_ref().ok().and_then(|reports| {
+                        let first = reports.iter().find(|r| r.get().outcome() == "failed")?;
+                        first.get().error().map(|e| e.clone_ref(py))
+                    });
+                    let reports =
+                        reports.and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
+                    let lost = match (&reports, lost) {
+                        (Ok(list), Some(error)) if raise_on_failure => {
+                            let _ = error.setattr(py, intern!(py, "reports"), list);
+                            Some(error)
+                        }
+                        _ => None,
+                    };
+                    (reports, lost)
                 }
             };
             let result = match result {

@@ -106,9 +106,17 @@ impl Producer {
 
     /// Sends many messages with one call: `records` is an iterable of dicts (`topic`, `value`,
     /// and optionally `key`, `headers`, `partition`, `timestamp`) or `(topic, value[, key])`
-    /// tuples. Returns one Future of the list of reports, in order; a record that could not be
-    /// sent gets a failed report in its place instead of an exception.
-    fn send_batch(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    /// tuples. Returns one Future of the list of reports, in order. The Future resolves even when
+    /// messages were lost (each lost one's report says why, in its place), unless
+    /// `raise_on_failure` is true: then it fails with the first lost message's exception, whose
+    /// `reports` attribute holds every report.
+    #[pyo3(signature = (records, raise_on_failure = false))]
+    fn send_batch(
+        &self,
+        py: Python<'_>,
+        records: &Bound<'_, PyAny>,
+        raise_on_failure: bool,
+    ) -> PyResult<Py<PyAny>> {
         self.check_process(py)?;
         let items: Vec<Bound<'_, PyAny>> = records
             .try_iter()
@@ -141,7 +149,9 @@ impl Producer {
         py.detach(|| {
             producer.send_batch(
                 &records,
-                Box::new(move |reports| dispatcher.push(waiter, Outcome::Batch(reports))),
+                Box::new(move |reports| {
+                    dispatcher.push(waiter, Outcome::Batch(reports, raise_on_failure))
+                }),
             )
         })
         .or_raise(py)?;

@@ -186,6 +186,10 @@ def test_send_batch_reports_in_order_and_puts_rejected_records_in_their_place(cl
     assert reports[-1].partition == 1 and reports[-1].key == b"k"
     assert len(cluster.read_topic(topic)) == 501
 
+    failed = producer.send_batch([(topic, b"ok"), ("bad topic!", b"x")], raise_on_failure=True).exception(timeout=60)
+    assert isinstance(failed, InvalidRecordError) and [r.outcome for r in failed.reports] == ["delivered", "failed"]
+    assert producer.send_batch([(topic, b"ok")], raise_on_failure=True).result(timeout=60)[0].delivered
+
 
 def test_close_in_flight_resolves_every_future_exactly_once():
     down = MockCluster(brokers=1)

@@ -58,9 +58,9 @@ class Producer(_NativeProducer):
         future = self.send(topic, value, key=key, headers=headers, partition=partition, timestamp=timestamp)
         return await asyncio.wrap_future(future)
 
-    async def send_batch_async(self, records: Iterable[Any]) -> List[DeliveryReport]:
+    async def send_batch_async(self, records: Iterable[Any], raise_on_failure: bool = False) -> List[DeliveryReport]:
         """``send_batch`` awaited in the running event loop."""
-        return await asyncio.wrap_future(self.send_batch(records))
+        return await asyncio.wrap_future(self.send_batch(records, raise_on_failure=raise_on_failure))
 
     async def flush_async(self, timeout: Optional[float] = None) -> None:
         """``flush`` in a worker thread, so the event loop keeps running."""

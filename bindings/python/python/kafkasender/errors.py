@@ -11,6 +11,8 @@ class KafkaSenderError(Exception):
     """Base class of every kafkasender error."""
 
     kind: str = "internal"
+    #: Every report of the batch, when ``send_batch(..., raise_on_failure=True)`` raised this.
+    reports: Optional[list] = None
 
     def __init__(self, message: str, kind: Optional[str] = None, retriable: bool = False,
                  code: Optional[int] = None) -> None:
