@@ -175,7 +175,7 @@ BENCH_ARGS ?=
 C_CONTENDERS := c-send
 GO_CONTENDERS := go-send-async go-send-batch confluent-go
 PY_CONTENDERS := py-send py-send-batch confluent-python
-NODE_CONTENDERS := node-send node-send-batch kafkajs
+NODE_CONTENDERS := node-send node-send-callback node-send-batch kafkajs
 JAVA_CONTENDERS := java
 FACE_CONTENDERS := $(C_CONTENDERS) $(GO_CONTENDERS) $(PY_CONTENDERS) $(NODE_CONTENDERS)
 # The Python peer pinned to librdkafka's 2.12 line (the Go peer's version is in bench/confluent-go/go.mod).

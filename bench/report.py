@@ -55,6 +55,7 @@ def catalogue():
         "py-send-batch": ("Python", "kafkasender Python `send_batch` (10,000 a call)", "confluent-python"),
         "confluent-python": ("Python", f"confluent-kafka-python {v['confluent-python']} (`produce` + `poll(0)`)", None),
         "node-send": ("Node", "kafkasender Node `send` (a Promise each)", "kafkajs"),
+        "node-send-callback": ("Node", "kafkasender Node `send(message, callback)`", "kafkajs"),
         "node-send-batch": ("Node", "kafkasender Node `sendBatch` (10,000 a call)", "kafkajs"),
         "kafkajs": ("Node", f"kafkajs {v['kafkajs']} (`send` of 1,000, 10 in flight)", None),
         "java": ("Java", f"Java kafka-clients {v['java']} (`send` + callback)", None),

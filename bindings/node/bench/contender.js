@@ -3,7 +3,9 @@
 // crates/kafkasender-cli/src/bench.rs (warm producer, distinct 16-byte keys, the broker in another
 // process, the clock from the first send to the last report):
 // - node-send: kafkasender `send` (a Promise per message), all sent before any is awaited;
+// - node-send-callback: kafkasender `send(message, callback)`, no Promise;
 // - node-send-batch: kafkasender `sendBatch` of 10,000 messages a call;
+// Each keeps a report's latency, not the report (nor does any other contender).
 // - kafkajs: kafkajs 2.2.4 `producer.send` of 1,000 messages a call, up to 10 in flight (its own
 //   batching), acks=-1. Not idempotent: kafkajs's idempotent producer looks for a controller
 //   broker that the mock cluster's metadata does not name.
@@ -32,35 +34,56 @@ async function pace(started, i, rate) {
   }
 }
 
-function kafkasender(batched) {
+function kafkasender(mode) {
   return async (brokers, topic, count, payload, rate) => {
     const { Producer } = require(path.join(__dirname, '..'))
     const p = new Producer({ 'bootstrap.servers': brokers, 'log.level': 'off' })
     await p.send({ topic, value: payload, key: 'warm-up' })
     const ks = keys(count)
+    const latencies = []
+    let lost = 0
+    const note = (report) => {
+      if (report.outcome === 'delivered') latencies.push(report.latencyMs)
+      else lost++
+    }
     const started = performance.now()
-    let reports
-    if (batched) {
-      // At a fixed rate, a batch per millisecond (as the Rust contender does).
+    if (mode === 'batch') {
+      // At a fixed rate, a batch per millisecond (as the Rust contender does). Each batch's
+      // reports are read as it completes, and not kept (as the other contenders keep none).
       const size = rate > 0 ? Math.max(Math.floor(rate / 1000), 1) : BATCH
       const batches = []
       for (let i = 0; i < count; i += size) {
         await pace(started, i, rate)
-        batches.push(p.sendBatch(ks.slice(i, i + size).map((key) => ({ topic, value: payload, key }))))
+        batches.push(p.sendBatch(ks.slice(i, i + size).map((key) => ({ topic, value: payload, key }))).then((rs) => rs.forEach(note)))
       }
-      reports = (await Promise.all(batches)).flat()
+      await Promise.all(batches)
+    } else if (mode === 'callback') {
+      await new Promise((resolve) => {
+        let reported = 0
+        const done = (err, report) => {
+          if (report) note(report)
+          else lost++
+          if (++reported === count) resolve()
+        }
+        ;(async () => {
+          for (let i = 0; i < count; i++) {
+            await pace(started, i, rate)
+            p.send({ topic, value: payload, key: ks[i] }, done)
+          }
+        })()
+      })
     } else {
       const sends = []
       for (let i = 0; i < count; i++) {
         await pace(started, i, rate)
-        sends.push(p.send({ topic, value: payload, key: ks[i] }))
+        sends.push(p.send({ topic, value: payload, key: ks[i] }).then(note))
       }
-      reports = await Promise.all(sends)
+      await Promise.all(sends)
     }
     const finished = performance.now()
     await p.close()
-    if (reports.some((r) => r.outcome !== 'delivered')) throw new Error('not all delivered')
-    return { started, finished, latencies: reports.map((r) => r.latencyMs) }
+    if (lost) throw new Error(`${lost} not delivered`)
+    return { started, finished, latencies }
   }
 }
 
@@ -90,7 +113,12 @@ async function kafkajs(brokers, topic, count, payload, rate) {
   return { started, finished, latencies }
 }
 
-const CONTENDERS = { 'node-send': kafkasender(false), 'node-send-batch': kafkasender(true), kafkajs }
+const CONTENDERS = {
+  'node-send': kafkasender('promise'),
+  'node-send-callback': kafkasender('callback'),
+  'node-send-batch': kafkasender('batch'),
+  kafkajs,
+}
 
 async function main() {
   const [name, brokers, topic, count, size, rate] = process.argv.slice(2)

@@ -47,9 +47,16 @@ def kafkasender_contender(batched):
             started = time.perf_counter()
             if batched:
                 size = max(int(rate) // 1000, 1) if rate else BATCH  # at a fixed rate, a batch per millisecond
-                futures = [p.send_batch([(topic, payload, k) for k in ks[i:i + size]]) for i in paced(count, rate, size)]
+                # Each batch's reports are read as it completes, and not kept (nor does any other
+                # contender keep its reports).
+                def take(future):
+                    for r in future.result():
+                        on_delivery(r)
+                        if not r.delivered:
+                            print(f"not delivered: {r.error!r}", file=sys.stderr)
+                for i in paced(count, rate, size):
+                    p.send_batch([(topic, payload, k) for k in ks[i:i + size]]).add_done_callback(take)
                 p.flush()
-                latencies = [r.latency if r.delivered else None for f in futures for r in f.result()]
             else:
                 for i in paced(count, rate):
                     p.send(topic, payload, key=ks[i], on_delivery=on_delivery)
