@@ -933,6 +933,18 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Journals `message(i)` for each `i`; returns where each went.
+    fn journal_messages(spool: &Spool, numbers: std::ops::Range<u32>) -> Vec<(u64, u32)> {
+        numbers
+            .map(|i| {
+                let m = message(i);
+                spool
+                    .journal(&m.record.as_record(), &Entry::of(&m))
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn full_journal_files_close_and_go_once_their_messages_are_reported() {
         let dir = temp_dir("journal-files");
@@ -942,14 +954,7 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        let places: Vec<(u64, u32)> = (0..40)
-            .map(|i| {
-                let m = message(i);
-                spool
-                    .journal(&m.record.as_record(), &Entry::of(&m))
-                    .unwrap()
-            })
-            .collect();
+        let places = journal_messages(&spool, 0..40);
         let files: std::collections::BTreeSet<u64> = places.iter().map(|(f, _)| *f).collect();
         assert!(files.len() > 2, "files {files:?}");
         assert_eq!(spool_files(&dir).unwrap().len(), files.len());
@@ -976,14 +981,7 @@ mod tests {
         };
         let spool = Spool::open(&journaling).unwrap().unwrap();
         assert!(spool.journals());
-        let places: Vec<(u64, u32)> = (0..3)
-            .map(|i| {
-                let m = message(i);
-                spool
-                    .journal(&m.record.as_record(), &Entry::of(&m))
-                    .unwrap()
-            })
-            .collect();
+        let places = journal_messages(&spool, 0..3);
         assert!(places.iter().all(|(f, _)| *f == places[0].0), "one file");
         assert_eq!(
             places.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
