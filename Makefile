@@ -206,8 +206,7 @@ bench-all: build face-contenders java-contenders ## Every contender on the mock 
 	$(BIN) bench $(call externals,$(FACE_CONTENDERS)) --json target/bench/all-mock.json $(BENCH_ARGS)
 	trap scripts/kafka/down.sh EXIT; brokers=$$(scripts/kafka/up.sh); \
 	  KAFKA_BROKERS=$$brokers $(BIN) bench $(call externals,$(FACE_CONTENDERS) $(JAVA_CONTENDERS)) --json target/bench/all-kafka.json $(BENCH_ARGS)
-	$(PY) -m pip install --quiet 'matplotlib==$(MATPLOTLIB_VERSION)'
-	$(PY) bench/report.py --out docs/benchmarks target/bench/all-mock.json target/bench/all-kafka.json
+	$(MAKE) --no-print-directory bench-report
 
 .PHONY: bench-report
 bench-report: python-install ## Rewrite docs/benchmarks (tables and charts) from the last make bench-all's JSON

@@ -62,7 +62,7 @@ def catalogue():
     }
 
 
-COLOURS = {"C": "#555555", "Rust": "#b7410e", "Go": "#00add8", "Python": "#3776ab", "Node": "#3c873a", "Java": "#e76f00"}
+COLOURS = {"librdkafka": "#222222", "C": "#888888", "Rust": "#b7410e", "Go": "#00add8", "Python": "#3776ab", "Node": "#3c873a", "Java": "#e76f00"}
 
 
 class Results:
@@ -81,7 +81,7 @@ class Results:
             if name not in self.names:
                 self.names.append(name)
                 language, label, peer = known.get(name) or (
-                    "C" if name == RAW else "Rust", run.get("label", name), None if name == RAW else RAW)
+                    "librdkafka" if name == RAW else "Rust", run.get("label", name), None if name == RAW else RAW)
                 self.info[name] = {"language": language, "label": label, "peer": peer}
 
     @property
