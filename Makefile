@@ -39,7 +39,7 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-api-parity test-c test-go test-python test-node test-parity examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), Go (-race), Python, Node, the parity scenarios in every face, examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-api-parity test-c test-dist-c test-go test-python test-node test-parity examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), the C tarball, Go (-race), Python, Node, the parity scenarios in every face, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
@@ -96,14 +96,43 @@ test-go: build ## Go package tests with the race detector
 
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The prefix written into the .pc files: PREFIX itself, or (for a tarball) relative to the .pc file.
+PC_PREFIX ?= $(abspath $(PREFIX))
 
 .PHONY: install
-install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.pc under PREFIX (default /usr/local)
+install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.pc / kafkasender-static.pc under PREFIX (default /usr/local)
 	install -D -m 644 include/kafkasender.h $(PREFIX)/include/kafkasender.h
 	install -D -m 755 $(LIB_DIR)/libkafkasender.so $(PREFIX)/lib/libkafkasender.so
 	install -D -m 644 $(LIB_DIR)/libkafkasender.a $(PREFIX)/lib/libkafkasender.a
 	@mkdir -p $(PREFIX)/lib/pkgconfig
-	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/kafkasender.pc.in > $(PREFIX)/lib/pkgconfig/kafkasender.pc
+	for pc in kafkasender kafkasender-static; do \
+	  sed -e 's|@PREFIX@|$(PC_PREFIX)|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/$$pc.pc.in > $(PREFIX)/lib/pkgconfig/$$pc.pc; done
+
+# The C tarball: include/, lib/ (.so stripped, .a), lib/pkgconfig/ (relocatable: the prefix is found
+# from the .pc file's own place), LICENSE and README.md. pkg-config cannot make `--static` pick the
+# archive over the .so in one directory, so static linking has its own module, kafkasender-static.
+C_DIST := dist/kafkasender-$(VERSION)-linux-x86_64
+
+.PHONY: dist-c
+dist-c: build ## The C tarball in dist/: headers, shared and static library, pkg-config files
+	rm -rf $(C_DIST) && $(MAKE) --no-print-directory install PREFIX=$(C_DIST) PC_PREFIX='$$$${pcfiledir}/../..'
+	strip --strip-unneeded $(C_DIST)/lib/libkafkasender.so
+	cp LICENSE README.md $(C_DIST)/
+	tar -C dist -czf $(C_DIST).tar.gz $(notdir $(C_DIST))
+
+# Outside the repository, with no cargo or rustc on PATH: a program built from the tarball alone,
+# statically (kafkasender-static: no libkafkasender at run time) and dynamically.
+.PHONY: test-dist-c
+test-dist-c: dist-c ## Build and run tests/dist/send.c against the C tarball alone, static and dynamic
+	scratch=$$(mktemp -d) && tar -C $$scratch -xzf $(C_DIST).tar.gz && cp tests/dist/send.c $$scratch/ && cd $$scratch \
+	  && export PATH=/usr/local/bin:/usr/bin:/bin PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
+	  && ! command -v cargo && ! command -v rustc \
+	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender-static) -o send-static \
+	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender) \
+	       -Wl,-rpath,$$(pkg-config --variable=libdir kafkasender) -o send-dynamic \
+	  && ./send-static && ./send-dynamic \
+	  && ! ldd send-static | grep libkafkasender && ldd send-dynamic | grep -q "$$scratch" \
+	  && cd / && rm -rf $$scratch
 
 .PHONY: examples
 examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python and Node run in test-python and test-node)
