@@ -150,19 +150,18 @@ impl Dispatcher {
                         .map(|r| DeliveryReport::new(py, r).and_then(|r| Bound::new(py, r)))
                         .collect::<PyResult<Vec<_>>>();
                     // With raise_on_failure, the first lost message's error, carrying them all.
-                    let lost = reports.as_ref().ok().and_then(|reports| {
-                        let first = reports.iter().find(|r| r.get().outcome() == "failed")?;
-                        first.get().error().map(|e| e.clone_ref(py))
-                    });
-                    let reports =
-                        reports.and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
-                    let lost = match (&reports, lost) {
-                        (Ok(list), Some(error)) if raise_on_failure => {
-                            let _ = error.setattr(py, intern!(py, "reports"), list);
-                            Some(error)
-                        }
+                    let lost = match &reports {
+                        Ok(reports) if raise_on_failure => reports
+                            .iter()
+                            .find(|r| r.get().outcome() == "failed")
+                            .and_then(|r| r.get().error().map(|e| e.clone_ref(py))),
                         _ => None,
                     };
+                    let reports =
+                        reports.and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
+                    if let (Ok(list), Some(error)) = (&reports, &lost) {
+                        let _ = error.setattr(py, intern!(py, "reports"), list);
+                    }
                     (reports, lost)
                 }
             };
