@@ -9,12 +9,23 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 TARGET := x86_64-unknown-linux-gnu
 PROFILE := release
 LIB_DIR := target/$(TARGET)/$(PROFILE)
+# The Go package links this copy of libkafkasender.a (and its header), as the module shipped by
+# make dist-go does; Go does not notice a changed archive, so every `go build -o` here removes its output first.
+GO_VENDOR := bindings/go/libkafkasender_vendor
 BIN := $(LIB_DIR)/kafkasender
-CARGO := cargo
+CARGO = $(RUST_ENV) cargo
 PYTHON ?= python3
 CC ?= cc
 C_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
 C_LIBS := -L$(LIB_DIR) -lkafkasender -lpthread -Wl,-rpath,$(abspath $(LIB_DIR))
+
+# Every Rust build run here (cargo, maturin, napi) compiles its C and links with zig for glibc 2.17
+# (scripts/zig/tool): still one build of librdkafka, and every artifact (the .so and .a, the wheel,
+# the addon, the Go library, the CLI) runs on any Linux with glibc >= 2.17, i.e. manylinux2014.
+ZIGLANG_VERSION := 0.17.1
+CARGO_ZIGBUILD_VERSION := 0.24.1
+ZIG := .cache/tools/zig/cargo-zigbuild.env
+RUST_ENV := $(abspath scripts/zig/env)
 
 # cbindgen, pinned, installed into .cache/tools by `make header` or `make test`.
 CBINDGEN_VERSION := 0.29.2
@@ -26,12 +37,20 @@ DEMO_RATE ?= 10000
 
 .DEFAULT_GOAL := help
 
+$(ZIG):
+	$(PYTHON) -m venv $(dir $@)
+	$(dir $@)bin/pip install --quiet 'ziglang==$(ZIGLANG_VERSION)' 'cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION)'
+	echo 'export CARGO_ZIGBUILD_ZIG_VERSION=$(ZIGLANG_VERSION) CARGO_ZIGBUILD_ZIG_COMMAND=$(abspath $(dir $@)bin/python) CARGO_ZIGBUILD_ZIG_COMMAND_ARGS="-m ziglang"' > $@
+
+.PHONY: zig
+zig: $(ZIG) ## Install zig and cargo-zigbuild (PyPI) into .cache/tools/zig: every Rust build links through them
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build the core, the C library, the CLI (release profile)
+build: $(ZIG) ## Build the core, the C library, the CLI (release profile)
 	$(CARGO) build --$(PROFILE) --workspace
 
 .PHONY: demo
@@ -39,14 +58,14 @@ demo: build ## Run the demo (embedded mock cluster, or KAFKA_BROKERS when set)
 	$(BIN) demo --count $(DEMO_COUNT) --rate $(DEMO_RATE)
 
 .PHONY: test
-test: lint test-rust test-header test-api-parity test-c test-dist-c test-go test-python test-node test-parity examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), the C tarball, Go (-race), Python, Node, the parity scenarios in every face, examples, end-to-end on real Kafka, the demo
+test: lint test-rust test-header test-api-parity test-c test-dist test-go test-python test-node test-parity examples test-e2e test-demo ## Run every test: lint, Rust, header drift, API parity table, C (plain, valgrind, ASan), the installable artifacts, Go (-race), Python, Node, the parity scenarios in every face, examples, end-to-end on real Kafka, the demo
 	@echo "make test: all green"
 
 .PHONY: test-rust
-test-rust: ## Core and CLI tests against the in-process mock cluster
+test-rust: $(ZIG) ## Core and CLI tests against the in-process mock cluster
 	$(CARGO) test --$(PROFILE) --workspace
 
-$(CBINDGEN):
+$(CBINDGEN): $(ZIG)
 	$(CARGO) install --quiet --locked --root .cache/tools cbindgen --version $(CBINDGEN_VERSION)
 
 .PHONY: header
@@ -54,8 +73,8 @@ header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-
 	$(CBINDGEN_TO) include/kafkasender.h
 
 .PHONY: test-parity
-test-parity: build python-install node target/parity/c-runner ## Every tests/parity scenario through every face (Rust, C, Go, Python, Node): outcomes as expected and alike
-	cd bindings/go && go build -o ../../target/parity/go-runner ./cmd/kafkasender-parity
+test-parity: build go python-install node target/parity/c-runner ## Every tests/parity scenario through every face (Rust, C, Go, Python, Node): outcomes as expected and alike
+	rm -f target/parity/go-runner && cd bindings/go && go build -o ../../target/parity/go-runner ./cmd/kafkasender-parity
 	$(PYTHON) tests/parity/run.py --runner rust="$(abspath $(BIN)) parity-run" --runner c=target/parity/c-runner \
 	  --runner go=target/parity/go-runner --runner python="$(abspath $(PY)) tests/parity/runners/runner.py" \
 	  --runner node="node tests/parity/runners/runner.js"
@@ -90,8 +109,14 @@ test-c: target/c/test_ffi target/c/test_ffi_asan ## C API tests: plain, under va
 	ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=tests/c/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  target/c/test_ffi_asan
 
+.PHONY: go
+go: build ## The Go package's static library: bindings/go/libkafkasender_vendor/ (generated, not committed)
+	@mkdir -p $(GO_VENDOR)
+	cp include/kafkasender.h $(GO_VENDOR)/
+	strip --strip-debug -o $(GO_VENDOR)/libkafkasender_glibc_linux_amd64.a $(LIB_DIR)/libkafkasender.a
+
 .PHONY: test-go
-test-go: build ## Go package tests with the race detector
+test-go: go ## Go package tests with the race detector
 	cd bindings/go && go vet ./... && go test -race -count=1 -v ./...
 
 PREFIX ?= /usr/local
@@ -108,6 +133,14 @@ install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.p
 	for pc in kafkasender kafkasender-static; do \
 	  sed -e 's|@PREFIX@|$(PC_PREFIX)|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/$$pc.pc.in > $(PREFIX)/lib/pkgconfig/$$pc.pc; done
 
+# What users install without this repository or Rust, for linux x86_64 (glibc >= 2.17): the C
+# tarball, the Go module, the Python wheel and sdist, the npm packages.
+.PHONY: dist
+dist: dist-c dist-go dist-python dist-node ## Every installable artifact in dist/ (C tarball, Go module, wheel and sdist, npm packages)
+
+.PHONY: test-dist
+test-dist: test-dist-c test-dist-go test-dist-python test-dist-node ## Each artifact used outside the repository with no cargo or rustc on PATH
+
 # The C tarball: include/, lib/ (.so stripped, .a), lib/pkgconfig/ (relocatable: the prefix is found
 # from the .pc file's own place), LICENSE and README.md. pkg-config cannot make `--static` pick the
 # archive over the .so in one directory, so static linking has its own module, kafkasender-static.
@@ -116,7 +149,7 @@ C_DIST := dist/kafkasender-$(VERSION)-linux-x86_64
 .PHONY: dist-c
 dist-c: build ## The C tarball in dist/: headers, shared and static library, pkg-config files
 	rm -rf $(C_DIST) && $(MAKE) --no-print-directory install PREFIX=$(C_DIST) PC_PREFIX='$$$${pcfiledir}/../..'
-	strip --strip-unneeded $(C_DIST)/lib/libkafkasender.so
+	strip --strip-unneeded $(C_DIST)/lib/libkafkasender.so && strip --strip-debug $(C_DIST)/lib/libkafkasender.a
 	cp LICENSE README.md $(C_DIST)/
 	tar -C dist -czf $(C_DIST).tar.gz $(notdir $(C_DIST))
 
@@ -134,8 +167,58 @@ test-dist-c: dist-c ## Build and run tests/dist/send.c against the C tarball alo
 	  && ! ldd send-static | grep libkafkasender && ldd send-dynamic | grep -q "$$scratch" \
 	  && cd / && rm -rf $$scratch
 
+# The Go module as it is published (its own repository, github.com/kafkasender/kafkasender-go): the
+# package without its tests and tools, and the static library it links (libkafkasender_vendor/).
+GO_DIST := dist/kafkasender-go
+
+.PHONY: dist-go
+dist-go: go ## The Go module in dist/kafkasender-go (and a .tar.gz) with its vendored static library
+	rm -rf $(GO_DIST) && mkdir -p $(GO_DIST)
+	cp bindings/go/go.mod bindings/go/shim.c bindings/go/shim.h bindings/go/README.md LICENSE \
+	  $(filter-out %_test.go,$(wildcard bindings/go/*.go)) $(GO_DIST)/
+	cp -r $(GO_VENDOR) $(GO_DIST)/
+	tar -C dist -czf $(GO_DIST)-$(VERSION)-linux-amd64.tar.gz $(notdir $(GO_DIST))
+
+# Outside the repository, with no cargo or rustc on PATH and no network: a program built against
+# the module from dist/ (a replace directive stands in for `go get`), statically by default (no
+# libkafkasender at run time), and with -tags dynamic against the C tarball's libkafkasender.so.
+.PHONY: test-dist-go
+test-dist-go: dist-go dist-c ## Build and run tests/dist/go against the Go module alone, static and -tags dynamic
+	scratch=$$(mktemp -d) && cp -r $(GO_DIST) $$scratch/kafkasender-go && cp -r tests/dist/go $$scratch/app \
+	  && tar -C $$scratch -xzf $(C_DIST).tar.gz && cd $$scratch/app \
+	  && export PATH=$(dir $(shell command -v go)):/usr/local/bin:/usr/bin:/bin GOFLAGS=-mod=mod GOPROXY=off \
+	  && ! command -v cargo && ! command -v rustc \
+	  && go build -o send-static . && ./send-static && ! ldd send-static | grep libkafkasender \
+	  && export PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
+	  && CGO_LDFLAGS="-Wl,-rpath,$$(pkg-config --variable=libdir kafkasender)" go build -tags dynamic -o send-dynamic . \
+	  && ./send-dynamic && ldd send-dynamic | grep -q "$$scratch" \
+	  && cd / && rm -rf $$scratch
+
+# npm packages in napi-rs's layout: @kafkasender/linux-x64-gnu carries the stripped addon (os, cpu
+# and libc set), kafkasender the JavaScript, naming the former in optionalDependencies.
+NPM_DIST := dist/npm
+
+.PHONY: dist-node
+dist-node: node ## npm tarballs in dist/npm: kafkasender and @kafkasender/linux-x64-gnu (the prebuilt addon)
+	rm -rf $(NPM_DIST) && mkdir -p $(NPM_DIST)
+	strip --strip-unneeded -o $(NPM_DIST)/addon.node $(NODE_DIR)/kafkasender.linux-x64-gnu.node
+	node $(NODE_DIR)/scripts/npm-dist.js $(NPM_DIST) linux-x64-gnu=$(NPM_DIST)/addon.node
+	rm $(NPM_DIST)/addon.node
+
+# Outside the repository, with no cargo or rustc on PATH and npm offline: both tarballs installed
+# into a new project; the addon must come from the platform package (no install script runs).
+.PHONY: test-dist-node
+test-dist-node: dist-node ## npm install the two tarballs into a scratch project and send with them
+	scratch=$$(mktemp -d) && cp tests/dist/send.js $$scratch/ && cd $$scratch \
+	  && export PATH=$(dir $(shell command -v node)):/usr/local/bin:/usr/bin:/bin && ! command -v cargo && ! command -v rustc \
+	  && npm init -y >/dev/null && npm install --offline --no-audit --no-fund --loglevel=error \
+	       $(abspath $(NPM_DIST))/kafkasender-linux-x64-gnu-$(VERSION).tgz $(abspath $(NPM_DIST))/kafkasender-$(VERSION).tgz \
+	  && test ! -e node_modules/kafkasender/kafkasender.linux-x64-gnu.node \
+	  && test -e node_modules/@kafkasender/linux-x64-gnu/kafkasender.linux-x64-gnu.node \
+	  && node send.js && cd / && rm -rf $$scratch
+
 .PHONY: examples
-examples: build ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python and Node run in test-python and test-node)
+examples: build go ## Build and run the C, C++, Go and Rust examples (C through an install and pkg-config; Python and Node run in test-python and test-node)
 	$(MAKE) --no-print-directory install PREFIX=target/install
 	@mkdir -p target/examples
 	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/producer.c \
@@ -149,6 +232,8 @@ examples: build ## Build and run the C, C++, Go and Rust examples (C through an 
 
 # A virtualenv of the project's own for the Python package, its tests and benchmark.
 PY_VENV := target/python-venv
+MATURIN_VERSION := 1.16.0
+AUDITWHEEL_VERSION := 6.8.2
 PY := $(PY_VENV)/bin/python
 
 $(PY):
@@ -156,13 +241,33 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 .PHONY: python
-python: $(PY) ## Build the Python wheel (abi3, CPython >= 3.9) into target/wheels
-	$(PY) -m pip install --quiet 'maturin>=1.9,<2'
-	$(PY_VENV)/bin/maturin build --release -m bindings/python/Cargo.toml --out target/wheels
+python: $(PY) $(ZIG) ## The Python wheel into target/wheels: abi3 (CPython >= 3.9), manylinux2014 (glibc >= 2.17), stripped
+	$(PY) -m pip install --quiet 'maturin==$(MATURIN_VERSION)'
+	rm -f target/wheels/*.whl
+	$(RUST_ENV) $(PY_VENV)/bin/maturin build --release --strip --compatibility manylinux2014 \
+	  -m bindings/python/Cargo.toml --out target/wheels
+
+PY_DIST := dist/python
+
+.PHONY: dist-python
+dist-python: python ## The wheel and the sdist in dist/python
+	rm -rf $(PY_DIST) && mkdir -p $(PY_DIST) && cp target/wheels/*.whl $(PY_DIST)/
+	$(PY_VENV)/bin/maturin sdist -m bindings/python/Cargo.toml --out $(PY_DIST)
+
+# auditwheel names the oldest platform the wheel fits; then, outside the repository, with no cargo
+# or rustc on PATH and no index: the wheel alone into a new virtualenv, sending and reading back.
+.PHONY: test-dist-python
+test-dist-python: dist-python ## Check the wheel with auditwheel, pip install it into a clean venv and send with it
+	$(PY) -m pip install --quiet 'auditwheel==$(AUDITWHEEL_VERSION)'
+	$(PY_VENV)/bin/auditwheel show $(PY_DIST)/*.whl | tee /dev/stderr | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'
+	scratch=$$(mktemp -d) && cp tests/dist/send.py $$scratch/ && $(PYTHON) -m venv $$scratch/venv && cd $$scratch \
+	  && export PATH=/usr/local/bin:/usr/bin:/bin && ! command -v cargo && ! command -v rustc \
+	  && venv/bin/pip install --quiet --no-index $(abspath $(PY_DIST))/*.whl && venv/bin/python send.py \
+	  && cd / && rm -rf $$scratch
 
 .PHONY: python-install
-python-install: $(PY) ## pip install ./bindings/python into target/python-venv (builds from source)
-	$(PY) -m pip install --quiet ./bindings/python pytest
+python-install: $(PY) $(ZIG) ## pip install ./bindings/python into target/python-venv (builds from source)
+	$(RUST_ENV) $(PY) -m pip install --quiet ./bindings/python pytest
 
 .PHONY: test-python
 test-python: python-install ## Python tests (pytest) on the mock cluster, and the Python example
@@ -173,8 +278,8 @@ NODE_DIR := bindings/node
 
 # `npm install`, not `npm ci`: ci refuses the lock file over @napi-rs/cli's optional platform packages.
 .PHONY: node
-node: ## Build the Node addon and regenerate its native.d.ts with napi-rs
-	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error && npm run --silent build
+node: $(ZIG) ## Build the Node addon and regenerate its native.d.ts with napi-rs
+	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error && $(RUST_ENV) npm run --silent build
 
 .PHONY: test-node
 test-node: node ## Node tests (node --test), tsc on a usage file, native.d.ts drift, npm install from another project, the Node example
@@ -188,7 +293,7 @@ target/c/transaction_scenario: tests/c/transaction_scenario.c include/kafkasende
 	$(CC) $(C_FLAGS) -O1 tests/c/transaction_scenario.c -o $@ $(C_LIBS)
 
 .PHONY: test-e2e
-test-e2e: build target/c/transaction_scenario ## End-to-end tests against a real Apache Kafka broker (started and stopped here), transactions from every face
+test-e2e: build go target/c/transaction_scenario ## End-to-end tests against a real Apache Kafka broker (started and stopped here), transactions from every face
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
 	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/e2e
 
@@ -252,8 +357,8 @@ target/bench/c-send: tests/c/bench_ffi.c include/kafkasender.h build
 	@mkdir -p target/bench
 	$(CC) $(C_FLAGS) -O2 tests/c/bench_ffi.c -o $@ $(C_LIBS)
 
-go-contenders: build
-	@mkdir -p target/bench
+go-contenders: go
+	@mkdir -p target/bench && rm -f target/bench/go-send-async target/bench/confluent-go
 	cd bindings/go && go build -o ../../target/bench/go-send-async ./cmd/kafkasender-bench
 	cd bench/confluent-go && go build -o ../../target/bench/confluent-go .
 	printf '#!/bin/sh\nexec %s --batch "$$@"\n' $(abspath target/bench/go-send-async) > target/bench/go-send-batch
@@ -311,7 +416,7 @@ kafka-cluster-down: ## Stop the 3-node cluster and delete its data
 	scripts/kafka/cluster.sh down
 
 .PHONY: lint
-lint: ## rustfmt and clippy, warnings are errors
+lint: $(ZIG) ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --$(PROFILE) --workspace --all-targets -- -D warnings
 

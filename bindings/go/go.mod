@@ -1,3 +1,3 @@
-module kafkasender
+module github.com/kafkasender/kafkasender-go
 
 go 1.22

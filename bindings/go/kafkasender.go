@@ -2,13 +2,12 @@
 // C, Go, Python and Node. It is a thin cgo layer over the C API (include/kafkasender.h): every
 // behaviour lives in the Rust core.
 //
-// Every accepted send ends in exactly one DeliveryReport. Build the C library first (make build);
-// this package links target/x86_64-unknown-linux-gnu/release/libkafkasender.so.
+// Every accepted send ends in exactly one DeliveryReport. The library is linked statically from
+// libkafkasender_vendor/ (see link_static.go; in this repository `make go` writes it), or with
+// -tags dynamic from the libkafkasender.so that pkg-config finds.
 package kafkasender
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/x86_64-unknown-linux-gnu/release -lkafkasender -Wl,-rpath,${SRCDIR}/../../target/x86_64-unknown-linux-gnu/release
 #include <stdlib.h>
 #include <string.h>
 #include "shim.h"

@@ -3,9 +3,31 @@
 // DeliveryReport, reported once. Reports reach JavaScript in batches (one wake-up of the event
 // loop serves every report that arrived meanwhile); flush and close run off the event loop.
 
-const path = require('node:path')
+const native = loadNative()
 
-const native = require(path.join(__dirname, `kafkasender.${process.platform}-${process.arch}-gnu.node`))
+/**
+ * The addon for this platform: the one built in this folder (a checkout, `make node`), else the
+ * platform package npm installed through optionalDependencies (`@kafkasender/linux-x64-gnu`).
+ */
+function loadNative() {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const glibc = process.platform !== 'linux' || Boolean(process.report?.getReport().header.glibcVersionRuntime)
+  const platform = `${process.platform}-${process.arch}${process.platform === 'linux' ? (glibc ? '-gnu' : '-musl') : ''}`
+  const local = path.join(__dirname, `kafkasender.${platform}.node`)
+  if (fs.existsSync(local)) return require(local)
+  const pkg = `@kafkasender/${platform}`
+  try {
+    return require(pkg)
+  } catch (error) {
+    if (error.code !== 'MODULE_NOT_FOUND') throw error
+    throw new Error(
+      `kafkasender has no native addon for ${platform}: ${pkg} is not installed. Prebuilt: linux-x64-gnu ` +
+        '(npm installs it unless optional dependencies are omitted); elsewhere build from source: `make node` in a checkout.',
+      { cause: error },
+    )
+  }
+}
 
 /** Every error kafkasender reports: `code` is the core's error kind (`queue_full`, `timeout`, …). */
 class KafkaSenderError extends Error {

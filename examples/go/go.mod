@@ -2,6 +2,6 @@ module kafkasender-example
 
 go 1.22
 
-require kafkasender v0.0.0
+require github.com/kafkasender/kafkasender-go v0.0.0
 
-replace kafkasender => ../../bindings/go
+replace github.com/kafkasender/kafkasender-go => ../../bindings/go

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"kafkasender"
+	kafkasender "github.com/kafkasender/kafkasender-go"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"kafkasender"
+	kafkasender "github.com/kafkasender/kafkasender-go"
 )
 
 func fail(err error) {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"kafkasender"
+	kafkasender "github.com/kafkasender/kafkasender-go"
 )
 
 func fail(err error) {
