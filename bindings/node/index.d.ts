@@ -87,7 +87,45 @@ export declare class Producer {
   metrics(): Record<string, number>
   metricsPrometheus(): string
   health(): Health
+  /** Publishes a business event like `send`: the CloudEvents envelope to the topic its type maps to. */
+  publishEvent(event: Event): Promise<DeliveryReport>
+  publishEvent(event: Event, callback: (err: KafkaSenderError | null, report: DeliveryReport) => void): void
+  /** Publishes events as one batch, like `sendBatch`. */
+  publishEvents(events: Event[], options?: { rejectOnFailure?: boolean }): Promise<DeliveryReport[]>
+  /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
+  mapEventTopic(pattern: string, topic: string): void
 }
+
+/** A JSON value: what an event's data may be. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** One business event: a CloudEvents 1.0 envelope (`toJSON()` gives it). */
+export declare class Event {
+  readonly id: string
+  readonly type: string
+  readonly source: string
+  /** RFC 3339, UTC, with milliseconds. */
+  readonly time: string
+  readonly data: JsonValue
+  readonly correlationId: string
+  readonly causationId: string | null
+  readonly version: string | null
+  toJSON(): string
+  static fromJSON(json: string | Buffer): Event
+}
+
+/** Makes events of one source; correlation id: the call's, the builder's, the async context's, or a new one. */
+export declare class EventBuilder {
+  constructor(source: string, options?: { version?: string | null; correlationId?: string | null })
+  readonly source: string
+  event(type: string, data: JsonValue, options?: { correlationId?: string | null; causationId?: string | null }): Event
+  causedBy(cause: Event, type: string, data: JsonValue): Event
+}
+
+/** Runs `fn` with `correlationId` as the correlation id of events made inside it (AsyncLocalStorage). */
+export declare function withCorrelationId<T>(correlationId: string, fn: () => T): T
+/** The correlation id of the current async context, if any. */
+export declare function currentCorrelationId(): string | undefined
 
 export interface ConsumedRecord {
   partition: number

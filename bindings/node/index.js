@@ -3,6 +3,8 @@
 // DeliveryReport, reported once. Reports reach JavaScript in batches (one wake-up of the event
 // loop serves every report that arrived meanwhile); flush and close run off the event loop.
 
+const { AsyncLocalStorage } = require('node:async_hooks')
+
 const native = loadNative()
 
 /**
@@ -306,6 +308,37 @@ class Producer {
     return this.#native.health()
   }
 
+  /**
+   * Publishes a business event (from `EventBuilder#event`): the CloudEvents envelope as the value,
+   * to the topic its type maps to (`event.topic.map`, `mapEventTopic`), keyed by
+   * `event.key.field`, with `ce_*`, `correlation-id` and `content-type` headers. Returns and
+   * reports like `send`.
+   */
+  publishEvent(event, callback) {
+    return this.send(this.#eventMessage(event), callback)
+  }
+
+  /** Publishes events as one batch, like `sendBatch`; nothing is sent if one cannot be. */
+  publishEvents(events, options) {
+    if (!Array.isArray(events)) throw new TypeError('events must be an array')
+    return this.sendBatch(events.map((event) => this.#eventMessage(event)), options)
+  }
+
+  /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
+  mapEventTopic(pattern, topic) {
+    if (typeof pattern !== 'string' || typeof topic !== 'string') throw new TypeError('pattern and topic must be strings')
+    const info = this.#native.mapEventTopic(pattern, topic)
+    if (info) throw errorOf(info)
+  }
+
+  #eventMessage(event) {
+    if (!(event instanceof Event)) throw new TypeError('event must be an Event (from EventBuilder#event)')
+    const record = this.#native.eventRecord(event.toJSON())
+    if (record.topic === undefined) throw errorOf(record)
+    const headers = record.headerKeys.map((k, i) => [k, record.headerValues[i]])
+    return { topic: record.topic, key: record.key, value: record.value, headers }
+  }
+
   #prepare(message) {
     if (message === null || typeof message !== 'object') throw new TypeError('message must be an object')
     if (typeof message.topic !== 'string') throw new TypeError('message.topic must be a string')
@@ -507,6 +540,77 @@ class QueuedBatch {
   }
 }
 
+/** The correlation id of the current async context (see `withCorrelationId`). */
+const correlation = new AsyncLocalStorage()
+
+/** Runs `fn` with `correlationId` as the correlation id of events made inside, across awaits. */
+function withCorrelationId(correlationId, fn) {
+  if (typeof correlationId !== 'string') throw new TypeError('correlationId must be a string')
+  return correlation.run(correlationId, fn)
+}
+
+/** The correlation id set by the innermost `withCorrelationId` around this call, if any. */
+function currentCorrelationId() {
+  return correlation.getStore()
+}
+
+/** One business event: a CloudEvents 1.0 envelope made by the core. Read its attributes; send it with `publishEvent`. */
+class Event {
+  #envelope
+
+  constructor(envelope) {
+    const parsed = JSON.parse(envelope)
+    this.#envelope = envelope
+    this.id = parsed.id
+    this.type = parsed.type
+    this.source = parsed.source
+    this.time = parsed.time
+    this.data = parsed.data
+    this.correlationId = parsed.correlationid
+    this.causationId = parsed.causationid ?? null
+    this.version = parsed.version ?? null
+    Object.freeze(this)
+  }
+
+  /** The envelope as CloudEvents JSON (also what `JSON.stringify(event)` gives). */
+  toJSON() {
+    return this.#envelope
+  }
+
+  /** Reads an envelope (the value of a record `publishEvent` wrote). */
+  static fromJSON(json) {
+    return new Event(typeof json === 'string' ? json : Buffer.from(json).toString('utf8'))
+  }
+}
+
+/**
+ * Makes events of one `source`: `new EventBuilder('checkout', { version: '2' })`. Each event gets
+ * a new id, the current time, and a correlation id: the one passed to `event`, else the
+ * builder's, else the current async context's (`withCorrelationId`), else a new one.
+ */
+class EventBuilder {
+  constructor(source, { version = null, correlationId = null } = {}) {
+    if (typeof source !== 'string') throw new TypeError('source must be a string')
+    this.source = source
+    this.version = version
+    this.correlationId = correlationId
+  }
+
+  /** An event of `type` whose data is `data` as JSON (`JSON.stringify`; what it cannot write throws a TypeError). */
+  event(type, data, { correlationId = null, causationId = null } = {}) {
+    if (typeof type !== 'string') throw new TypeError('type must be a string')
+    const json = JSON.stringify(data)
+    if (json === undefined) throw new TypeError('data must be a JSON value (not undefined, a function or a symbol)')
+    const correlationIdNow = correlationId ?? this.correlationId ?? correlation.getStore() ?? null
+    return new Event(native.newEvent(type, json, this.source, correlationIdNow, causationId, this.version))
+  }
+
+  /** An event that `cause` led to: its correlation id carries over, its causation id is `cause.id`. */
+  causedBy(cause, type, data) {
+    return this.event(type, data, { correlationId: cause.correlationId, causationId: cause.id })
+  }
+}
+
 /** librdkafka's mock Kafka brokers in this process, for tests. */
 class MockCluster {
   #native
@@ -548,4 +652,13 @@ class MockCluster {
   }
 }
 
-module.exports = { Producer, MockCluster, KafkaSenderError, injectFatalError }
+module.exports = {
+  Producer,
+  MockCluster,
+  KafkaSenderError,
+  injectFatalError,
+  Event,
+  EventBuilder,
+  withCorrelationId,
+  currentCorrelationId,
+}

@@ -67,6 +67,10 @@ export declare class NativeProducer {
    */
   metrics(): Record<string, number>
   metricsPrometheus(): string
+  /** The record an event envelope (from `newEvent`) is published as, or why it cannot be. */
+  eventRecord(envelope: string): EventRecord | ErrorInfo
+  /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
+  mapEventTopic(pattern: string, topic: string): ErrorInfo | null
   health(): HealthInfo
 }
 
@@ -92,10 +96,25 @@ export interface ErrorInfo {
   rdkafkaCode?: number
 }
 
+/** What `publishEvent` sends (see `Producer::event_record`). */
+export interface EventRecord {
+  topic: string
+  key: Buffer
+  value: Buffer
+  headerKeys: Array<string>
+  headerValues: Array<Buffer>
+}
+
 export interface HealthInfo {
   status: string
   reasons: Array<string>
 }
+
+/**
+ * A new event's CloudEvents envelope (JSON): a new id, the current time, and a new correlation
+ * id when none is given. `dataJson` is the data as JSON (`JSON.stringify` in `index.js`).
+ */
+export declare function newEvent(eventType: string, dataJson: string, source: string, correlationId?: string | undefined | null, causationId?: string | undefined | null, version?: string | undefined | null): string
 
 export interface Refusal {
   index: number

@@ -94,3 +94,37 @@ def test_what_could_not_be_delivered_is_spooled_inspected_and_replayed_to_real_k
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
         by_key[r.key].append(json.loads(r.value)["n"])
     assert all(ns == sorted(ns) for ns in by_key.values()), "per-key order survives the spool"
+
+
+def test_health_exits_0_against_a_live_broker_and_1_with_the_reason_against_none(kafkasender_bin, bootstrap):
+    def health(brokers):
+        env = {**os.environ, "KAFKA_BROKERS": brokers}
+        return subprocess.run([kafkasender_bin, "health", "--timeout", "3s", "--json"], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    live = health(bootstrap)
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert json.loads(live.stdout) == {"status": "healthy", "reasons": []}
+    dead = health("127.0.0.1:1")
+    assert dead.returncode == 1, dead.stdout + dead.stderr
+    verdict = json.loads(dead.stdout)
+    assert verdict["status"] == "unhealthy"
+    assert any(r.startswith("no broker reachable") and "127.0.0.1:1" in r for r in verdict["reasons"]), verdict
+
+
+def test_publish_sends_one_cloudevent_to_the_topic_its_type_maps_to(kafkasender_bin, bootstrap, topic):
+    env = {**os.environ, "KAFKA_BROKERS": bootstrap, "KAFKA_TOPIC_MAP": f"user.*={topic}"}
+    result = subprocess.run([kafkasender_bin, "publish", "--type", "user.registered", "--data", '{"user": 7}',
+                             "--source", "e2e", "--correlation-id", "req-1"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"(user.registered) to {topic} [" in result.stdout
+    [record] = read_back(bootstrap, topic, 1, idle_ms=5000)
+    envelope = json.loads(record.value)
+    assert (envelope["type"], envelope["source"], envelope["data"], envelope["correlationid"]) == \
+        ("user.registered", "e2e", {"user": 7}, "req-1")
+    assert record.key == "req-1"
+    assert ("ce_type", "user.registered") in record.headers and ("correlation-id", "req-1") in record.headers
+    bad = subprocess.run([kafkasender_bin, "publish", "--type", "x", "--data", "{not json"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--data is not JSON" in bad.stderr

@@ -29,9 +29,11 @@ def blocks(text, start):
 
 
 def rust():
-    text = read("crates/kafkasender/src/producer/mod.rs", "crates/kafkasender/src/testing.rs")
+    text = read("crates/kafkasender/src/producer/mod.rs", "crates/kafkasender/src/producer/publish.rs",
+                "crates/kafkasender/src/testing.rs")
     public = set(re.findall(r"^    pub fn (\w+)", text, re.M)) | set(re.findall(r"^pub fn (\w+)", text, re.M))
-    return text + read("crates/kafkasender/src/lib.rs", "crates/kafkasender/src/config/*.rs"), public
+    return text + read("crates/kafkasender/src/lib.rs", "crates/kafkasender/src/config/*.rs",
+                       "crates/kafkasender/src/events.rs"), public
 
 
 def c():

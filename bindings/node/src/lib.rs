@@ -463,6 +463,36 @@ impl NativeProducer {
         self.producer.metrics_prometheus()
     }
 
+    /// The record an event envelope (from `newEvent`) is published as, or why it cannot be.
+    #[napi]
+    pub fn event_record(&self, envelope: String) -> Either<EventRecord, ErrorInfo> {
+        let record = kafkasender::events::Event::from_json(&envelope)
+            .and_then(|event| self.producer.event_record(&event));
+        match record {
+            Ok(record) => Either::A(EventRecord {
+                topic: record.topic,
+                key: record.key.unwrap_or_default().into(),
+                value: record.value.unwrap_or_default().into(),
+                header_keys: record.headers.iter().map(|(k, _)| k.clone()).collect(),
+                header_values: record
+                    .headers
+                    .into_iter()
+                    .map(|(_, v)| v.unwrap_or_default().into())
+                    .collect(),
+            }),
+            Err(error) => Either::B(ErrorInfo::from(&error)),
+        }
+    }
+
+    /// Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on.
+    #[napi]
+    pub fn map_event_topic(&self, pattern: String, topic: String) -> Option<ErrorInfo> {
+        self.producer
+            .map_event_topic(&pattern, &topic)
+            .err()
+            .map(|e| ErrorInfo::from(&e))
+    }
+
     #[napi]
     pub fn health(&self) -> HealthInfo {
         let health = self.producer.health();
@@ -673,6 +703,41 @@ fn record_of<'a>(
         partition,
         timestamp,
     }
+}
+
+/// What `publishEvent` sends (see `Producer::event_record`).
+#[napi(object)]
+pub struct EventRecord {
+    pub topic: String,
+    pub key: Buffer,
+    pub value: Buffer,
+    pub header_keys: Vec<String>,
+    pub header_values: Vec<Buffer>,
+}
+
+/// A new event's CloudEvents envelope (JSON): a new id, the current time, and a new correlation
+/// id when none is given. `dataJson` is the data as JSON (`JSON.stringify` in `index.js`).
+#[napi]
+pub fn new_event(
+    event_type: String,
+    data_json: String,
+    source: String,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    version: Option<String>,
+) -> Result<String> {
+    let data = serde_json::from_str(&data_json)
+        .map_err(|e| napi::Error::new(Status::InvalidArg, format!("data is not JSON: {e}")))?;
+    let mut builder = kafkasender::events::EventBuilder::new(source);
+    if let Some(version) = version {
+        builder = builder.version(version);
+    }
+    if let Some(correlation_id) = correlation_id {
+        builder = builder.correlation_id(correlation_id);
+    }
+    let mut event = builder.event(&event_type, data);
+    event.causation_id = causation_id;
+    Ok(event.to_json())
 }
 
 #[napi(object)]

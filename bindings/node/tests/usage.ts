@@ -1,5 +1,5 @@
 // Compiled with `tsc --noEmit` against index.d.ts: the documented usage type-checks.
-import { DeliveryReport, KafkaSenderError, MockCluster, Producer } from '..'
+import { DeliveryReport, Event, EventBuilder, KafkaSenderError, MockCluster, Producer, withCorrelationId } from '..'
 
 async function main(): Promise<void> {
   const cluster = new MockCluster(1)
@@ -18,6 +18,12 @@ async function main(): Promise<void> {
     return 1
   }, 10_000)
   console.log(offset, sent, reports.length, producer.metrics().delivered, producer.health().status, producer.inFlight)
+  const orders = new EventBuilder('checkout', { version: '2' })
+  const event: Event = withCorrelationId('req-1', () => orders.event('order.placed', { order: 7, lines: [1, 2] }))
+  producer.mapEventTopic('order.*', 'orders')
+  const published: DeliveryReport = await producer.publishEvent(event)
+  const all: DeliveryReport[] = await producer.publishEvents([orders.causedBy(event, 'order.paid', null)])
+  console.log(published.offset, all.length, event.correlationId, Event.fromJSON(event.toJSON()).type)
   await producer.close()
   console.log(cluster.readTopic('orders').map((r) => r.value?.toString()))
   Producer.fromEnv

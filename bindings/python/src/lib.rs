@@ -5,6 +5,7 @@
 mod convert;
 mod dispatch;
 mod errors;
+mod events;
 mod fork;
 mod mock;
 mod producer;
@@ -20,6 +21,7 @@ fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<producer::Producer>()?;
     module.add_class::<convert::DeliveryReport>()?;
     module.add_class::<mock::MockCluster>()?;
+    module.add_class::<events::Event>()?;
     module.add("__version__", kafkasender::VERSION)?;
     module.add("librdkafka_version", kafkasender::librdkafka_version())?;
     Ok(())

@@ -15,6 +15,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::convert::{config_map, RecordArgs};
 use crate::dispatch::{Dispatcher, Outcome, Waiter};
 use crate::errors::{exception, IntoPyResult};
+use crate::events::{record_parts, Event, RecordParts};
 
 static FUTURE_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -272,6 +273,19 @@ impl Producer {
             self.dispatcher.callback_errors.load(Ordering::Relaxed),
         )?;
         Ok(dict)
+    }
+
+    /// The record an event is published as: `(topic, key, value, headers)` (see
+    /// `publish_event` in the Python layer).
+    fn _event_record<'py>(&self, py: Python<'py>, event: &Event) -> PyResult<RecordParts<'py>> {
+        let record = self.producer.event_record(&event.inner).or_raise(py)?;
+        Ok(record_parts(py, record))
+    }
+
+    /// Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now
+    /// on, over what `event.topic.map` said.
+    fn map_event_topic(&self, py: Python<'_>, pattern: &str, topic: &str) -> PyResult<()> {
+        self.producer.map_event_topic(pattern, topic).or_raise(py)
     }
 
     /// The metrics in Prometheus text exposition format.

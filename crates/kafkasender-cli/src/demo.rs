@@ -1,5 +1,6 @@
-//! `kafkasender demo`: JSON events with keys and headers, a broker taken down and brought back
-//! mid-stream (embedded mock cluster), and a read-back that must equal what was sent.
+//! `kafkasender demo`: business events (CloudEvents, keyed by customer, `ce_*` headers), a broker
+//! taken down and brought back mid-stream (embedded mock cluster), and a read-back that must equal
+//! what was sent.
 
 use std::collections::HashSet;
 use std::thread;
@@ -7,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use kafkasender::events::{Event, EventBuilder};
 use kafkasender::testing::{read_topic, MockCluster};
-use kafkasender::{Producer, Record};
+use kafkasender::Producer;
 use serde_json::json;
 
 use crate::tally::{delivery_rows, table, thousands, FirstErrors};
@@ -27,10 +29,10 @@ pub struct Args {
 }
 
 const EVENT_TYPES: [&str; 4] = [
-    "order_created",
-    "order_paid",
-    "order_shipped",
-    "order_delivered",
+    "order.created",
+    "order.paid",
+    "order.shipped",
+    "order.delivered",
 ];
 const CUSTOMERS: u64 = 250;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -71,9 +73,13 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         thousands(args.count)
     );
 
+    // CloudEvents to the demo topic, keyed by customer as a shop would (per-customer order).
     let config = crate::config(overrides, Some(&bootstrap))
         .set("statistics.interval.ms", "250")
+        .set("event.default.topic", &topic)
+        .set("event.key.field", "data.customer_id")
         .build()?;
+    let events = EventBuilder::new("kafkasender-demo").version("1");
     let producer = Producer::new(config)?;
     let errors = FirstErrors::new();
     let progress = ProgressBar::new(args.count).with_style(ProgressStyle::with_template(
@@ -99,22 +105,16 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
         }
         let customer = format!("customer-{}", i % CUSTOMERS);
         let event_type = EVENT_TYPES[(i / CUSTOMERS) as usize % EVENT_TYPES.len()];
-        let event = json!({
-            "event_id": i,
-            "event_type": event_type,
-            "customer_id": customer,
-            "amount_cents": 100 + (i * 7919) % 100_000,
-            "created_at_ms": SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64,
-        })
-        .to_string();
-        let correlation_id = format!("demo-{i:08}");
-        let record = Record::new(&topic)
-            .key(&customer)
-            .value(&event)
-            .header("event-type", event_type)
-            .header("correlation-id", &correlation_id)
-            .header("source", "kafkasender-demo");
-        match producer.send(&record, errors.callback(&progress)) {
+        let mut event = events.event(
+            event_type,
+            json!({
+                "sequence": i,
+                "customer_id": customer,
+                "amount_cents": 100 + (i * 7919) % 100_000,
+            }),
+        );
+        event.correlation_id = format!("demo-{i:08}");
+        match producer.publish_event(&event, errors.callback(&progress)) {
             Ok(()) => sent += 1,
             Err(error) => {
                 rejected += 1;
@@ -134,12 +134,10 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<bool> 
 
     eprintln!("reading {topic} back with an independent consumer…");
     let read = read_topic(&bootstrap, &topic, Duration::from_secs(120))?;
-    let unique: HashSet<u64> = read
+    let unique: HashSet<String> = read
         .iter()
-        .filter_map(|r| {
-            serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok()?["event_id"]
-                .as_u64()
-        })
+        .filter_map(|r| Event::from_json(std::str::from_utf8(r.value.as_deref()?).ok()?).ok())
+        .map(|event| event.id)
         .collect();
 
     let ok = rejected == 0

@@ -2,9 +2,11 @@
 
 mod bench;
 mod demo;
+mod health;
 mod mock;
 mod parity;
 mod produce;
+mod publish;
 mod spool;
 mod tally;
 
@@ -43,6 +45,11 @@ enum Command {
     /// The Rust face's runner of one tests/parity scenario (steps on stdin; see tests/parity/run.py).
     #[command(hide = true)]
     ParityRun,
+    /// Publish one business event (a CloudEvents envelope) to the topic its type maps to.
+    Publish(publish::Args),
+    /// Ask the cluster whether a producer with this configuration could deliver now; exits 1 when
+    /// unhealthy (a container probe).
+    Health(health::Args),
     /// Look into or replay a spool directory (spool.dir).
     #[command(subcommand)]
     Spool(spool::Command),
@@ -101,6 +108,8 @@ fn main() -> ExitCode {
         Command::MockCluster(args) => mock::run(&args).map(Exit::from),
         Command::ParityRun => parity::run().map(Exit::from),
         Command::Spool(command) => spool::run(&command, &cli.set).map(Exit::from),
+        Command::Health(args) => health::run(&args, &cli.set),
+        Command::Publish(args) => publish::run(&args, &cli.set),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
@@ -116,8 +125,9 @@ fn main() -> ExitCode {
 pub enum Exit {
     /// Everything was done (for `produce`: every line delivered).
     Success = 0,
-    /// Some messages were not delivered (failed, spooled, dead-lettered or refused).
-    NotAllDelivered = 1,
+    /// `produce`: some messages were not delivered (failed, spooled, dead-lettered or refused);
+    /// `health`: unhealthy (1 is what container health checks take for unhealthy).
+    Failed = 1,
     /// A usage, configuration or input error: nothing was attempted, or the command stopped.
     Usage = 2,
     /// SASL authentication or the TLS handshake failed: no message could go.
@@ -129,7 +139,7 @@ impl From<bool> for Exit {
         if success {
             Exit::Success
         } else {
-            Exit::NotAllDelivered
+            Exit::Failed
         }
     }
 }

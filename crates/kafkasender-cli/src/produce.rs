@@ -142,7 +142,7 @@ pub fn run(args: &Args, overrides: &[(String, String)]) -> anyhow::Result<Exit> 
     } else if rejected == 0 && metrics.failed == 0 && metrics.delivered == sent {
         Exit::Success
     } else {
-        Exit::NotAllDelivered
+        Exit::Failed
     })
 }
 

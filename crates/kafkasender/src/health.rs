@@ -121,6 +121,17 @@ impl BrokerView {
         self.queue = (statistics.msg_cnt, statistics.msg_max);
     }
 
+    /// Every broker with its state (`b1:9092/1 UP, …`), for reasons; `None` before the first
+    /// statistics named any.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let each: Vec<String> = self
+            .brokers
+            .iter()
+            .map(|b| format!("{} {}", b.name, b.state))
+            .collect();
+        (!each.is_empty()).then(|| each.join(", "))
+    }
+
     /// Adds this view's findings to `health`, given the report totals now.
     pub(crate) fn assess(&self, health: &mut Health, delivered: u64, failed: u64) {
         let down: Vec<String> = self
@@ -130,13 +141,14 @@ impl BrokerView {
             .map(|b| format!("{} ({})", b.name, b.state))
             .collect();
         if !down.is_empty() {
-            let up = self.brokers.iter().filter(|b| b.state == "UP").count();
-            let (status, summary) = if up == 0 {
+            let total = self.brokers.len();
+            // Idle brokers (no connection needed yet) may well answer: only all of them down
+            // means none is reachable; the active check speaks for the idle ones.
+            let (status, summary) = if down.len() == total {
                 (HealthStatus::Unhealthy, "no broker reachable")
             } else {
                 (HealthStatus::Degraded, "some brokers unreachable")
             };
-            let total = self.brokers.len();
             health.flag(
                 status,
                 format!(

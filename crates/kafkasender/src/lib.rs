@@ -24,6 +24,7 @@ pub mod config;
 pub mod delivery;
 pub mod dlq;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod logging;
 pub mod metrics;

@@ -617,6 +617,95 @@ fn wait_for_health(
 }
 
 #[test]
+fn an_idle_producer_whose_brokers_all_go_down_turns_unhealthy_by_asking_and_healthy_after() {
+    let _outages = common::alone();
+    use kafkasender::HealthStatus;
+    let topic = "idle-health";
+    let cluster = cluster_with_topic(topic, 3);
+    let config = cluster
+        .config()
+        .set("statistics.interval.ms", "100")
+        .set("health.check.interval.ms", "500");
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("before"), FLUSH_TIMEOUT)
+        .unwrap();
+    let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(10));
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+
+    // No traffic from here on: only the active check can notice.
+    for broker in cluster.broker_ids() {
+        cluster.broker_down(broker).unwrap();
+    }
+    // An open connection may survive broker_down in the mock; a transport error drops it.
+    cluster
+        .push_request_errors(MockApi::Metadata, &[-195; 8])
+        .unwrap();
+    let went_down = Instant::now();
+    let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(10));
+    assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
+    let reason = health
+        .reasons
+        .iter()
+        .find(|r| r.starts_with("no broker reachable: a metadata request failed"))
+        .unwrap_or_else(|| panic!("{health:?}"));
+    for address in cluster.bootstrap_servers().split(',') {
+        assert!(
+            reason.contains(address),
+            "the reason names every broker: {reason}"
+        );
+    }
+    assert!(
+        went_down.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        went_down.elapsed()
+    );
+
+    cluster.clear_request_errors(MockApi::Metadata);
+    for broker in cluster.broker_ids() {
+        cluster.broker_up(broker).unwrap();
+    }
+    let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(15));
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+}
+
+#[test]
+fn health_of_a_producer_that_never_reached_a_broker_names_the_bootstrap_servers() {
+    use kafkasender::HealthStatus;
+    let config = Config::builder()
+        .brokers("127.0.0.1:1")
+        .set("health.check.interval.ms", "300")
+        .set("log.level", "off")
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).unwrap();
+    let checked = producer.check_health(Duration::from_millis(500));
+    assert_eq!(checked.status, HealthStatus::Unhealthy, "{checked:?}");
+    assert!(
+        checked
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("no broker reachable")
+                && r.ends_with("Bootstrap servers: 127.0.0.1:1")),
+        "{checked:?}"
+    );
+    drop(producer);
+
+    // The same through health() alone: the first call starts the check.
+    let config = Config::builder()
+        .brokers("127.0.0.1:1")
+        .set("health.check.interval.ms", "300")
+        .set("log.level", "off")
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).unwrap();
+    let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(5));
+    assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
+    producer.close(Duration::ZERO);
+    assert_eq!(producer.health().reasons[0], "the producer is closed");
+}
+
+#[test]
 fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
     let _outages = common::alone();
     use kafkasender::HealthStatus;

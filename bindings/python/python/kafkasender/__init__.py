@@ -15,7 +15,8 @@ import weakref
 from typing import Any, Iterable, List, Optional
 
 from . import errors
-from ._kafkasender import DeliveryReport, __version__, librdkafka_version
+from ._events import EventBuilder, correlation, current_correlation_id
+from ._kafkasender import DeliveryReport, Event, __version__, librdkafka_version
 from ._kafkasender import Producer as _NativeProducer
 from .errors import (AuthenticationError, AuthorizationError, BrokerError, BrokerTransportError,
                      CircuitOpenError, ConfigError, FatalError, InternalError, InvalidRecordError,
@@ -28,7 +29,8 @@ __all__ = [
     "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
     "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
     "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError", "TransactionError",
-    "Transaction", "errors", "__version__", "librdkafka_version",
+    "Transaction", "Event", "EventBuilder", "correlation", "current_correlation_id", "errors",
+    "__version__", "librdkafka_version",
 ]
 
 _open_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
@@ -57,6 +59,27 @@ class Producer(_NativeProducer):
         ``loop.call_soon_threadsafe``: no thread per message)."""
         future = self.send(topic, value, key=key, headers=headers, partition=partition, timestamp=timestamp)
         return await asyncio.wrap_future(future)
+
+    def publish_event(self, event: Event, *, on_delivery: Any = None) -> Any:
+        """Publishes a business event: the CloudEvents envelope as the value, to the topic its
+        type maps to (``event.topic.map``, ``map_event_topic``), keyed by ``event.key.field``,
+        with ``ce_*``, ``correlation-id`` and ``content-type`` headers. Returns and reports like
+        ``send``."""
+        topic, key, value, headers = self._event_record(event)
+        return self.send(topic, value, key=key, headers=headers, on_delivery=on_delivery)
+
+    def publish_events(self, events: Iterable[Event], raise_on_failure: bool = False) -> Any:
+        """Publishes events as one batch; returns and reports like ``send_batch``. Nothing is sent
+        when one of them cannot become a record (for example it lacks the key field)."""
+        records = []
+        for event in events:
+            topic, key, value, headers = self._event_record(event)
+            records.append({"topic": topic, "value": value, "key": key, "headers": headers})
+        return self.send_batch(records, raise_on_failure=raise_on_failure)
+
+    async def publish_event_async(self, event: Event) -> DeliveryReport:
+        """``publish_event`` awaited in the running event loop."""
+        return await asyncio.wrap_future(self.publish_event(event))
 
     async def send_batch_async(self, records: Iterable[Any], raise_on_failure: bool = False) -> List[DeliveryReport]:
         """``send_batch`` awaited in the running event loop."""

@@ -129,6 +129,14 @@ pub const SETTINGS: &[Setting] = &[
         "The window `recovery.max` counts recoveries in."),
     setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
         "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
+    setting("health.check.interval.ms", "KAFKA_HEALTH_CHECK_INTERVAL", ValueKind::Duration, Target::Own, "2s",
+        "Once `health()` has been called: how long may pass with nothing delivered before a metadata request asks the cluster whether any broker answers (on a thread of its own, waiting at most this long; at most once per interval). 0: health stays passive."),
+    setting("event.topic.map", "KAFKA_TOPIC_MAP", ValueKind::Text, Target::Own, "—",
+        "Where `publish_event` sends each event type: `user.*=user-events,api.error=error-events`; an exact type wins over a prefix pattern (`*` at the end), a longer prefix over a shorter. Unmapped types go to `event.default.topic`."),
+    setting("event.default.topic", "KAFKA_DEFAULT_TOPIC", ValueKind::Text, Target::Own, "default-events",
+        "The topic of event types `event.topic.map` does not name."),
+    setting("event.key.field", "KAFKA_EVENT_KEY_FIELD", ValueKind::Text, Target::Own, "correlationid",
+        "What an event's key is: an envelope attribute (`correlationid`, `id`, `type`, `source`, `causationid`, `version`) or a field of its data (`data.user.id`); an event without it is refused."),
     setting("log.level", "KAFKA_LOG_LEVEL", ValueKind::Choice(LOG_LEVELS), Target::Own, "info",
         "`off`, `error`, `warn`, `info`, `debug` or `trace`; also sets librdkafka's `log_level`."),
     setting("ratelimit.messages.per.second", "KAFKA_RATE_LIMIT_REQUESTS", COUNT, Target::Own, "off",
@@ -431,6 +439,9 @@ pub struct Settings {
     pub message_id_header: MessageIdHeader,
     /// `auth.failure.timeout.ms`: how long authentication may keep failing before sends fail.
     pub auth_failure_timeout: Duration,
+    /// `health.check.interval.ms`: how stale health's evidence may get before it asks the
+    /// cluster (zero: never).
+    pub health_check_interval: Duration,
     /// `recovery.max`: client replacements after fatal errors allowed per window (0: none).
     pub recovery_max: u32,
     /// `recovery.window.ms`.
@@ -441,6 +452,29 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The resilience layer's settings.
     pub resilience: ResilienceSettings,
+    /// How business events are published.
+    pub events: EventSettings,
+}
+
+/// `event.*`: how [`crate::Producer::publish_event`] makes a record of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    /// `event.topic.map`, as written.
+    pub topic_map: String,
+    /// `event.default.topic`.
+    pub default_topic: String,
+    /// `event.key.field`.
+    pub key_field: String,
+}
+
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings {
+            topic_map: String::new(),
+            default_topic: crate::events::DEFAULT_TOPIC.into(),
+            key_field: "correlationid".into(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -450,11 +484,13 @@ impl Default for Settings {
             close_timeout: Duration::from_secs(10),
             message_id_header: MessageIdHeader::Auto,
             auth_failure_timeout: Duration::from_secs(5),
+            health_check_interval: Duration::from_secs(2),
             recovery_max: 3,
             recovery_window: Duration::from_secs(300),
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             resilience: ResilienceSettings::default(),
+            events: EventSettings::default(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(super) fn check_combinations(
         });
     }
     check_resilience(&settings.resilience, given, &label, problems);
+    check_events(&settings.events, &label, problems);
     if let Some(id) = properties.get("transactional.id") {
         check_transactional(id, properties, settings, given, &label, problems);
     }
@@ -74,6 +75,48 @@ pub(super) fn check_combinations(
                 ),
             });
         }
+    }
+}
+
+/// The event topic map parses, its default topic is a topic, and the key field is one an event has.
+fn check_events(
+    events: &EventSettings,
+    label: &impl Fn(&str) -> String,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    if let Err(error) = validate_topic(&events.default_topic) {
+        problems.push(ConfigProblem {
+            key: label("event.default.topic"),
+            message: error.message().to_string(),
+        });
+    } else if let Err(error) =
+        crate::events::TopicMap::parse(&events.topic_map, &events.default_topic)
+    {
+        problems.push(ConfigProblem {
+            key: label("event.topic.map"),
+            message: error.message().to_string(),
+        });
+    }
+    let key_field = events.key_field.as_str();
+    let known = [
+        "correlationid",
+        "id",
+        "type",
+        "source",
+        "causationid",
+        "version",
+    ];
+    let data_field = key_field
+        .strip_prefix("data.")
+        .is_some_and(|f| !f.is_empty());
+    if !known.contains(&key_field) && !data_field {
+        problems.push(ConfigProblem {
+            key: label("event.key.field"),
+            message: format!(
+                "`{key_field}` is not an envelope attribute ({}) nor a data field (`data.NAME`)",
+                known.join(", ")
+            ),
+        });
     }
 }
 

@@ -19,7 +19,9 @@ mod context;
 mod engine;
 mod future;
 mod gate;
+mod health_check;
 mod message;
+mod publish;
 mod recovery;
 mod replay;
 mod rescue;
@@ -28,7 +30,7 @@ mod transaction;
 mod watchdog;
 
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,9 @@ use self::context::{Context, Finished};
 use self::engine::{Engine, TransactionCall};
 pub use self::future::DeliveryFuture;
 use self::gate::Gate;
+use self::health_check::HealthCheck;
 use self::message::Ticket;
+use self::publish::EventRouting;
 use self::recovery::Recovery;
 pub use self::replay::ReplayReport;
 use self::rescue::Rescue;
@@ -51,6 +55,7 @@ use crate::breaker::{Admission, BreakerState};
 use crate::config::{Config, Settings};
 use crate::delivery::{BatchCallback, DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::TopicMap;
 use crate::health::{Health, HealthStatus};
 use crate::lock;
 use crate::metrics::{Gauges, MetricsSnapshot};
@@ -80,10 +85,16 @@ struct Shared {
     rescue: Arc<Rescue>,
     settings: Settings,
     client_id: String,
+    /// `bootstrap.servers`, for health's reasons before any broker is known.
+    bootstrap_servers: String,
     /// With `transactional.id`.
     transactions: Option<Transactions>,
     /// `transaction.timeout.ms`, which also bounds `init_transactions`.
     transaction_timeout: Duration,
+    /// Asks the cluster when health's evidence is stale; started by the first `health()`.
+    health_check: Arc<HealthCheck>,
+    /// Where `publish_event` sends each event type, and its key.
+    events: EventRouting,
 }
 
 /// What a closed producer reports.
@@ -143,11 +154,23 @@ impl Producer {
             rescue,
             settings: config.settings().clone(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
+            bootstrap_servers: config
+                .get("bootstrap.servers")
+                .unwrap_or_default()
+                .to_string(),
             transactions: config.get("transactional.id").map(|_| Transactions::new()),
             transaction_timeout: config
                 .get("transaction.timeout.ms")
                 .and_then(|ms| ms.parse().ok())
                 .map_or(DEFAULT_TRANSACTION_TIMEOUT, Duration::from_millis),
+            health_check: Arc::new(HealthCheck::new(settings.health_check_interval)),
+            events: EventRouting {
+                topics: RwLock::new(TopicMap::parse(
+                    &settings.events.topic_map,
+                    &settings.events.default_topic,
+                )?),
+                key_field: settings.events.key_field.clone(),
+            },
         });
         type Run = Box<dyn FnOnce(&Arc<Shared>) + Send>;
         let spawn = |name: &str, run: Run| {
@@ -358,6 +381,7 @@ impl Producer {
                 );
             }
         }
+        self.shared.health_check.stop();
         // The worker first, so that whatever it still hands off is reported by the delivery thread.
         self.shared.rescue.stop_worker();
         if waiting_allowed {
@@ -505,9 +529,36 @@ impl Producer {
         self.metrics().to_prometheus(&self.shared.client_id)
     }
 
-    /// Healthy, degraded or unhealthy, with the reasons. Broker states and the recent error
-    /// ratio come from librdkafka's statistics, refreshed every `statistics.interval.ms`.
+    /// Healthy, degraded or unhealthy, with the reasons; answers at once. Broker states and the
+    /// recent error ratio come from librdkafka's statistics (every `statistics.interval.ms`). The
+    /// first call also starts the active check: whenever `health.check.interval.ms` passes with
+    /// nothing delivered, a metadata request asks the cluster, on a thread of its own, so that an
+    /// idle producer whose brokers are all gone turns unhealthy within about two intervals.
     pub fn health(&self) -> Health {
+        let weak = Arc::downgrade(&self.shared);
+        self.shared.health_check.start(Box::new(move || {
+            let shared = weak.upgrade()?;
+            let delivered = shared.engine.tracker.metrics.delivered();
+            (!shared.engine.is_closed()).then(|| (shared.engine.client(), delivered))
+        }));
+        self.assess_health()
+    }
+
+    /// Asks the cluster now (a metadata request, on the calling thread, waiting at most
+    /// `timeout`), then answers like [`Producer::health`]: for probes that must not rely on
+    /// earlier evidence, such as `kafkasender health`.
+    pub fn check_health(&self, timeout: Duration) -> Health {
+        if !self.is_closed() {
+            let delivered = self.shared.engine.tracker.metrics.delivered();
+            let client = self.shared.engine.client();
+            self.shared
+                .health_check
+                .ask_now(&client, delivered, timeout);
+        }
+        self.assess_health()
+    }
+
+    fn assess_health(&self) -> Health {
         let mut health = Health::new();
         if self.is_closed() {
             health.flag(HealthStatus::Unhealthy, "the producer is closed");
@@ -546,11 +597,25 @@ impl Producer {
             );
         }
         let metrics = &self.shared.engine.tracker.metrics;
-        lock(&self.shared.engine.tracker.brokers).assess(
-            &mut health,
-            metrics.delivered(),
-            metrics.failed(),
-        );
+        let delivered = metrics.delivered();
+        let brokers = lock(&self.shared.engine.tracker.brokers);
+        if let Some(answer) = self.shared.health_check.failure(delivered) {
+            let error = answer.result.err().unwrap_or_default();
+            let asked = match brokers.describe() {
+                Some(brokers) => format!("Brokers: {brokers}"),
+                None => format!("Bootstrap servers: {}", self.shared.bootstrap_servers),
+            };
+            // No "; " inside a reason: the C face joins reasons with it.
+            health.flag(
+                HealthStatus::Unhealthy,
+                format!(
+                    "no broker reachable: a metadata request failed after {:.1?}, {:.1?} ago ({error}). {asked}",
+                    answer.took,
+                    answer.at.elapsed(),
+                ),
+            );
+        }
+        brokers.assess(&mut health, delivered, metrics.failed());
         health
     }
 
