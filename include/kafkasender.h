@@ -114,6 +114,30 @@ typedef enum ks_status {
 } ks_status;
 
 /**
+ * How a message ended.
+ */
+typedef enum ks_outcome {
+  /**
+   * Acknowledged by the brokers; `partition` and `offset` are set.
+   */
+  KS_OUTCOME_DELIVERED = 0,
+  /**
+   * Not delivered and not kept; `status` and `error` say why.
+   */
+  KS_OUTCOME_FAILED = 1,
+  /**
+   * Written to the dead-letter topic (`destination`) instead; `partition` and `offset` are
+   * there; `status` and `error` say why it could not go to its own topic.
+   */
+  KS_OUTCOME_DEAD_LETTERED = 2,
+  /**
+   * Kept in the local spool file `destination`, to be re-sent by a replay; `status` and
+   * `error` say why it could not be delivered now.
+   */
+  KS_OUTCOME_SPOOLED = 3,
+} ks_outcome;
+
+/**
  * Whether a metric only grows or goes up and down.
  */
 typedef enum ks_metric_kind {
@@ -146,33 +170,16 @@ typedef enum ks_health {
 } ks_health;
 
 /**
- * How a message ended.
- */
-typedef enum ks_outcome {
-  /**
-   * Acknowledged by the brokers; `partition` and `offset` are set.
-   */
-  KS_OUTCOME_DELIVERED = 0,
-  /**
-   * Not delivered and not kept; `status` and `error` say why.
-   */
-  KS_OUTCOME_FAILED = 1,
-  /**
-   * Written to the dead-letter topic (`destination`) instead; `partition` and `offset` are
-   * there; `status` and `error` say why it could not go to its own topic.
-   */
-  KS_OUTCOME_DEAD_LETTERED = 2,
-  /**
-   * Kept in the local spool file `destination`, to be re-sent by a replay; `status` and
-   * `error` say why it could not be delivered now.
-   */
-  KS_OUTCOME_SPOOLED = 3,
-} ks_outcome;
-
-/**
  * A configuration being assembled: kafkasender settings and librdkafka properties. Opaque.
  */
 typedef struct ks_config ks_config;
+
+/**
+ * The record an event envelope is published as: its topic from the event topic map, its key
+ * from `event.key.field`, the envelope as its value, `ce_*` headers. Opaque; read it with
+ * ks_event_record_message().
+ */
+typedef struct ks_event_record ks_event_record;
 
 /**
  * An in-process Kafka cluster of mock brokers on 127.0.0.1 (real Kafka protocol). Opaque.
@@ -184,6 +191,37 @@ typedef struct ks_mock_cluster ks_mock_cluster;
  * A producer. Opaque. Safe to use from many threads at once.
  */
 typedef struct ks_producer ks_producer;
+
+/**
+ * What ks_event_new() makes an event of. A zeroed struct is not an event: `event_type`,
+ * `data_json` and `source` are required; every other field may be NULL.
+ */
+typedef struct ks_event_fields {
+  /**
+   * What happened, as a dotted name: "user.registered". NUL-terminated UTF-8.
+   */
+  const char *event_type;
+  /**
+   * The data, as JSON text ("{\"user\": 7}"); anything that is not JSON is refused.
+   */
+  const char *data_json;
+  /**
+   * Who says so: a service name or URI.
+   */
+  const char *source;
+  /**
+   * The correlation id; NULL: a new one.
+   */
+  const char *correlation_id;
+  /**
+   * The id of the event that caused this one; NULL: none.
+   */
+  const char *causation_id;
+  /**
+   * The version of the event type's schema; NULL: none.
+   */
+  const char *version;
+} ks_event_fields;
 
 /**
  * One header of a message.
@@ -202,69 +240,6 @@ typedef struct ks_header {
    */
   size_t value_len;
 } ks_header;
-
-/**
- * One record read back from a topic. Valid only during the callback that receives it.
- */
-typedef struct ks_consumed_record {
-  /**
-   * Partition.
-   */
-  int32_t partition;
-  /**
-   * Offset.
-   */
-  int64_t offset;
-  /**
-   * Key bytes, or NULL for no key.
-   */
-  const uint8_t *key;
-  /**
-   * Length of `key`.
-   */
-  size_t key_len;
-  /**
-   * Value bytes, or NULL for a null value.
-   */
-  const uint8_t *value;
-  /**
-   * Length of `value`.
-   */
-  size_t value_len;
-  /**
-   * Headers, in order (NULL when there are none).
-   */
-  const struct ks_header *headers;
-  /**
-   * Number of headers.
-   */
-  size_t headers_len;
-} ks_consumed_record;
-
-/**
- * Receives one record read back by ks_mock_cluster_read_topic(), on the calling thread.
- */
-typedef void (*ks_consumed_cb)(const struct ks_consumed_record *record, void *user_data);
-
-/**
- * One of a producer's metrics, as the core lists them (the list every face shares).
- */
-typedef struct ks_metric {
-  /**
-   * Stable snake_case name: "sent", "delivered", "failed_queue_full", "latency_p99_seconds", ….
-   * Static: valid for the life of the program. Do not free.
-   */
-  const char *name;
-  /**
-   * One sentence describing it. Static, like `name`.
-   */
-  const char *help;
-  enum ks_metric_kind kind;
-  /**
-   * A count, or seconds for a name ending in `_seconds`.
-   */
-  double value;
-} ks_metric;
 
 /**
  * A message to send. Everything it points to is copied by ks_producer_send() before it returns.
@@ -395,6 +370,69 @@ typedef void (*ks_delivery_cb)(const struct ks_delivery_report *report, void *us
 typedef void (*ks_finalizer)(void *user_data);
 
 /**
+ * One record read back from a topic. Valid only during the callback that receives it.
+ */
+typedef struct ks_consumed_record {
+  /**
+   * Partition.
+   */
+  int32_t partition;
+  /**
+   * Offset.
+   */
+  int64_t offset;
+  /**
+   * Key bytes, or NULL for no key.
+   */
+  const uint8_t *key;
+  /**
+   * Length of `key`.
+   */
+  size_t key_len;
+  /**
+   * Value bytes, or NULL for a null value.
+   */
+  const uint8_t *value;
+  /**
+   * Length of `value`.
+   */
+  size_t value_len;
+  /**
+   * Headers, in order (NULL when there are none).
+   */
+  const struct ks_header *headers;
+  /**
+   * Number of headers.
+   */
+  size_t headers_len;
+} ks_consumed_record;
+
+/**
+ * Receives one record read back by ks_mock_cluster_read_topic(), on the calling thread.
+ */
+typedef void (*ks_consumed_cb)(const struct ks_consumed_record *record, void *user_data);
+
+/**
+ * One of a producer's metrics, as the core lists them (the list every face shares).
+ */
+typedef struct ks_metric {
+  /**
+   * Stable snake_case name: "sent", "delivered", "failed_queue_full", "latency_p99_seconds", ….
+   * Static: valid for the life of the program. Do not free.
+   */
+  const char *name;
+  /**
+   * One sentence describing it. Static, like `name`.
+   */
+  const char *help;
+  enum ks_metric_kind kind;
+  /**
+   * A count, or seconds for a name ending in `_seconds`.
+   */
+  double value;
+} ks_metric;
+
+/**
  * One report as plain data, for ks_producer_take_reports(). The message's topic and key are not
  * repeated: the sender has them.
  */
@@ -516,6 +554,65 @@ enum ks_status ks_config_validate(const struct ks_config *config);
  * ks_last_error() and otherwise ignored. Producers made from it are not affected.
  */
 void ks_config_free(struct ks_config *config);
+
+/**
+ * Makes an event (a new id, the current time) and writes its CloudEvents JSON envelope to
+ * `*envelope_out`. KS_STATUS_NULL_ARGUMENT or KS_STATUS_INVALID_RECORD (data that is not JSON)
+ * with the reason in ks_last_error() otherwise.
+ *
+ * Ownership: the fields are copied; the caller owns `*envelope_out` and frees it with
+ * ks_string_free(). Thread safety: any thread. Does not block.
+ */
+enum ks_status ks_event_new(const struct ks_event_fields *fields, char **envelope_out);
+
+/**
+ * Makes the record `envelope` (from ks_event_new(), or read from a topic) is published as, with
+ * this producer's event topic map and key field. KS_STATUS_INVALID_RECORD when the envelope is
+ * not an event or lacks the key field.
+ *
+ * Ownership: the caller owns `*record_out` and frees it with ks_event_record_free().
+ * Thread safety: any thread. Does not block.
+ */
+enum ks_status ks_producer_event_record(const struct ks_producer *producer,
+                                        const char *envelope,
+                                        struct ks_event_record **record_out);
+
+/**
+ * The message of an event record, ready for ks_producer_send() or ks_producer_send_tokened();
+ * NULL when `record` is NULL.
+ *
+ * Ownership: points into `record`, valid until ks_event_record_free(). Does not block.
+ */
+const struct ks_message *ks_event_record_message(const struct ks_event_record *record);
+
+/**
+ * Frees an event record. NULL does nothing; a second free is detected and reported in
+ * ks_last_error().
+ */
+void ks_event_record_free(struct ks_event_record *record);
+
+/**
+ * Publishes an event: ks_producer_event_record() and ks_producer_send() in one call, with the
+ * callback, ownership and statuses of ks_producer_send().
+ *
+ * Blocking: only while the local queue is full, at most `enqueue.timeout.ms`.
+ * Thread safety: any thread, concurrently with other sends.
+ */
+enum ks_status ks_producer_publish_event(const struct ks_producer *producer,
+                                         const char *envelope,
+                                         ks_delivery_cb callback,
+                                         void *user_data,
+                                         ks_finalizer finalizer);
+
+/**
+ * Sends events of a type ("api.error") or a prefix pattern ("user.*") to `topic` from now on,
+ * over what `event.topic.map` said. KS_STATUS_CONFIG for a malformed pattern or topic.
+ *
+ * Ownership: both strings are copied. Thread safety: any thread. Does not block.
+ */
+enum ks_status ks_producer_map_event_topic(const struct ks_producer *producer,
+                                           const char *pattern,
+                                           const char *topic);
 
 /**
  * Starts `brokers` mock brokers (ids 1 to `brokers`).

@@ -211,26 +211,32 @@ func cMessages(msgs []Message, extra int) (*C.ks_message, unsafe.Pointer) {
 // error, and never calls onDelivery, only for what is known at once: an invalid message, a closed
 // producer, or a full queue after enqueue.timeout.ms. It blocks only while the queue is full.
 func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
+	return p.sendTokened(pending{onDelivery: onDelivery, topic: m.Topic, key: m.Key},
+		func(c *C.ks_producer, token C.uint64_t) C.ks_go_result {
+			if len(m.Headers) == 0 {
+				hasPartition, partition, timestamp := cPlacement(&m)
+				return C.ks_go_send_flat(c, p.cTopic(m.Topic),
+					(*C.uint8_t)(unsafe.SliceData(m.Key)), C.size_t(len(m.Key)), cBool(m.Key == nil),
+					(*C.uint8_t)(unsafe.SliceData(m.Value)), C.size_t(len(m.Value)), cBool(m.Value == nil),
+					hasPartition, partition, timestamp, token)
+			}
+			msg, _ := cMessages([]Message{m}, 0)
+			defer C.free(unsafe.Pointer(msg))
+			return C.ks_go_send_message(c, msg, token)
+		})
+}
+
+// sendTokened registers `waiting` under a new token and sends with it; a refused send forgets it.
+func (p *Producer) sendTokened(waiting pending, send func(*C.ks_producer, C.uint64_t) C.ks_go_result) error {
 	token := p.nextToken.Add(1)
-	p.pending.put(token, pending{onDelivery: onDelivery, topic: m.Topic, key: m.Key})
+	p.pending.put(token, waiting)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.p == nil {
 		p.pending.forget(token)
 		return statusError(C.KS_STATUS_CLOSED, "the producer is closed")
 	}
-	var result C.ks_go_result
-	if len(m.Headers) == 0 {
-		hasPartition, partition, timestamp := cPlacement(&m)
-		result = C.ks_go_send_flat(p.p, p.cTopic(m.Topic),
-			(*C.uint8_t)(unsafe.SliceData(m.Key)), C.size_t(len(m.Key)), cBool(m.Key == nil),
-			(*C.uint8_t)(unsafe.SliceData(m.Value)), C.size_t(len(m.Value)), cBool(m.Value == nil),
-			hasPartition, partition, timestamp, C.uint64_t(token))
-	} else {
-		msg, _ := cMessages([]Message{m}, 0)
-		result = C.ks_go_send_message(p.p, msg, C.uint64_t(token))
-		C.free(unsafe.Pointer(msg))
-	}
+	result := send(p.p, C.uint64_t(token))
 	if result.status == C.KS_STATUS_OK {
 		return nil
 	}
@@ -317,11 +323,16 @@ func cBool(b bool) C.int {
 // kept, so its error is nil and its report says where. When ctx ends first, ctx.Err() is returned
 // and the message may still be delivered later.
 func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) {
+	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.SendAsync(m, onDelivery) })
+}
+
+// waitForReport starts a send with a callback and waits for its report or the end of ctx.
+func waitForReport(ctx context.Context, send func(func(DeliveryReport)) error) (DeliveryReport, error) {
 	if err := ctx.Err(); err != nil {
 		return DeliveryReport{}, err
 	}
 	done := make(chan DeliveryReport, 1) // buffered: a late report never blocks the delivery thread
-	if err := p.SendAsync(m, func(r DeliveryReport) { done <- r }); err != nil {
+	if err := send(func(r DeliveryReport) { done <- r }); err != nil {
 		return DeliveryReport{}, err
 	}
 	select {

@@ -726,6 +726,59 @@ static void test_an_outage_spools_and_the_breaker_closing_replays_the_spool(void
   CHECK(remove(lock_file) == 0 && rmdir(dir) == 0, "the spool directory holds nothing else");
 }
 
+/* Records whose headers include ce_type "user.registered" and whose key is the correlation id. */
+static void collect_event(const ks_consumed_record *r, void *user_data) {
+  int *events = user_data;
+  int typed = 0;
+  for (size_t i = 0; i < r->headers_len; i++)
+    if (strcmp(r->headers[i].key, "ce_type") == 0 && r->headers[i].value_len == strlen("user.registered") &&
+        memcmp(r->headers[i].value, "user.registered", r->headers[i].value_len) == 0)
+      typed = 1;
+  if (typed && r->key_len == 5 && memcmp(r->key, "req-9", 5) == 0 && r->value_len > 0 && r->value[0] == '{') ++*events;
+}
+
+static void test_events_are_published_where_their_type_maps(ks_mock_cluster *cluster) {
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, "c-users", 2, 3), KS_STATUS_OK);
+  ks_producer *p = producer_for(cluster, "event.topic.map", "user.*=c-users");
+  ks_event_fields fields;
+  memset(&fields, 0, sizeof fields);
+  char *envelope = NULL;
+  CHECK_STATUS(ks_event_new(&fields, &envelope), KS_STATUS_NULL_ARGUMENT);
+  fields.event_type = "user.registered";
+  fields.source = "c-test";
+  fields.data_json = "{not json";
+  CHECK_STATUS(ks_event_new(&fields, &envelope), KS_STATUS_INVALID_RECORD);
+  fields.data_json = "{\"user\": 9}";
+  fields.correlation_id = "req-9";
+  CHECK_STATUS(ks_event_new(&fields, &envelope), KS_STATUS_OK);
+  CHECK(envelope && strstr(envelope, "\"specversion\":\"1.0\"") && strstr(envelope, "\"correlationid\":\"req-9\""), "%s",
+        envelope ? envelope : "(null)");
+
+  counter c = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, NULL, 0, 0};
+  tagged *tag = malloc(sizeof *tag);
+  tag->counter = &c;
+  tag->index = 0;
+  CHECK_STATUS(ks_producer_publish_event(p, envelope, count_report, tag, free), KS_STATUS_OK);
+  /* The record itself, sent like any message. */
+  ks_event_record *record = NULL;
+  CHECK_STATUS(ks_producer_event_record(p, envelope, &record), KS_STATUS_OK);
+  const ks_message *m = ks_event_record_message(record);
+  CHECK(m && strcmp(m->topic, "c-users") == 0 && m->headers_len == 6, "topic %s", m ? m->topic : "(null)");
+  CHECK_STATUS(send_counted(p, m, &c, 0), KS_STATUS_OK);
+  ks_event_record_free(record);
+  CHECK(ks_event_record_message(NULL) == NULL, "NULL record");
+  CHECK_STATUS(ks_producer_publish_event(p, "not an envelope", NULL, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK_STATUS(ks_producer_map_event_topic(p, "a*b", "x"), KS_STATUS_CONFIG);
+  CHECK_STATUS(ks_producer_map_event_topic(p, NULL, "x"), KS_STATUS_NULL_ARGUMENT);
+  ks_string_free(envelope);
+  CHECK_STATUS(ks_producer_flush(p, 30000), KS_STATUS_OK);
+  CHECK(c.delivered == 2, "delivered %d of 2", c.delivered);
+  ks_producer_free(p);
+  int events = 0;
+  CHECK_STATUS(ks_mock_cluster_read_topic(cluster, "c-users", 60000, collect_event, &events, NULL), KS_STATUS_OK);
+  CHECK(events == 2, "read back %d events of 2", events);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -745,6 +798,7 @@ int main(void) {
   test_a_fatal_error_is_recovered_from_and_shows_in_reports(cluster);
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_metrics_and_health_describe_the_producer(cluster);
+  test_events_are_published_where_their_type_maps(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
   ks_mock_cluster_free(cluster);

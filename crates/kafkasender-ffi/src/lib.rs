@@ -11,6 +11,7 @@
 
 mod boundary;
 mod config;
+mod events;
 mod mock;
 mod observe;
 mod producer;
@@ -20,6 +21,7 @@ use std::ffi::c_char;
 
 pub use boundary::ks_status;
 pub use config::*;
+pub use events::*;
 pub use mock::*;
 pub use observe::*;
 pub use producer::*;

@@ -179,7 +179,7 @@ pub extern "C" fn ks_producer_health(
 }
 
 /// A string for C to own, registered so that ks_string_free() can tell a double free.
-fn owned_string(text: String) -> *mut c_char {
+pub(crate) fn owned_string(text: String) -> *mut c_char {
     let c = c_text(&text);
     registry::add(c.into_raw())
 }

@@ -61,6 +61,22 @@ impl ks_producer {
     pub(crate) fn inner(&self) -> &Producer {
         &self.producer
     }
+
+    /// Sends `record`; its report goes to `user`'s callback (through the poll queue in poll mode).
+    pub(crate) fn send_to(
+        &self,
+        record: &Record<'_>,
+        user: Option<UserCallback>,
+    ) -> Result<(), Failure> {
+        let polled = self.polled.clone();
+        let on_delivery = move |report: DeliveryReport| match (user, polled) {
+            (None, _) => {}
+            (Some(user), None) => user.call(&report),
+            (Some(user), Some(queue)) => queue.push(user, report),
+        };
+        self.producer.send(record, on_delivery)?;
+        Ok(())
+    }
 }
 
 impl Drop for ks_producer {
@@ -260,10 +276,10 @@ pub extern "C" fn ks_producer_poll(
 }
 
 /// A user callback and its data, sent to the delivery thread; dropping it runs the finalizer.
-struct UserCallback {
-    callback: ks_delivery_cb,
-    user_data: *mut c_void,
-    finalizer: ks_finalizer,
+pub(crate) struct UserCallback {
+    pub(crate) callback: ks_delivery_cb,
+    pub(crate) user_data: *mut c_void,
+    pub(crate) finalizer: ks_finalizer,
 }
 
 impl Drop for UserCallback {
@@ -454,13 +470,7 @@ pub extern "C" fn ks_producer_send(
         let (producer, message) =
             unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
         let record = unsafe { record_of(message) }?;
-        let polled = producer.polled.clone();
-        let on_delivery = move |report: DeliveryReport| match (user, polled) {
-            (None, _) => {}
-            (Some(user), None) => user.call(&report),
-            (Some(user), Some(queue)) => queue.push(user, report),
-        };
-        producer.producer.send(&record, on_delivery)?;
+        producer.send_to(&record, user)?;
         Ok(ks_status::Ok)
     })
 }
