@@ -534,6 +534,20 @@ struct ks_config *ks_config_new(void);
 struct ks_config *ks_config_from_env(void);
 
 /**
+ * Reads a file of named producers (TOML: `[defaults]` and `[producers.NAME]` tables) and checks
+ * every producer it names: KS_STATUS_CONFIG with every problem of every producer in
+ * ks_last_error() otherwise. With a `name`, writes to `*config_out` a configuration of that
+ * producer (the file's settings, then the `KAFKA_*` variables; ks_config_set() may override
+ * more); with `name` NULL it only checks the file and `config_out` may be NULL.
+ *
+ * Ownership: the caller owns `*config_out` and frees it with ks_config_free(). Blocking: reads
+ * the file. Thread safety: any thread.
+ */
+enum ks_status ks_config_from_file(const char *path,
+                                   const char *name,
+                                   struct ks_config **config_out);
+
+/**
  * Sets a key (a kafkasender setting such as `enqueue.timeout.ms`, or any librdkafka property such
  * as `bootstrap.servers`) to a value; a later call for the same key wins. Values are checked by
  * ks_producer_new(), which reports every problem at once.

@@ -96,6 +96,17 @@ export declare class Producer {
   mapEventTopic(pattern: string, topic: string): void
 }
 
+/** Named producers from one TOML file; `KAFKA_*` variables still override. */
+export declare class Producers {
+  /** Checks every producer of the file; throws one KafkaSenderError listing every problem. */
+  static fromFile(file: string): Producers
+  readonly names: readonly string[]
+  /** The producer `name`, made once. */
+  get(name: string): Producer
+  /** Closes every producer `get` made. */
+  close(): Promise<void>
+}
+
 /** A JSON value: what an event's data may be. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 

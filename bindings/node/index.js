@@ -158,7 +158,9 @@ class Producer {
   /** `new Producer(config)`: kafkasender settings and librdkafka properties, e.g. `{ 'bootstrap.servers': '…' }`. */
   constructor(config = {}) {
     const fromEnv = config === FROM_ENV
-    const created = native.createProducer(fromEnv ? {} : configMap(config), fromEnv, () => this.#drain())
+    const named = config instanceof NamedProducer ? config : null
+    const created = native.createProducer(fromEnv || named ? {} : configMap(config), fromEnv, named?.file ?? null,
+      named?.name ?? null, () => this.#drain())
     if (!(created instanceof native.NativeProducer)) throw errorOf(created)
     this.#native = created
   }
@@ -540,6 +542,52 @@ class QueuedBatch {
   }
 }
 
+/** Which producer of which file a `Producers#get` producer is configured as. */
+class NamedProducer {
+  constructor(file, name) {
+    this.file = file
+    this.name = name
+  }
+}
+
+/**
+ * Named producers from one TOML file (`[defaults]` and `[producers.NAME]` tables; `KAFKA_*`
+ * variables still override): `Producers.fromFile(path)` checks every producer it names and
+ * throws one KafkaSenderError listing every problem; `get(name)` makes that producer once.
+ */
+class Producers {
+  #file
+  #open = new Map()
+
+  constructor(file, names) {
+    this.#file = file
+    this.names = Object.freeze(names)
+  }
+
+  static fromFile(file) {
+    if (typeof file !== 'string') throw new TypeError('file must be a string')
+    const names = native.producerNames(file)
+    if (!Array.isArray(names)) throw errorOf(names)
+    return new Producers(file, names)
+  }
+
+  /** The producer `name` (the same one on every call until `close`). */
+  get(name) {
+    if (!this.names.includes(name)) {
+      throw new KafkaSenderError(`no producer named ${JSON.stringify(name)} (the file has: ${this.names.join(', ')})`, 'config', false)
+    }
+    if (!this.#open.has(name)) this.#open.set(name, new Producer(new NamedProducer(this.#file, name)))
+    return this.#open.get(name)
+  }
+
+  /** Closes every producer `get` made. */
+  async close() {
+    const open = [...this.#open.values()]
+    this.#open.clear()
+    await Promise.all(open.map((producer) => producer.close()))
+  }
+}
+
 /** The correlation id of the current async context (see `withCorrelationId`). */
 const correlation = new AsyncLocalStorage()
 
@@ -654,6 +702,7 @@ class MockCluster {
 
 module.exports = {
   Producer,
+  Producers,
   MockCluster,
   KafkaSenderError,
   injectFatalError,

@@ -84,7 +84,7 @@ export interface ConsumedRecord {
 }
 
 /** Makes a producer; returns an ErrorInfo (not a producer) when the configuration is invalid. */
-export declare function createProducer(config: Record<string, string>, fromEnv: boolean, wake: () => void): NativeProducer | ErrorInfo
+export declare function createProducer(config: Record<string, string>, fromEnv: boolean, file: string | undefined | null, name: string | undefined | null, wake: () => void): NativeProducer | ErrorInfo
 
 /** A core error as JavaScript sees it; `index.js` turns it into a `KafkaSenderError`. */
 export interface ErrorInfo {
@@ -115,6 +115,12 @@ export interface HealthInfo {
  * id when none is given. `dataJson` is the data as JSON (`JSON.stringify` in `index.js`).
  */
 export declare function newEvent(eventType: string, dataJson: string, source: string, correlationId?: string | undefined | null, causationId?: string | undefined | null, version?: string | undefined | null): string
+
+/**
+ * The producers a file of named producers (TOML) has, after checking every one of them; the
+ * ErrorInfo lists every problem otherwise.
+ */
+export declare function producerNames(file: string): Array<string> | ErrorInfo
 
 export interface Refusal {
   index: number

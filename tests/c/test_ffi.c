@@ -779,6 +779,36 @@ static void test_events_are_published_where_their_type_maps(ks_mock_cluster *clu
   CHECK(events == 2, "read back %d events of 2", events);
 }
 
+static void test_named_producers_come_from_one_file(ks_mock_cluster *cluster) {
+  char dir[] = "/tmp/ks-named-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+  char path[64];
+  snprintf(path, sizeof path, "%s/producers.toml", dir);
+  FILE *file = fopen(path, "w");
+  fprintf(file, "[defaults]\nbootstrap.servers = \"%s\"\n[producers.fast]\nacks = \"1\"\nenable.idempotence = false\n",
+          ks_mock_cluster_bootstrap_servers(cluster));
+  fclose(file);
+  CHECK_STATUS(ks_config_from_file(path, NULL, NULL), KS_STATUS_OK);
+  ks_config *config = NULL;
+  CHECK_STATUS(ks_config_from_file(path, "slow", &config), KS_STATUS_CONFIG);
+  CHECK(strstr(ks_last_error(), "fast") != NULL, "names the producers the file has");
+  CHECK_STATUS(ks_config_from_file(path, "fast", &config), KS_STATUS_OK);
+  ks_producer *p = NULL;
+  CHECK_STATUS(ks_producer_new(config, &p), KS_STATUS_OK);
+  ks_config_free(config);
+  ks_message m = message("c-named", "from a named producer");
+  CHECK_STATUS(ks_producer_send_sync(p, &m, 30000, NULL, NULL), KS_STATUS_OK);
+  ks_producer_free(p);
+  file = fopen(path, "w");
+  fprintf(file, "colour = 1\n[producers.a]\nacks = \"sometimes\"\n");
+  fclose(file);
+  CHECK_STATUS(ks_config_from_file(path, NULL, NULL), KS_STATUS_CONFIG);
+  CHECK(strstr(ks_last_error(), "colour") && strstr(ks_last_error(), "[producers.a] acks"), "every problem");
+  CHECK_STATUS(ks_config_from_file(NULL, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  remove(path);
+  rmdir(dir);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -799,6 +829,7 @@ int main(void) {
   test_poll_mode_runs_callbacks_on_the_polling_thread(cluster);
   test_metrics_and_health_describe_the_producer(cluster);
   test_events_are_published_where_their_type_maps(cluster);
+  test_named_producers_come_from_one_file(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
   ks_mock_cluster_free(cluster);

@@ -48,14 +48,14 @@ def go():
 
 def python():
     text = read("bindings/python/python/kafkasender/*.py", "bindings/python/python/kafkasender/*.pyi")
-    classes = blocks(text, r"^class (Producer|MockCluster)\b.*:\n")
+    classes = blocks(text, r"^class (Producer|Producers|MockCluster)\b.*:\n")
     public = set(re.findall(r"^\s+(?:async )?def (\w+)", classes, re.M)) - {"__new__", "__init__"}
     return text, public
 
 
 def node():
     text = read("bindings/node/index.d.ts")
-    classes = blocks(text, r"^export declare class (Producer|MockCluster)\b.*\{\n")
+    classes = blocks(text, r"^export declare class (Producer|Producers|MockCluster)\b.*\{\n")
     public = set(re.findall(r"^\s+(?:static |readonly |get )?(\w+)\s*[(:<]", classes, re.M))
     public |= set(re.findall(r"^export declare function (\w+)", text, re.M))
     return text, public

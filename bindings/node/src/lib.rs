@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kafkasender::testing::{read_topic, MockApi, MockCluster as CoreMockCluster};
-use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Record, TrySend};
+use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Producers, Record, TrySend};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -162,14 +162,27 @@ pub struct NativeProducer {
 fn config_of(
     map: HashMap<String, String>,
     from_env: bool,
+    named: Option<(String, String)>,
 ) -> std::result::Result<Config, ErrorInfo> {
-    let config = if from_env {
-        Config::builder().with_env()
-    } else {
-        map.into_iter()
+    let config = match named {
+        Some((file, name)) => Producers::from_file(file).and_then(|p| p.config(&name)),
+        None if from_env => Config::builder().with_env().build(),
+        None => map
+            .into_iter()
             .fold(Config::builder(), |builder, (k, v)| builder.set(k, v))
+            .build(),
     };
-    config.build().map_err(|e| ErrorInfo::from(&e))
+    config.map_err(|e| ErrorInfo::from(&e))
+}
+
+/// The producers a file of named producers (TOML) has, after checking every one of them; the
+/// ErrorInfo lists every problem otherwise.
+#[napi]
+pub fn producer_names(file: String) -> Either<Vec<String>, ErrorInfo> {
+    match Producers::from_file(file) {
+        Ok(producers) => Either::A(producers.names().into_iter().map(String::from).collect()),
+        Err(error) => Either::B(ErrorInfo::from(&error)),
+    }
 }
 
 /// Makes a producer; returns an ErrorInfo (not a producer) when the configuration is invalid.
@@ -177,9 +190,11 @@ fn config_of(
 pub fn create_producer(
     config: HashMap<String, String>,
     from_env: bool,
+    file: Option<String>,
+    name: Option<String>,
     wake: Function<(), ()>,
 ) -> Result<Either<NativeProducer, ErrorInfo>> {
-    let config = match config_of(config, from_env) {
+    let config = match config_of(config, from_env, file.zip(name)) {
         Ok(config) => config,
         Err(info) => return Ok(Either::B(info)),
     };

@@ -15,6 +15,15 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The producers a file of named producers (TOML) has, after checking every one of them; a
+/// ConfigError lists every problem otherwise.
+#[pyfunction]
+fn producer_names(py: Python<'_>, file: std::path::PathBuf) -> PyResult<Vec<String>> {
+    use crate::errors::IntoPyResult;
+    let producers = kafkasender::Producers::from_file(file).or_raise(py)?;
+    Ok(producers.names().into_iter().map(String::from).collect())
+}
+
 #[pymodule]
 fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     fork::watch();
@@ -22,6 +31,7 @@ fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<convert::DeliveryReport>()?;
     module.add_class::<mock::MockCluster>()?;
     module.add_class::<events::Event>()?;
+    module.add_function(wrap_pyfunction!(producer_names, module)?)?;
     module.add("__version__", kafkasender::VERSION)?;
     module.add("librdkafka_version", kafkasender::librdkafka_version())?;
     Ok(())

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kafkasender::{Config, Error, ErrorKind, HealthStatus, MetricValue, TrySend};
+use kafkasender::{Config, Error, ErrorKind, HealthStatus, MetricValue, Producers, TrySend};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -40,16 +40,21 @@ impl Producer {
     /// `Producer(config=None, **options)`: `config` maps kafkasender settings and librdkafka
     /// properties to values; keyword options are the same keys with `_` for `.`.
     #[new]
-    #[pyo3(signature = (config = None, *, _env = false, **options))]
+    #[pyo3(signature = (config = None, *, _env = false, _named = None, **options))]
     fn new(
         py: Python<'_>,
         config: Option<&Bound<'_, PyAny>>,
         _env: bool,
+        _named: Option<(String, String)>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Producer> {
         if _env {
             // `Producer.from_env()` (in Python, so that it makes the Python subclass).
             return Producer::start(py, Config::from_env());
+        }
+        if let Some((file, name)) = _named {
+            // `Producers.get(name)`: a producer of a file of named producers.
+            return Producer::start(py, Producers::from_file(file).and_then(|p| p.config(&name)));
         }
         let config = match config {
             Some(c) if !c.is_none() => Some(c.cast::<PyDict>().map_err(|_| {

@@ -11,10 +11,11 @@ mod spool;
 mod tally;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use kafkasender::{Config, ConfigBuilder};
+use kafkasender::{Config, ConfigBuilder, Producers};
 
 /// One resilient Kafka producer: produce from files or stdin, run the demo, or benchmark.
 ///
@@ -25,6 +26,12 @@ struct Cli {
     /// Set a configuration key (kafkasender setting or librdkafka property); repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
     set: Vec<(String, String)>,
+    /// A file of named producers (TOML: [defaults] and [producers.NAME] tables).
+    #[arg(long, value_name = "FILE", global = true, env = "KAFKA_PRODUCERS_FILE")]
+    producers_file: Option<std::path::PathBuf>,
+    /// Configure as this producer of --producers-file (KAFKA_* variables and -X still override).
+    #[arg(long, value_name = "NAME", global = true, requires = "producers_file")]
+    producer: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,12 +68,19 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-/// The configuration: the command's own defaults, then the environment, then `-X` overrides, then
-/// `brokers` if given.
+/// What `--producer NAME` of `--producers-file` sets, read once in `main`.
+static NAMED_PRODUCER: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// The configuration: the command's own defaults, then the named producer's settings, then the
+/// environment, then `-X` overrides, then `brokers` if given.
 pub fn config(overrides: &[(String, String)], brokers: Option<&str>) -> ConfigBuilder {
     // A pipe has backpressure of its own: on a full queue the CLI waits for room (as a slow
     // reader would) rather than refusing a line and leaving a hole in the topic.
-    let mut builder = Config::builder().set("enqueue.timeout.ms", "1h").with_env();
+    let mut builder = Config::builder().set("enqueue.timeout.ms", "1h");
+    for (key, value) in NAMED_PRODUCER.get().into_iter().flatten() {
+        builder = builder.set(key, value);
+    }
+    let mut builder = builder.with_env();
     for (key, value) in overrides {
         builder = builder.set(key, value);
     }
@@ -97,9 +111,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo takes a broker down on purpose; librdkafka logs each refused connection as an error.
     init_logging(match cli.command {
-        Command::Demo(_) => "error,librdkafka=off",
+        // The health verdict names the cause; every refused connection would repeat it.
+        Command::Demo(_) | Command::Health(_) => "error,librdkafka=off",
         _ => "warn",
     });
+    if let (Some(file), Some(name)) = (&cli.producers_file, &cli.producer) {
+        let named = Producers::from_file(file).and_then(|p| p.settings_of(name).map(<[_]>::to_vec));
+        match named {
+            Ok(settings) => drop(NAMED_PRODUCER.set(settings)),
+            Err(error) => {
+                eprintln!("kafkasender: {}: {error}", file.display());
+                return ExitCode::from(Exit::Usage as u8);
+            }
+        }
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args, &cli.set).map(Exit::from),
         Command::Produce(args) => produce::run(&args, &cli.set),

@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use core::{Config, ConfigBuilder};
+use core::{Config, ConfigBuilder, Producers};
 
-use crate::boundary::{arg_ref, arg_str, boundary, free_handle, registry, Failure};
+use crate::boundary::{arg_ref, arg_str, boundary, free_handle, registry, write_out, Failure};
 use crate::ks_status;
 
 /// A configuration being assembled: kafkasender settings and librdkafka properties. Opaque.
@@ -43,6 +43,44 @@ pub extern "C" fn ks_config_from_env() -> *mut ks_config {
         Ok(registry::add(Box::into_raw(Box::new(ks_config {
             builder: Config::builder().with_env(),
         }))))
+    })
+}
+
+/// Reads a file of named producers (TOML: `[defaults]` and `[producers.NAME]` tables) and checks
+/// every producer it names: KS_STATUS_CONFIG with every problem of every producer in
+/// ks_last_error() otherwise. With a `name`, writes to `*config_out` a configuration of that
+/// producer (the file's settings, then the `KAFKA_*` variables; ks_config_set() may override
+/// more); with `name` NULL it only checks the file and `config_out` may be NULL.
+///
+/// Ownership: the caller owns `*config_out` and frees it with ks_config_free(). Blocking: reads
+/// the file. Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn ks_config_from_file(
+    path: *const c_char,
+    name: *const c_char,
+    config_out: *mut *mut ks_config,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes NUL-terminated strings or NULL.
+        let path = unsafe { arg_str(path, "path") }?;
+        let producers = Producers::from_file(path)?;
+        if name.is_null() {
+            return Ok(ks_status::Ok);
+        }
+        // SAFETY: as above.
+        let name = unsafe { arg_str(name, "name") }?;
+        let config = ks_config {
+            builder: producers.builder(name)?,
+        };
+        // SAFETY: C passes a writable pointer or NULL.
+        unsafe {
+            write_out(
+                config_out,
+                registry::add(Box::into_raw(Box::new(config))),
+                "config_out",
+            )
+        }?;
+        Ok(ks_status::Ok)
     })
 }
 

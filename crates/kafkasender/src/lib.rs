@@ -36,7 +36,7 @@ pub mod spool;
 pub mod testing;
 
 pub use breaker::BreakerState;
-pub use config::{Config, ConfigBuilder, MESSAGE_ID_HEADER};
+pub use config::{Config, ConfigBuilder, Producers, MESSAGE_ID_HEADER};
 pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};

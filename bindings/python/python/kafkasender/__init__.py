@@ -11,6 +11,7 @@ forked child raises ``ProducerClosedError``. An open producer is closed at inter
 
 import asyncio
 import atexit
+import os
 import weakref
 from typing import Any, Iterable, List, Optional
 
@@ -18,6 +19,7 @@ from . import errors
 from ._events import EventBuilder, correlation, current_correlation_id
 from ._kafkasender import DeliveryReport, Event, __version__, librdkafka_version
 from ._kafkasender import Producer as _NativeProducer
+from ._kafkasender import producer_names as _producer_names
 from .errors import (AuthenticationError, AuthorizationError, BrokerError, BrokerTransportError,
                      CircuitOpenError, ConfigError, FatalError, InternalError, InvalidRecordError,
                      KafkaSenderError, KafkaTimeoutError, MessageTooLargeError, ProducerClosedError,
@@ -29,7 +31,7 @@ __all__ = [
     "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
     "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
     "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError", "TransactionError",
-    "Transaction", "Event", "EventBuilder", "correlation", "current_correlation_id", "errors",
+    "Transaction", "Producers", "Event", "EventBuilder", "correlation", "current_correlation_id", "errors",
     "__version__", "librdkafka_version",
 ]
 
@@ -112,6 +114,50 @@ class Producer(_NativeProducer):
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         await self.close_async()
+        return False
+
+
+class Producers:
+    """Named producers from one TOML file (``[defaults]`` and ``[producers.NAME]`` tables;
+    ``KAFKA_*`` variables still override): ``Producers.from_file(path)`` checks every producer it
+    names and raises one ``ConfigError`` listing every problem; ``get(name)`` makes that producer
+    once. Closes them all as a context manager (``with`` or ``async with``) or with ``close()``."""
+
+    def __init__(self, path: Any) -> None:
+        self._path = os.fspath(path)
+        self.names: List[str] = _producer_names(self._path)
+        self._open: "dict[str, Producer]" = {}
+
+    @classmethod
+    def from_file(cls, path: Any) -> "Producers":
+        return cls(path)
+
+    def get(self, name: str) -> Producer:
+        """The producer ``name`` (the same one on every call until ``close``)."""
+        if name not in self.names:
+            raise ConfigError(f"no producer named {name!r} (the file has: {', '.join(self.names)})")
+        if name not in self._open:
+            self._open[name] = Producer(_named=(self._path, name))
+        return self._open[name]
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Closes every producer ``get`` made."""
+        open_producers, self._open = list(self._open.values()), {}
+        for producer in open_producers:
+            producer.close(timeout)
+
+    def __enter__(self) -> "Producers":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        self.close()
+        return False
+
+    async def __aenter__(self) -> "Producers":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
         return False
 
 

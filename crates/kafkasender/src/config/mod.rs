@@ -6,6 +6,7 @@
 //! which pass through unchanged after librdkafka itself has checked them. `settings` holds the
 //! table and the typed settings, `parse` the value syntax, `validate` the cross-key rules.
 
+mod file;
 mod parse;
 mod settings;
 mod validate;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 
+pub use self::file::Producers;
 pub use self::parse::parse_duration;
 use self::parse::*;
 pub use self::settings::*;
