@@ -138,6 +138,32 @@ typedef enum ks_outcome {
 } ks_outcome;
 
 /**
+ * How serious a log line is.
+ */
+typedef enum ks_log_level {
+  /**
+   * Something failed.
+   */
+  KS_LOG_LEVEL_ERROR = 1,
+  /**
+   * Something may fail.
+   */
+  KS_LOG_LEVEL_WARN = 2,
+  /**
+   * What happened (the default `log.level`).
+   */
+  KS_LOG_LEVEL_INFO = 3,
+  /**
+   * Verbose.
+   */
+  KS_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything.
+   */
+  KS_LOG_LEVEL_TRACE = 5,
+} ks_log_level;
+
+/**
  * Whether a metric only grows or goes up and down.
  */
 typedef enum ks_metric_kind {
@@ -368,6 +394,29 @@ typedef void (*ks_delivery_cb)(const struct ks_delivery_report *report, void *us
  * the thread that learns so). NULL when there is nothing to release.
  */
 typedef void (*ks_finalizer)(void *user_data);
+
+/**
+ * One log line, valid during the callback only.
+ */
+typedef struct ks_log_record {
+  /**
+   * How serious it is.
+   */
+  enum ks_log_level level;
+  /**
+   * "kafkasender" or "librdkafka". NUL-terminated.
+   */
+  const char *target;
+  /**
+   * The message, then its fields as `name=value`. NUL-terminated.
+   */
+  const char *message;
+} ks_log_record;
+
+/**
+ * Receives log lines (see ks_set_log_callback()).
+ */
+typedef void (*ks_log_cb)(const struct ks_log_record *record, void *user_data);
 
 /**
  * One record read back from a topic. Valid only during the callback that receives it.
@@ -627,6 +676,17 @@ enum ks_status ks_producer_publish_event(const struct ks_producer *producer,
 enum ks_status ks_producer_map_event_topic(const struct ks_producer *producer,
                                            const char *pattern,
                                            const char *topic);
+
+/**
+ * Sends every log line of kafkasender and librdkafka to `callback` from now on, instead of
+ * stderr; NULL restores stderr. How much is logged follows the first producer's `log.level`.
+ *
+ * Threading: `callback` runs on the thread that logs (the delivery thread or one of
+ * librdkafka's), possibly on several at once; it must return quickly and must not call
+ * ks_producer_close() or ks_producer_free(). Ownership: `user_data` stays the caller's; it must
+ * stay valid until a later call replaces the callback. Does not block.
+ */
+void ks_set_log_callback(ks_log_cb callback, void *user_data);
 
 /**
  * Starts `brokers` mock brokers (ids 1 to `brokers`).

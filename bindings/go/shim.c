@@ -41,3 +41,10 @@ enum ks_status ks_go_read_topic(const ks_mock_cluster *cluster, const char *topi
                                 uint64_t *count_out) {
   return ks_mock_cluster_read_topic(cluster, topic, timeout_ms, consumed_trampoline, (void *)handle, count_out);
 }
+
+static void log_trampoline(const ks_log_record *record, void *user_data) {
+  (void)user_data;
+  goLog((int)record->level, (char *)record->target, (char *)record->message);
+}
+
+void ks_go_set_log_callback(int on) { ks_set_log_callback(on ? log_trampoline : NULL, NULL); }

@@ -21,4 +21,6 @@ ks_go_result ks_go_send_flat(const ks_producer *producer, const char *topic, con
 ks_go_result ks_go_send_message(const ks_producer *producer, const ks_message *message, uint64_t token);
 enum ks_status ks_go_read_topic(const ks_mock_cluster *cluster, const char *topic, uint32_t timeout_ms, uintptr_t handle,
                                 uint64_t *count_out);
+/* Log lines to the Go logger of SetLogger (on), or to stderr again (off). */
+void ks_go_set_log_callback(int on);
 #endif

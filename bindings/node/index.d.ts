@@ -96,6 +96,16 @@ export declare class Producer {
   mapEventTopic(pattern: string, topic: string): void
 }
 
+/** One log line of kafkasender or librdkafka. */
+export interface LogLine {
+  readonly level: 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  readonly target: 'kafkasender' | 'librdkafka' | string
+  readonly message: string
+}
+
+/** Sends log lines to `handler` on the event loop instead of stderr; `null` restores stderr. */
+export declare function setLogHandler(handler: ((line: LogLine) => void) | null): void
+
 /** Named producers from one TOML file; `KAFKA_*` variables still override. */
 export declare class Producers {
   /** Checks every producer of the file; throws one KafkaSenderError listing every problem. */

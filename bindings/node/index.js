@@ -542,6 +542,22 @@ class QueuedBatch {
   }
 }
 
+/**
+ * Sends kafkasender's and librdkafka's log lines (`{ level, target, message }`, level `error` to
+ * `trace`) to `handler` on the event loop instead of stderr; `null` restores stderr. How much is
+ * logged follows the first producer's `log.level`.
+ */
+function setLogHandler(handler) {
+  if (handler !== null && typeof handler !== 'function') throw new TypeError('handler must be a function or null')
+  native.setLogHandler(handler === null ? null : (line) => {
+    try {
+      handler(Object.freeze(line))
+    } catch (error) {
+      process.emitWarning(`kafkasender: the log handler threw: ${error}`)
+    }
+  })
+}
+
 /** Which producer of which file a `Producers#get` producer is configured as. */
 class NamedProducer {
   constructor(file, name) {
@@ -710,4 +726,5 @@ module.exports = {
   EventBuilder,
   withCorrelationId,
   currentCorrelationId,
+  setLogHandler,
 }

@@ -110,6 +110,15 @@ export interface HealthInfo {
   reasons: Array<string>
 }
 
+/** One log line for `setLogHandler`'s handler. */
+export interface LogLine {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: string
+  /** `kafkasender` or `librdkafka`. */
+  target: string
+  message: string
+}
+
 /**
  * A new event's CloudEvents envelope (JSON): a new id, the current time, and a new correlation
  * id when none is given. `dataJson` is the data as JSON (`JSON.stringify` in `index.js`).
@@ -170,3 +179,9 @@ export interface SendResult {
   /** Not accepted, for this reason; nothing will be posted. */
   refused?: ErrorInfo
 }
+
+/**
+ * Sends every log line to `handler` on the event loop from now on (null: to stderr again). The
+ * handler does not keep the process alive.
+ */
+export declare function setLogHandler(handler?: ((arg: LogLine) => void) | undefined | null): void

@@ -809,6 +809,45 @@ static void test_named_producers_come_from_one_file(ks_mock_cluster *cluster) {
   rmdir(dir);
 }
 
+typedef struct log_lines {
+  pthread_mutex_t lock;
+  int librdkafka, naming_the_broker;
+} log_lines;
+
+static void count_log_line(const ks_log_record *record, void *user_data) {
+  log_lines *lines = user_data;
+  pthread_mutex_lock(&lines->lock);
+  if (strcmp(record->target, "librdkafka") == 0 && record->level >= KS_LOG_LEVEL_ERROR &&
+      record->level <= KS_LOG_LEVEL_TRACE) {
+    lines->librdkafka++;
+    if (strstr(record->message, "127.0.0.1:1") != NULL) lines->naming_the_broker++;
+  }
+  pthread_mutex_unlock(&lines->lock);
+}
+
+static void test_log_lines_go_to_the_callback(void) {
+  log_lines lines = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+  ks_set_log_callback(count_log_line, &lines);
+  ks_config *config = ks_config_new();
+  ks_producer *p = NULL;
+  CHECK_STATUS(ks_config_set(config, "bootstrap.servers", "127.0.0.1:1"), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_new(config, &p), KS_STATUS_OK);
+  ks_config_free(config);
+  ks_message m = message("logged", "x");
+  CHECK_STATUS(ks_producer_send(p, &m, NULL, NULL, NULL), KS_STATUS_OK);
+  for (int i = 0; i < 200; i++) {
+    pthread_mutex_lock(&lines.lock);
+    int seen = lines.naming_the_broker;
+    pthread_mutex_unlock(&lines.lock);
+    if (seen > 0) break;
+    sleep_ms(50);
+  }
+  ks_producer_close(p, 0, NULL);
+  ks_set_log_callback(NULL, NULL); /* before `lines` goes out of scope */
+  ks_producer_free(p);
+  CHECK(lines.naming_the_broker > 0, "%d librdkafka lines, none naming the broker", lines.librdkafka);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -830,6 +869,7 @@ int main(void) {
   test_metrics_and_health_describe_the_producer(cluster);
   test_events_are_published_where_their_type_maps(cluster);
   test_named_producers_come_from_one_file(cluster);
+  test_log_lines_go_to_the_callback();
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
   ks_mock_cluster_free(cluster);

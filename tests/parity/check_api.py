@@ -33,7 +33,7 @@ def rust():
                 "crates/kafkasender/src/testing.rs")
     public = set(re.findall(r"^    pub fn (\w+)", text, re.M)) | set(re.findall(r"^pub fn (\w+)", text, re.M))
     return text + read("crates/kafkasender/src/lib.rs", "crates/kafkasender/src/config/*.rs",
-                       "crates/kafkasender/src/events.rs"), public
+                       "crates/kafkasender/src/events.rs", "crates/kafkasender/src/logging.rs"), public
 
 
 def c():

@@ -720,6 +720,40 @@ fn record_of<'a>(
     }
 }
 
+/// One log line for `setLogHandler`'s handler.
+#[napi(object)]
+pub struct LogLine {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// `kafkasender` or `librdkafka`.
+    pub target: String,
+    pub message: String,
+}
+
+/// Sends every log line to `handler` on the event loop from now on (null: to stderr again). The
+/// handler does not keep the process alive.
+#[napi]
+pub fn set_log_handler(handler: Option<Function<LogLine, ()>>) -> Result<()> {
+    let Some(handler) = handler else {
+        kafkasender::logging::set_sink(None);
+        return Ok(());
+    };
+    let handler = handler
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()?;
+    kafkasender::logging::set_sink(Some(Box::new(move |record| {
+        let line = LogLine {
+            level: record.level.as_str().to_string(),
+            target: record.target.to_string(),
+            message: record.message.to_string(),
+        };
+        handler.call(line, ThreadsafeFunctionCallMode::NonBlocking);
+    })));
+    Ok(())
+}
+
 /// What `publishEvent` sends (see `Producer::event_record`).
 #[napi(object)]
 pub struct EventRecord {

@@ -7,6 +7,7 @@ mod dispatch;
 mod errors;
 mod events;
 mod fork;
+mod logs;
 mod mock;
 mod producer;
 
@@ -27,6 +28,7 @@ fn producer_names(py: Python<'_>, file: std::path::PathBuf) -> PyResult<Vec<Stri
 #[pymodule]
 fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     fork::watch();
+    logs::forward_to_logging();
     module.add_class::<producer::Producer>()?;
     module.add_class::<convert::DeliveryReport>()?;
     module.add_class::<mock::MockCluster>()?;

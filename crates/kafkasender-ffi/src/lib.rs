@@ -12,6 +12,7 @@
 mod boundary;
 mod config;
 mod events;
+mod logs;
 mod mock;
 mod observe;
 mod producer;
@@ -22,6 +23,7 @@ use std::ffi::c_char;
 pub use boundary::ks_status;
 pub use config::*;
 pub use events::*;
+pub use logs::*;
 pub use mock::*;
 pub use observe::*;
 pub use producer::*;
