@@ -302,6 +302,23 @@ impl ConfigBuilder {
         // send it again without a duplicate, so they get all the time they need.
         // A transactional producer's messages are bounded by the transaction's timeout instead
         // (librdkafka refuses a longer message timeout).
+        if let Some(strategy) = latest.get("partition.strategy") {
+            if let Some(partitioner) = latest.get("partitioner") {
+                problems.push(ConfigProblem {
+                    key: partitioner.label(),
+                    message: format!("conflicts with {}: set one of them", strategy.label()),
+                });
+            }
+            let strategy = settings.partition_strategy;
+            properties.insert(
+                "partitioner".into(),
+                strategy.librdkafka_partitioner().into(),
+            );
+            if strategy == PartitionStrategy::RoundRobin {
+                // Otherwise librdkafka keeps keyless records on one partition for a while.
+                properties.insert("sticky.partitioning.linger.ms".into(), "0".into());
+            }
+        }
         let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
         let transactional = properties.contains_key("transactional.id");
         if idempotent && !transactional && !latest.contains_key("message.timeout.ms") {

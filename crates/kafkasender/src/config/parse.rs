@@ -121,6 +121,7 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
         }
         "auth.failure.timeout.ms" => settings.auth_failure_timeout = millis(),
         "health.check.interval.ms" => settings.health_check_interval = millis(),
+        "partition.strategy" => settings.partition_strategy = PartitionStrategy::parse(&value),
         "event.topic.map" => settings.events.topic_map = value.clone(),
         "event.default.topic" => settings.events.default_topic = value.clone(),
         "event.key.field" => settings.events.key_field = value.clone(),

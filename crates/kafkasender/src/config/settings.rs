@@ -80,6 +80,8 @@ pub(super) const COUNT_OR_ZERO: ValueKind = ValueKind::Count { allows_zero: true
 pub(super) const COMPRESSIONS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 pub(super) const SECURITY_PROTOCOLS: &[&str] = &["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 pub(super) const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+pub(super) const PARTITION_STRATEGIES: &[&str] =
+    &["murmur2", "consistent", "random", "round_robin"];
 pub(super) const LOG_FORMATS: &[&str] = &["text", "json"];
 pub(super) const FSYNC_POLICIES: &[&str] = &["always", "interval", "never"];
 pub(super) const SPOOL_MODES: &[&str] = &["spool", "journal"];
@@ -129,6 +131,8 @@ pub const SETTINGS: &[Setting] = &[
         "The window `recovery.max` counts recoveries in."),
     setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
         "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
+    setting("partition.strategy", "KAFKA_PARTITION_STRATEGY", ValueKind::Choice(PARTITION_STRATEGIES), Target::Own, "murmur2",
+        "How a record without an explicit partition gets one: `murmur2` (a key lands where the Java client puts it; keyless records spread at random), `consistent` (CRC32 of the key, as librdkafka's `consistent_random`), `random`, or `round_robin` (each record to the next partition with a leader, keys ignored). Not together with librdkafka's `partitioner`."),
     setting("health.check.interval.ms", "KAFKA_HEALTH_CHECK_INTERVAL", ValueKind::Duration, Target::Own, "2s",
         "Once `health()` has been called: how long may pass with nothing delivered before a metadata request asks the cluster whether any broker answers (on a thread of its own, waiting at most this long; at most once per interval). 0: health stays passive."),
     setting("event.topic.map", "KAFKA_TOPIC_MAP", ValueKind::Text, Target::Own, "—",
@@ -270,6 +274,39 @@ impl LogLevel {
             LogLevel::Warn => 4,
             LogLevel::Info => 6,
             LogLevel::Debug | LogLevel::Trace => 7,
+        }
+    }
+}
+
+/// `partition.strategy`: how a record without an explicit partition gets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStrategy {
+    /// Java-compatible murmur2 of the key (librdkafka's `murmur2_random`).
+    Murmur2,
+    /// CRC32 of the key (librdkafka's `consistent_random`).
+    Consistent,
+    /// Any partition (librdkafka's `random`).
+    Random,
+    /// The next partition with a leader, keys ignored (kafkasender's own partitioner).
+    RoundRobin,
+}
+
+impl PartitionStrategy {
+    pub(super) fn parse(name: &str) -> PartitionStrategy {
+        match name {
+            "consistent" => PartitionStrategy::Consistent,
+            "random" => PartitionStrategy::Random,
+            "round_robin" => PartitionStrategy::RoundRobin,
+            _ => PartitionStrategy::Murmur2,
+        }
+    }
+
+    /// The librdkafka `partitioner` it stands for (round-robin runs on top of the default).
+    pub(super) fn librdkafka_partitioner(self) -> &'static str {
+        match self {
+            PartitionStrategy::Murmur2 | PartitionStrategy::RoundRobin => "murmur2_random",
+            PartitionStrategy::Consistent => "consistent_random",
+            PartitionStrategy::Random => "random",
         }
     }
 }
@@ -439,6 +476,8 @@ pub struct Settings {
     pub message_id_header: MessageIdHeader,
     /// `auth.failure.timeout.ms`: how long authentication may keep failing before sends fail.
     pub auth_failure_timeout: Duration,
+    /// `partition.strategy`.
+    pub partition_strategy: PartitionStrategy,
     /// `health.check.interval.ms`: how stale health's evidence may get before it asks the
     /// cluster (zero: never).
     pub health_check_interval: Duration,
@@ -485,6 +524,7 @@ impl Default for Settings {
             message_id_header: MessageIdHeader::Auto,
             auth_failure_timeout: Duration::from_secs(5),
             health_check_interval: Duration::from_secs(2),
+            partition_strategy: PartitionStrategy::Murmur2,
             recovery_max: 3,
             recovery_window: Duration::from_secs(300),
             log_level: LogLevel::Info,

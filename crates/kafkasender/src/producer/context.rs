@@ -17,6 +17,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafka;
 
 use super::message::Ticket;
+use super::round_robin::RoundRobin;
 use super::tracker::Tracker;
 use super::watchdog::CredentialFailures;
 use crate::breaker::{Breaker, Transition};
@@ -85,6 +86,8 @@ pub(crate) struct Context {
     pub(crate) credentials: Arc<CredentialFailures>,
     /// The client this context belongs to, set once it exists (see [`Context::is_fatal`]).
     pub(crate) native: OnceLock<NativeClient>,
+    /// With `partition.strategy=round_robin`: librdkafka asks it for each record's partition.
+    pub(crate) round_robin: Option<Arc<RoundRobin>>,
 }
 
 /// librdkafka's handle of the client a context belongs to.
@@ -122,6 +125,7 @@ impl Context {
             last_error: Mutex::default(),
             credentials: self.credentials.clone(),
             native: OnceLock::new(),
+            round_robin: self.round_robin.clone(),
         }
     }
 
@@ -230,8 +234,12 @@ impl ClientContext for Context {
     }
 }
 
-impl ProducerContext for Context {
+impl ProducerContext<RoundRobin> for Context {
     type DeliveryOpaque = Ticket;
+
+    fn get_custom_partitioner(&self) -> Option<&RoundRobin> {
+        self.round_robin.as_deref()
+    }
 
     fn delivery(&self, result: &DeliveryResult<'_>, mut ticket: Ticket) {
         let (message, error) = match result {

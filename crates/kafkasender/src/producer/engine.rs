@@ -13,6 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
 
 use super::context::{Context, NativeClient};
 use super::message::Ticket;
+use super::round_robin::RoundRobin;
 use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
 use crate::config::Config;
@@ -45,7 +46,7 @@ pub(crate) struct Current {
     open: bool,
 }
 
-pub(crate) type Client = BaseProducer<Context>;
+pub(crate) type Client = BaseProducer<Context, RoundRobin>;
 
 /// Each message's id (`message.id.header`): this producer's random prefix and a sequence number,
 /// unique across producers and restarts without coordination.
@@ -457,6 +458,7 @@ mod tests {
             last_error: Default::default(),
             credentials: Default::default(),
             native: Default::default(),
+            round_robin: None,
         };
         Arc::new(Engine::new(&config, context).unwrap())
     }

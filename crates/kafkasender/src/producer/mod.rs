@@ -25,6 +25,7 @@ mod publish;
 mod recovery;
 mod replay;
 mod rescue;
+mod round_robin;
 mod tracker;
 mod transaction;
 mod watchdog;
@@ -52,7 +53,7 @@ use self::tracker::Tracker;
 use self::transaction::Transactions;
 use self::watchdog::Watchdog;
 use crate::breaker::{Admission, BreakerState};
-use crate::config::{Config, Settings};
+use crate::config::{Config, PartitionStrategy, Settings};
 use crate::delivery::{BatchCallback, DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::TopicMap;
@@ -147,6 +148,8 @@ impl Producer {
             last_error: Mutex::new(None),
             credentials: Default::default(),
             native: Default::default(),
+            round_robin: (settings.partition_strategy == PartitionStrategy::RoundRobin)
+                .then(Default::default),
         };
         let shared = Arc::new(Shared {
             engine: Engine::new(&config, context)?,

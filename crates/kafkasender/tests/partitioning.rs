@@ -1,0 +1,95 @@
+//! `partition.strategy`, read back from a mock cluster: where records of each strategy land.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kafkasender::testing::{read_topic, MockCluster};
+use kafkasender::{Config, Producer, Record};
+
+mod common;
+use common::Reports;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends `keys` with `strategy` to a fresh 4-partition topic; returns (key, partition) as read back.
+fn land(strategy: &str, keys: &[String]) -> Vec<(String, i32)> {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("spread", 4, 1).unwrap();
+    let config = cluster
+        .config()
+        .set("partition.strategy", strategy)
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).unwrap();
+    let reports = Reports::default();
+    for key in keys {
+        producer
+            .send(
+                &Record::new("spread").key(key).value("v"),
+                reports.callback(),
+            )
+            .unwrap();
+    }
+    assert!(reports
+        .wait_for(keys.len(), TIMEOUT)
+        .iter()
+        .all(|r| r.is_delivered()));
+    producer.close(TIMEOUT);
+    read_topic(cluster.bootstrap_servers(), "spread", TIMEOUT)
+        .unwrap()
+        .into_iter()
+        .map(|r| (String::from_utf8(r.key.unwrap()).unwrap(), r.partition))
+        .collect()
+}
+
+fn per_partition(landed: &[(String, i32)]) -> HashMap<i32, usize> {
+    let mut counts = HashMap::new();
+    for (_, partition) in landed {
+        *counts.entry(*partition).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn round_robin_gives_each_partition_its_turn_whatever_the_key() {
+    let keys: Vec<String> = (0..40).map(|_| "the same key".to_string()).collect();
+    let counts = per_partition(&land("round_robin", &keys));
+    assert_eq!(counts, HashMap::from([(0, 10), (1, 10), (2, 10), (3, 10)]));
+}
+
+#[test]
+fn consistent_puts_each_key_on_its_crc32_partition() {
+    let keys: Vec<String> = (0..200).map(|i| format!("key-{i}")).collect();
+    for (key, partition) in land("consistent", &keys) {
+        assert_eq!(
+            partition as u32,
+            crc32fast::hash(key.as_bytes()) % 4,
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn random_and_murmur2_spread_keys_over_every_partition() {
+    let keys: Vec<String> = (0..200).map(|i| format!("key-{i}")).collect();
+    for strategy in ["random", "murmur2"] {
+        assert_eq!(per_partition(&land(strategy, &keys)).len(), 4, "{strategy}");
+    }
+}
+
+#[test]
+fn a_strategy_and_a_librdkafka_partitioner_together_are_a_conflict() {
+    let error = Config::builder()
+        .brokers("127.0.0.1:9092")
+        .set("partition.strategy", "round_robin")
+        .set("partitioner", "random")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("partition.strategy"), "{error}");
+    let error = Config::builder()
+        .brokers("x:1")
+        .set("partition.strategy", "sideways")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("round_robin"), "{error}");
+}
