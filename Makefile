@@ -267,7 +267,7 @@ test-dist-python: dist-python ## Check the wheel with auditwheel, pip install it
 
 .PHONY: python-install
 python-install: $(PY) $(ZIG) ## pip install ./bindings/python into target/python-venv (builds from source)
-	$(RUST_ENV) $(PY) -m pip install --quiet ./bindings/python pytest jsonschema
+	$(RUST_ENV) $(PY) -m pip install --quiet ./bindings/python pytest jsonschema prometheus_client
 
 .PHONY: test-python
 test-python: python-install ## Python tests (pytest) on the mock cluster, and the Python example

@@ -95,6 +95,7 @@ impl Metrics {
                 p99: at(0.99),
                 p999: at(0.999),
                 max: Duration::from_micros(h.max()),
+                buckets: LATENCY_BUCKETS.map(|le| h.count_between(0, (le * 1e6) as u64)),
             }
         };
         MetricsSnapshot {
@@ -163,7 +164,15 @@ pub struct LatencySummary {
     pub p999: Duration,
     /// Largest.
     pub max: Duration,
+    /// How many took at most each of [`LATENCY_BUCKETS`] (cumulative, as Prometheus buckets).
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
 }
+
+/// The upper bounds, in seconds, of the delivery-latency histogram's buckets in the Prometheus
+/// exposition: fixed, so that histograms of many producers and instances add up.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// A producer's metrics at one moment. Every accepted send is counted once in `sent` and, when
 /// reported, once in `delivered`, `dead_lettered`, `spooled` or `failed`; until then it is
@@ -262,7 +271,7 @@ pub struct Metric {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Sample {
     family: &'static str,
-    /// The family's TYPE and HELP (a summary's quantiles, sum and count share one).
+    /// The family's TYPE and HELP (a histogram's buckets, sum and count share one).
     family_type: &'static str,
     family_help: &'static str,
     suffix: &'static str,
@@ -419,7 +428,7 @@ impl MetricsSnapshot {
         );
         gauge(
             "breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open (in Prometheus, one sample per state).",
             self.breaker_state as u64,
             "breaker_state",
         );
@@ -452,48 +461,41 @@ impl MetricsSnapshot {
             ));
         }
         let l = &self.latency;
-        let latency = |suffix, label| {
+        // In Prometheus a histogram (its buckets come from `buckets`, see `to_prometheus`), which
+        // adds up across producers as quantiles cannot; the quantiles are for the faces.
+        let latency = |suffix| {
             Some(Sample {
                 family: "delivery_latency_seconds",
-                family_type: "summary",
+                family_type: "histogram",
                 family_help: "Time from send to delivery report, of delivered messages.",
                 suffix,
-                label,
+                label: None,
             })
         };
-        for (name, help, quantile, value) in [
-            (
-                "latency_p50_seconds",
-                "Median delivery latency.",
-                "0.5",
-                l.p50,
-            ),
+        for (name, help, value) in [
+            ("latency_p50_seconds", "Median delivery latency.", l.p50),
             (
                 "latency_p90_seconds",
                 "90th percentile of delivery latency.",
-                "0.9",
                 l.p90,
             ),
             (
                 "latency_p99_seconds",
                 "99th percentile of delivery latency.",
-                "0.99",
                 l.p99,
             ),
             (
                 "latency_p999_seconds",
                 "99.9th percentile of delivery latency.",
-                "0.999",
                 l.p999,
             ),
         ] {
-            let sample = latency("", Some(("quantile", quantile)));
             list.push(metric(
                 name,
                 Gauge,
                 help,
                 Seconds(value.as_secs_f64()),
-                sample,
+                None,
             ));
         }
         list.push(metric(
@@ -508,14 +510,14 @@ impl MetricsSnapshot {
             Counter,
             "Total delivery latency of delivered messages.",
             Seconds(l.sum.as_secs_f64()),
-            latency("_sum", None),
+            latency("_sum"),
         ));
         list.push(metric(
             "latency_count",
             Counter,
             "Delivered messages whose latency was measured.",
             Count(l.count),
-            latency("_count", None),
+            latency("_count"),
         ));
         list
     }
@@ -536,6 +538,30 @@ impl MetricsSnapshot {
             let family = first.family;
             let _ = writeln!(out, "# HELP kafkasender_{family} {}", first.family_help);
             let _ = writeln!(out, "# TYPE kafkasender_{family} {}", first.family_type);
+            if family == "delivery_latency_seconds" {
+                for (le, count) in LATENCY_BUCKETS.iter().zip(self.latency.buckets) {
+                    let _ = writeln!(
+                        out,
+                        "kafkasender_{family}_bucket{{client_id=\"{id}\",le=\"{le}\"}} {count}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "kafkasender_{family}_bucket{{client_id=\"{id}\",le=\"+Inf\"}} {}",
+                    self.latency.count
+                );
+            }
+            if family == "breaker_state" {
+                // A state set: one sample per state, 1 for the current one.
+                for (code, state) in ["closed", "open", "half_open"].iter().enumerate() {
+                    let value = u8::from(self.breaker_state as usize == code);
+                    let _ = writeln!(
+                        out,
+                        "kafkasender_{family}{{client_id=\"{id}\",state=\"{state}\"}} {value}"
+                    );
+                }
+                continue;
+            }
             for (metric, sample) in list
                 .iter()
                 .filter_map(|m| Some((m, m.prometheus?)))
@@ -582,7 +608,18 @@ mod tests {
             "kafkasender_messages_failed_total{client_id=\"a\\\"b\",kind=\"timeout\"} 1"
         ));
         assert!(text.contains("kafkasender_delivery_latency_seconds_count{client_id=\"a\\\"b\"} 1"));
-        assert!(text.contains("kafkasender_breaker_state{client_id=\"a\\\"b\"} 1"));
+        assert!(text.contains("kafkasender_breaker_state{client_id=\"a\\\"b\",state=\"open\"} 1"));
+        assert!(text.contains("kafkasender_breaker_state{client_id=\"a\\\"b\",state=\"closed\"} 0"));
+        assert!(text.contains("# TYPE kafkasender_delivery_latency_seconds histogram"));
+        assert!(text.contains(
+            "kafkasender_delivery_latency_seconds_bucket{client_id=\"a\\\"b\",le=\"0.001\"} 0"
+        ));
+        assert!(text.contains(
+            "kafkasender_delivery_latency_seconds_bucket{client_id=\"a\\\"b\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "kafkasender_delivery_latency_seconds_bucket{client_id=\"a\\\"b\",le=\"+Inf\"} 1"
+        ));
         assert!(text.ends_with('\n'));
     }
 
@@ -629,9 +666,11 @@ mod tests {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
         let text = snapshot.to_prometheus("p");
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        // Besides the list's: the latency buckets (and +Inf), and the breaker's other two states.
+        let extra = LATENCY_BUCKETS.len() + 1 + 2;
         assert_eq!(
             samples,
-            list.iter().filter(|m| m.prometheus.is_some()).count()
+            list.iter().filter(|m| m.prometheus.is_some()).count() + extra
         );
         for sample in list.iter().filter_map(|m| m.prometheus) {
             let head = format!(

@@ -589,15 +589,40 @@ fn prometheus_output_parses_and_its_counters_match_the_reports() {
         0.0
     );
     assert_eq!(value("kafkasender_messages_in_flight", None), 0.0);
-    let summary = scrape
+    let histogram = scrape
         .samples
         .iter()
         .find(|s| s.metric == "kafkasender_delivery_latency_seconds")
-        .expect("latency summary");
-    match &summary.value {
-        prometheus_parse::Value::Summary(quantiles) => assert_eq!(quantiles.len(), 4),
-        other => panic!("latency is not a summary: {other:?}"),
+        .expect("latency histogram");
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(
+                buckets.len(),
+                kafkasender::metrics::LATENCY_BUCKETS.len() + 1
+            );
+            assert!(
+                buckets.windows(2).all(|b| b[0].count <= b[1].count),
+                "cumulative"
+            );
+            assert_eq!(
+                buckets.last().unwrap().count,
+                delivered as f64,
+                "+Inf counts all"
+            );
+        }
+        other => panic!("latency is not a histogram: {other:?}"),
     }
+    let states: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "kafkasender_breaker_state")
+        .map(|s| (s.labels.get("state").unwrap().to_string(), s.value.clone()))
+        .collect();
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(
+        states.contains(&("closed".into(), prometheus_parse::Value::Gauge(1.0))),
+        "{states:?}"
+    );
 }
 
 /// Polls `health` until it has `status`, for at most `limit`.
