@@ -482,6 +482,33 @@ typedef struct ks_metric {
 } ks_metric;
 
 /**
+ * What a partitioner function is asked (see ks_producer_set_partitioner()). Valid during the call.
+ */
+typedef struct ks_partition_request {
+  /**
+   * The record's topic. NUL-terminated.
+   */
+  const char *topic;
+  /**
+   * The record's key; NULL when it has none.
+   */
+  const uint8_t *key;
+  /**
+   * Length of `key` in bytes.
+   */
+  size_t key_len;
+  /**
+   * How many partitions the topic has (at least 1).
+   */
+  int32_t partition_count;
+} ks_partition_request;
+
+/**
+ * A partitioner function: a partition in `0..partition_count`, or a negative number to refuse.
+ */
+typedef int32_t (*ks_partitioner_cb)(const struct ks_partition_request *request, void *user_data);
+
+/**
  * One report as plain data, for ks_producer_take_reports(). The message's topic and key are not
  * repeated: the sender has them.
  */
@@ -959,6 +986,21 @@ uint64_t ks_producer_in_flight(const struct ks_producer *producer);
  * this call. Never call it from a delivery callback.
  */
 void ks_producer_free(struct ks_producer *producer);
+
+/**
+ * Gives every record without an explicit partition (`has_partition` false) the one `callback`
+ * returns; a partition out of range, or a negative one, fails that send with
+ * KS_STATUS_INVALID_RECORD. The partition count comes from the brokers on a topic's first send
+ * (which waits for it, at most `enqueue.timeout.ms`), then from a cache. Set once, before
+ * sending: KS_STATUS_CONFIG when one is set already.
+ *
+ * Threading: `callback` runs on the thread that sends, inside ks_producer_send() and the other
+ * send functions; it must not call back into this producer. Ownership: `user_data` stays the
+ * caller's and must stay valid as long as the producer. Does not block.
+ */
+enum ks_status ks_producer_set_partitioner(const struct ks_producer *producer,
+                                           ks_partitioner_cb callback,
+                                           void *user_data);
 
 /**
  * Sends a message like ks_producer_send(), but its report becomes a row with `token`, to be

@@ -48,3 +48,12 @@ static void log_trampoline(const ks_log_record *record, void *user_data) {
 }
 
 void ks_go_set_log_callback(int on) { ks_set_log_callback(on ? log_trampoline : NULL, NULL); }
+
+static int32_t partitioner_trampoline(const ks_partition_request *request, void *user_data) {
+  return goPartition((char *)request->topic, (uint8_t *)request->key, request->key_len, request->partition_count,
+                     (uintptr_t)user_data);
+}
+
+enum ks_status ks_go_set_partitioner(const ks_producer *producer, uintptr_t handle) {
+  return ks_producer_set_partitioner(producer, partitioner_trampoline, (void *)handle);
+}

@@ -23,4 +23,6 @@ enum ks_status ks_go_read_topic(const ks_mock_cluster *cluster, const char *topi
                                 uint64_t *count_out);
 /* Log lines to the Go logger of SetLogger (on), or to stderr again (off). */
 void ks_go_set_log_callback(int on);
+/* ks_producer_set_partitioner() with the Go function behind cgo handle `handle`. */
+enum ks_status ks_go_set_partitioner(const ks_producer *producer, uintptr_t handle);
 #endif

@@ -848,6 +848,42 @@ static void test_log_lines_go_to_the_callback(void) {
   CHECK(lines.naming_the_broker > 0, "%d librdkafka lines, none naming the broker", lines.librdkafka);
 }
 
+/* Partition = key length modulo the count; "nowhere" gets an impossible one, "refuse" -1. */
+static int32_t by_key_length(const ks_partition_request *request, void *user_data) {
+  int *calls = user_data;
+  ++*calls;
+  if (request->key_len == 7 && memcmp(request->key, "nowhere", 7) == 0) return request->partition_count + 5;
+  if (request->key_len == 6 && memcmp(request->key, "refuse", 6) == 0) return -1;
+  return (int32_t)(request->key_len % (size_t)request->partition_count);
+}
+
+static void test_a_partitioner_function_places_records(ks_mock_cluster *cluster) {
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, "c-custom", 4, 3), KS_STATUS_OK);
+  ks_producer *p = producer_for(cluster, NULL, NULL);
+  int calls = 0;
+  CHECK_STATUS(ks_producer_set_partitioner(p, NULL, NULL), KS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(ks_producer_set_partitioner(p, by_key_length, &calls), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_set_partitioner(p, by_key_length, &calls), KS_STATUS_CONFIG);
+  ks_message m = message("c-custom", "v");
+  int32_t partition = -1;
+  m.key = (const uint8_t *)"abc";
+  m.key_len = 3;
+  CHECK_STATUS(ks_producer_send_sync(p, &m, 30000, &partition, NULL), KS_STATUS_OK);
+  CHECK(partition == 3, "partition %d, expected 3", partition);
+  m.key = (const uint8_t *)"nowhere";
+  m.key_len = 7;
+  CHECK_STATUS(ks_producer_send_sync(p, &m, 30000, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  CHECK(strstr(ks_last_error(), "returned 9") != NULL, "names the partition");
+  m.key = (const uint8_t *)"refuse";
+  m.key_len = 6;
+  CHECK_STATUS(ks_producer_send_sync(p, &m, 30000, NULL, NULL), KS_STATUS_INVALID_RECORD);
+  m.has_partition = true;
+  m.partition = 1;
+  CHECK_STATUS(ks_producer_send_sync(p, &m, 30000, &partition, NULL), KS_STATUS_OK);
+  CHECK(partition == 1 && calls == 3, "explicit partition %d kept, %d calls", partition, calls);
+  ks_producer_free(p);
+}
+
 int main(void) {
   ks_mock_cluster *cluster = NULL;
   if (ks_mock_cluster_new(3, &cluster) != KS_STATUS_OK) {
@@ -870,6 +906,7 @@ int main(void) {
   test_events_are_published_where_their_type_maps(cluster);
   test_named_producers_come_from_one_file(cluster);
   test_log_lines_go_to_the_callback();
+  test_a_partitioner_function_places_records(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
   ks_mock_cluster_free(cluster);

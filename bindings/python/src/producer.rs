@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kafkasender::{Config, Error, ErrorKind, HealthStatus, MetricValue, Producers, TrySend};
+use kafkasender::{
+    Config, Error, ErrorKind, HealthStatus, MetricValue, PartitionRequest, Producers, TrySend,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{config_map, RecordArgs};
 use crate::dispatch::{Dispatcher, Outcome, Waiter};
@@ -278,6 +280,28 @@ impl Producer {
             self.dispatcher.callback_errors.load(Ordering::Relaxed),
         )?;
         Ok(dict)
+    }
+
+    /// Gives every record without an explicit partition the one
+    /// `partitioner(topic, key, partition_count)` returns (`key`: bytes or None), called on the
+    /// sending thread. A partition out of range, or an exception, fails that send with
+    /// InvalidRecordError naming it. Set once, before sending.
+    fn set_partitioner(&self, py: Python<'_>, partitioner: Py<PyAny>) -> PyResult<()> {
+        if !partitioner.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("partitioner must be callable"));
+        }
+        let function = move |request: &PartitionRequest<'_>| {
+            Python::attach(|py| {
+                let key = request.key.map(|k| PyBytes::new(py, k));
+                partitioner
+                    .call1(py, (request.topic, key, request.partition_count))
+                    .and_then(|partition| partition.extract::<i32>(py))
+                    .map_err(|e| e.to_string())
+            })
+        };
+        self.producer
+            .set_partitioner(Box::new(function))
+            .or_raise(py)
     }
 
     /// The record an event is published as: `(topic, key, value, headers)` (see

@@ -53,3 +53,4 @@ def test_an_invalid_file_is_one_error_listing_every_problem(tmp_path):
         assert expected in str(raised.value)
     with pytest.raises(ConfigError, match="cannot read"):
         Producers.from_file(tmp_path / "missing.toml")
+

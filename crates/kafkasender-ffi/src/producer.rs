@@ -669,3 +669,85 @@ pub extern "C" fn ks_producer_in_flight(producer: *const ks_producer) -> u64 {
 pub extern "C" fn ks_producer_free(producer: *mut ks_producer) {
     free_handle(producer, "ks_producer");
 }
+
+/// What a partitioner function is asked (see ks_producer_set_partitioner()). Valid during the call.
+#[repr(C)]
+pub struct ks_partition_request {
+    /// The record's topic. NUL-terminated.
+    pub topic: *const c_char,
+    /// The record's key; NULL when it has none.
+    pub key: *const u8,
+    /// Length of `key` in bytes.
+    pub key_len: usize,
+    /// How many partitions the topic has (at least 1).
+    pub partition_count: i32,
+}
+
+/// A partitioner function: a partition in `0..partition_count`, or a negative number to refuse.
+pub type ks_partitioner_cb = Option<
+    unsafe extern "C" fn(request: *const ks_partition_request, user_data: *mut c_void) -> i32,
+>;
+
+struct Partitioner {
+    callback: unsafe extern "C" fn(*const ks_partition_request, *mut c_void) -> i32,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the contract of ks_producer_set_partitioner(): `user_data` may be used from every
+// thread that sends.
+unsafe impl Send for Partitioner {}
+unsafe impl Sync for Partitioner {}
+
+impl Partitioner {
+    fn call(&self, request: &core::PartitionRequest<'_>) -> Result<i32, String> {
+        let topic = c_text(request.topic);
+        let (key, key_len) = c_bytes(request.key);
+        let c_request = ks_partition_request {
+            topic: topic.as_ptr(),
+            key,
+            key_len,
+            partition_count: request.partition_count,
+        };
+        // SAFETY: the C caller gave a function that takes this request and its user_data.
+        let partition = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+            (self.callback)(&c_request, self.user_data)
+        }))
+        .map_err(|_| "the partitioner panicked".to_string())?;
+        if partition < 0 {
+            return Err(format!("the partitioner refused the record ({partition})"));
+        }
+        Ok(partition)
+    }
+}
+
+/// Gives every record without an explicit partition (`has_partition` false) the one `callback`
+/// returns; a partition out of range, or a negative one, fails that send with
+/// KS_STATUS_INVALID_RECORD. The partition count comes from the brokers on a topic's first send
+/// (which waits for it, at most `enqueue.timeout.ms`), then from a cache. Set once, before
+/// sending: KS_STATUS_CONFIG when one is set already.
+///
+/// Threading: `callback` runs on the thread that sends, inside ks_producer_send() and the other
+/// send functions; it must not call back into this producer. Ownership: `user_data` stays the
+/// caller's and must stay valid as long as the producer. Does not block.
+#[no_mangle]
+pub extern "C" fn ks_producer_set_partitioner(
+    producer: *const ks_producer,
+    callback: ks_partitioner_cb,
+    user_data: *mut c_void,
+) -> ks_status {
+    boundary(|| {
+        // SAFETY: C passes a live producer or NULL.
+        let producer = unsafe { arg_ref(producer, "producer") }?;
+        let Some(callback) = callback else {
+            return Err(Failure::new(ks_status::NullArgument, "callback is NULL"));
+        };
+        let partitioner = Partitioner {
+            callback,
+            user_data,
+        };
+        producer
+            .producer
+            .set_partitioner(Box::new(move |request| partitioner.call(request)))?;
+        Ok(ks_status::Ok)
+    })
+}

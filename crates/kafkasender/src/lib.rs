@@ -42,7 +42,8 @@ pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, Metric, MetricKind, MetricValue, MetricsSnapshot};
 pub use producer::{
-    CloseReport, DeliveryFuture, Producer, ReplayReport, StatisticsCallback, TrySend,
+    CloseReport, DeliveryFuture, PartitionRequest, PartitionerFn, Producer, ReplayReport,
+    StatisticsCallback, TrySend,
 };
 pub use record::{Header, OwnedRecord, Record};
 

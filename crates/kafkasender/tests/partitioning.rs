@@ -93,3 +93,85 @@ fn a_strategy_and_a_librdkafka_partitioner_together_are_a_conflict() {
         .unwrap_err();
     assert!(error.to_string().contains("round_robin"), "{error}");
 }
+
+#[test]
+fn a_partitioner_function_places_records_on_the_sending_thread_and_is_checked() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("custom", 4, 1).unwrap();
+    let producer = Producer::new(cluster.config().build().unwrap()).unwrap();
+    let sending_thread = std::thread::current().id();
+    producer
+        .set_partitioner(Box::new(move |request| {
+            assert_eq!(
+                std::thread::current().id(),
+                sending_thread,
+                "on the sending thread"
+            );
+            assert_eq!((request.topic, request.partition_count), ("custom", 4));
+            match request.key {
+                Some(b"nowhere") => Ok(9),
+                Some(b"broken") => Err("no rule for this key".into()),
+                key => Ok(key.map_or(0, |k| k.len() as i32 % 4)),
+            }
+        }))
+        .unwrap();
+    let again = producer.set_partitioner(Box::new(|_| Ok(0))).unwrap_err();
+    assert_eq!(again.kind(), kafkasender::ErrorKind::Config);
+    let reports = Reports::default();
+    for key in ["a", "bb", "ccc", "dddd", "eeeee"] {
+        producer
+            .send(
+                &Record::new("custom").key(key).value(key),
+                reports.callback(),
+            )
+            .unwrap();
+    }
+    // An explicit partition is not the function's to change.
+    producer
+        .send(
+            &Record::new("custom")
+                .key("ccc")
+                .value("explicit")
+                .partition(0),
+            reports.callback(),
+        )
+        .unwrap();
+    let wrong = producer
+        .send(&Record::new("custom").key("nowhere"), reports.callback())
+        .unwrap_err();
+    assert!(
+        wrong
+            .to_string()
+            .contains("returned 9 for topic \"custom\", which has partitions 0 to 3"),
+        "{wrong}"
+    );
+    let failed = producer
+        .send(&Record::new("custom").key("broken"), reports.callback())
+        .unwrap_err();
+    assert_eq!(failed.kind(), kafkasender::ErrorKind::InvalidRecord);
+    assert!(
+        failed.to_string().contains("no rule for this key"),
+        "{failed}"
+    );
+    assert!(reports
+        .wait_for(6, TIMEOUT)
+        .iter()
+        .all(|r| r.is_delivered()));
+    producer.close(TIMEOUT);
+    let landed: HashMap<String, i32> = read_topic(cluster.bootstrap_servers(), "custom", TIMEOUT)
+        .unwrap()
+        .into_iter()
+        .map(|r| (String::from_utf8(r.value.unwrap()).unwrap(), r.partition))
+        .collect();
+    assert_eq!(
+        landed,
+        HashMap::from([
+            ("a".into(), 1),
+            ("bb".into(), 2),
+            ("ccc".into(), 3),
+            ("dddd".into(), 0),
+            ("eeeee".into(), 1),
+            ("explicit".into(), 0)
+        ])
+    );
+}

@@ -21,6 +21,7 @@ mod future;
 mod gate;
 mod health_check;
 mod message;
+mod partitioner;
 mod publish;
 mod recovery;
 mod replay;
@@ -31,7 +32,7 @@ mod transaction;
 mod watchdog;
 
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ pub use self::future::DeliveryFuture;
 use self::gate::Gate;
 use self::health_check::HealthCheck;
 use self::message::Ticket;
+use self::partitioner::CustomPartitioner;
+pub use self::partitioner::{PartitionRequest, PartitionerFn};
 use self::publish::EventRouting;
 use self::recovery::Recovery;
 pub use self::replay::ReplayReport;
@@ -96,6 +99,8 @@ struct Shared {
     health_check: Arc<HealthCheck>,
     /// Where `publish_event` sends each event type, and its key.
     events: EventRouting,
+    /// A partitioner function of the user's, once set (see `Producer::set_partitioner`).
+    partitioner: OnceLock<CustomPartitioner>,
 }
 
 /// What a closed producer reports.
@@ -174,6 +179,7 @@ impl Producer {
                 )?),
                 key_field: settings.events.key_field.clone(),
             },
+            partitioner: OnceLock::new(),
         });
         type Run = Box<dyn FnOnce(&Arc<Shared>) + Send>;
         let spawn = |name: &str, run: Run| {
@@ -547,6 +553,19 @@ impl Producer {
         self.assess_health()
     }
 
+    /// Gives every record without an explicit partition the one `partitioner` returns, called
+    /// on the sending thread with the topic, the key and the topic's partition count (which the
+    /// first send to a topic asks the brokers for, waiting at most `enqueue.timeout.ms`). A
+    /// partition out of range, or an error, fails that send with [`ErrorKind::InvalidRecord`].
+    /// Set once, before sending; [`ErrorKind::Config`] when one is set already.
+    pub fn set_partitioner(&self, partitioner: PartitionerFn) -> Result<()> {
+        let timeout = self.shared.settings.enqueue_timeout;
+        self.shared
+            .partitioner
+            .set(CustomPartitioner::new(partitioner, timeout))
+            .map_err(|_| Error::new(ErrorKind::Config, "a partitioner is set already"))
+    }
+
     /// Asks the cluster now (a metadata request, on the calling thread, waiting at most
     /// `timeout`), then answers like [`Producer::health`]: for probes that must not rely on
     /// earlier evidence, such as `kafkasender health`.
@@ -731,6 +750,19 @@ impl Shared {
         give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), Refused> {
         self.gate.validate(record)?;
+        let partitioned;
+        let record = match self.partitioner.get() {
+            Some(partitioner) if record.partition.is_none() && origin == Origin::Caller => {
+                let client = self.engine.client();
+                let partition = partitioner.partition(&client, record.topic, record.key)?;
+                partitioned = Record {
+                    partition: Some(partition),
+                    ..record.clone()
+                };
+                &partitioned
+            }
+            _ => record,
+        };
         // Kept for a re-send, the spool or a recovery: librdkafka's message only knows the
         // partition it was assigned, and a re-send must not move it to another.
         ticket.partition = record.partition;
