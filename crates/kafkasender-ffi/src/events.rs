@@ -5,6 +5,7 @@
 use std::ffi::{c_char, c_void, CString};
 
 use core::events::{Event, EventBuilder};
+use core::OwnedRecord;
 
 use crate::boundary::{
     arg_ref, arg_str, boundary, c_text, free_handle, registry, write_out, Failure,
@@ -110,15 +111,7 @@ pub extern "C" fn ks_producer_event_record(
 ) -> ks_status {
     boundary(|| {
         // SAFETY: C passes live pointers or NULL.
-        let (producer, envelope) = unsafe {
-            (
-                arg_ref(producer, "producer")?,
-                arg_str(envelope, "envelope")?,
-            )
-        };
-        let record = producer
-            .inner()
-            .event_record(&Event::from_json(envelope)?)?;
+        let (_, record) = unsafe { record_of_envelope(producer, envelope) }?;
         let topic = c_text(&record.topic);
         let key = record.key.unwrap_or_default();
         let value = record.value.unwrap_or_default();
@@ -204,25 +197,34 @@ pub extern "C" fn ks_producer_publish_event(
     finalizer: ks_finalizer,
 ) -> ks_status {
     // Made first, so that every way out drops it (running the finalizer) once.
-    let user = (callback.is_some() || finalizer.is_some()).then_some(UserCallback {
-        callback,
-        user_data,
-        finalizer,
-    });
+    let user = UserCallback::given(callback, user_data, finalizer);
     boundary(move || {
         // SAFETY: C passes live pointers or NULL.
-        let (producer, envelope) = unsafe {
-            (
-                arg_ref(producer, "producer")?,
-                arg_str(envelope, "envelope")?,
-            )
-        };
-        let record = producer
-            .inner()
-            .event_record(&Event::from_json(envelope)?)?;
+        let (producer, record) = unsafe { record_of_envelope(producer, envelope) }?;
         producer.send_to(&record.as_record(), user)?;
         Ok(ks_status::Ok)
     })
+}
+
+/// The producer, and the record the envelope becomes with its event routing.
+///
+/// # Safety
+/// Each pointer is NULL or valid: a live producer, a NUL-terminated string.
+unsafe fn record_of_envelope<'p>(
+    producer: *const ks_producer,
+    envelope: *const c_char,
+) -> Result<(&'p ks_producer, OwnedRecord), Failure> {
+    // SAFETY: per this function's contract.
+    let (producer, envelope) = unsafe {
+        (
+            arg_ref(producer, "producer")?,
+            arg_str(envelope, "envelope")?,
+        )
+    };
+    let record = producer
+        .inner()
+        .event_record(&Event::from_json(envelope)?)?;
+    Ok((producer, record))
 }
 
 /// Sends events of a type ("api.error") or a prefix pattern ("user.*") to `topic` from now on,

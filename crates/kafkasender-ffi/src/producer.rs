@@ -277,9 +277,9 @@ pub extern "C" fn ks_producer_poll(
 
 /// A user callback and its data, sent to the delivery thread; dropping it runs the finalizer.
 pub(crate) struct UserCallback {
-    pub(crate) callback: ks_delivery_cb,
-    pub(crate) user_data: *mut c_void,
-    pub(crate) finalizer: ks_finalizer,
+    callback: ks_delivery_cb,
+    user_data: *mut c_void,
+    finalizer: ks_finalizer,
 }
 
 impl Drop for UserCallback {
@@ -302,6 +302,19 @@ thread_local! {
 }
 
 impl UserCallback {
+    /// What a send was given to report to and release, if anything.
+    pub(crate) fn given(
+        callback: ks_delivery_cb,
+        user_data: *mut c_void,
+        finalizer: ks_finalizer,
+    ) -> Option<UserCallback> {
+        (callback.is_some() || finalizer.is_some()).then_some(UserCallback {
+            callback,
+            user_data,
+            finalizer,
+        })
+    }
+
     fn call(self, report: &DeliveryReport) {
         if self.callback.is_none() {
             return; // only a finalizer, which dropping `self` runs
@@ -460,11 +473,7 @@ pub extern "C" fn ks_producer_send(
     finalizer: ks_finalizer,
 ) -> ks_status {
     // Made first, so that every way out (a NULL argument, a refusal, a panic) drops it once.
-    let user = (callback.is_some() || finalizer.is_some()).then_some(UserCallback {
-        callback,
-        user_data,
-        finalizer,
-    });
+    let user = UserCallback::given(callback, user_data, finalizer);
     boundary(move || {
         // SAFETY: C passes live pointers or NULL, and a message valid as documented.
         let (producer, message) =
