@@ -133,6 +133,9 @@ install: build ## Install libkafkasender.{so,a}, kafkasender.h and kafkasender.p
 	for pc in kafkasender kafkasender-static; do \
 	  sed -e 's|@PREFIX@|$(PC_PREFIX)|' -e 's|@VERSION@|$(VERSION)|' crates/kafkasender-ffi/$$pc.pc.in > $(PREFIX)/lib/pkgconfig/$$pc.pc; done
 
+# Each test-dist-* target runs this after narrowing PATH: the artifact must work without Rust.
+NO_RUST_ON_PATH := ! command -v cargo && ! command -v rustc
+
 # What users install without this repository or Rust, for linux x86_64 (glibc >= 2.17): the C
 # tarball, the Go module, the Python wheel and sdist, the npm packages.
 .PHONY: dist
@@ -159,7 +162,7 @@ dist-c: build ## The C tarball in dist/: headers, shared and static library, pkg
 test-dist-c: dist-c ## Build and run tests/dist/send.c against the C tarball alone, static and dynamic
 	scratch=$$(mktemp -d) && tar -C $$scratch -xzf $(C_DIST).tar.gz && cp tests/dist/send.c $$scratch/ && cd $$scratch \
 	  && export PATH=/usr/local/bin:/usr/bin:/bin PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
-	  && ! command -v cargo && ! command -v rustc \
+	  && $(NO_RUST_ON_PATH) \
 	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender-static) -o send-static \
 	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender) \
 	       -Wl,-rpath,$$(pkg-config --variable=libdir kafkasender) -o send-dynamic \
@@ -187,7 +190,7 @@ test-dist-go: dist-go dist-c ## Build and run tests/dist/go against the Go modul
 	scratch=$$(mktemp -d) && cp -r $(GO_DIST) $$scratch/kafkasender-go && cp -r tests/dist/go $$scratch/app \
 	  && tar -C $$scratch -xzf $(C_DIST).tar.gz && cd $$scratch/app \
 	  && export PATH=$(dir $(shell command -v go)):/usr/local/bin:/usr/bin:/bin GOFLAGS=-mod=mod GOPROXY=off \
-	  && ! command -v cargo && ! command -v rustc \
+	  && $(NO_RUST_ON_PATH) \
 	  && go build -o send-static . && ./send-static && ! ldd send-static | grep libkafkasender \
 	  && export PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
 	  && CGO_LDFLAGS="-Wl,-rpath,$$(pkg-config --variable=libdir kafkasender)" go build -tags dynamic -o send-dynamic . \
@@ -210,7 +213,7 @@ dist-node: node ## npm tarballs in dist/npm: kafkasender and @kafkasender/linux-
 .PHONY: test-dist-node
 test-dist-node: dist-node ## npm install the two tarballs into a scratch project and send with them
 	scratch=$$(mktemp -d) && cp tests/dist/send.js $$scratch/ && cd $$scratch \
-	  && export PATH=$(dir $(shell command -v node)):/usr/local/bin:/usr/bin:/bin && ! command -v cargo && ! command -v rustc \
+	  && export PATH=$(dir $(shell command -v node)):/usr/local/bin:/usr/bin:/bin && $(NO_RUST_ON_PATH) \
 	  && npm init -y >/dev/null && npm install --offline --no-audit --no-fund --loglevel=error \
 	       $(abspath $(NPM_DIST))/kafkasender-linux-x64-gnu-$(VERSION).tgz $(abspath $(NPM_DIST))/kafkasender-$(VERSION).tgz \
 	  && test ! -e node_modules/kafkasender/kafkasender.linux-x64-gnu.node \
@@ -259,9 +262,10 @@ dist-python: python ## The wheel and the sdist in dist/python
 .PHONY: test-dist-python
 test-dist-python: dist-python ## Check the wheel with auditwheel, pip install it into a clean venv and send with it
 	$(PY) -m pip install --quiet 'auditwheel==$(AUDITWHEEL_VERSION)'
-	$(PY_VENV)/bin/auditwheel show $(PY_DIST)/*.whl | tee /dev/stderr | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'
+	report=$$($(PY_VENV)/bin/auditwheel show $(PY_DIST)/*.whl) && echo "$$report" \
+	  && echo "$$report" | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'
 	scratch=$$(mktemp -d) && cp tests/dist/send.py $$scratch/ && $(PYTHON) -m venv $$scratch/venv && cd $$scratch \
-	  && export PATH=/usr/local/bin:/usr/bin:/bin && ! command -v cargo && ! command -v rustc \
+	  && export PATH=/usr/local/bin:/usr/bin:/bin && $(NO_RUST_ON_PATH) \
 	  && venv/bin/pip install --quiet --no-index $(abspath $(PY_DIST))/*.whl && venv/bin/python send.py \
 	  && cd / && rm -rf $$scratch
 

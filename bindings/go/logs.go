@@ -21,16 +21,18 @@ func SetLogger(logger *slog.Logger) {
 
 var currentLogger atomic.Pointer[slog.Logger]
 
+// slogLevels maps ks_log_level (1 error … 5 trace) to slog's levels; trace is below debug.
+var slogLevels = [...]slog.Level{slog.LevelError, slog.LevelError, slog.LevelWarn, slog.LevelInfo, slog.LevelDebug, slog.LevelDebug - 4}
+
 //export goLog
 func goLog(level C.int, target, message *C.char) {
 	logger := currentLogger.Load()
 	if logger == nil {
 		return
 	}
-	levels := [...]slog.Level{slog.LevelError, slog.LevelError, slog.LevelWarn, slog.LevelInfo, slog.LevelDebug, slog.LevelDebug - 4}
 	at := slog.LevelInfo
-	if int(level) < len(levels) {
-		at = levels[level]
+	if int(level) < len(slogLevels) {
+		at = slogLevels[level]
 	}
 	logger.Log(context.Background(), at, C.GoString(message), "target", C.GoString(target))
 }

@@ -587,11 +587,8 @@ class Producers {
     return new Producers(file, names)
   }
 
-  /** The producer `name` (the same one on every call until `close`). */
+  /** The producer `name` (the same one on every call until `close`); a `config` error for a name the file does not have. */
   get(name) {
-    if (!this.names.includes(name)) {
-      throw new KafkaSenderError(`no producer named ${JSON.stringify(name)} (the file has: ${this.names.join(', ')})`, 'config', false)
-    }
     if (!this.#open.has(name)) this.#open.set(name, new Producer(new NamedProducer(this.#file, name)))
     return this.#open.get(name)
   }

@@ -118,9 +118,9 @@ impl Event {
         next
     }
 
-    /// The value of an envelope attribute (`id`, `type`, `source`, `correlationid`,
-    /// `causationid`, `version`) or of a field of the data (`data.user.id`), as text: what
-    /// `event.key.field` names for the key. `None` when it is absent or not a scalar.
+    /// The value of an envelope attribute ([`KEY_ATTRIBUTES`]) or of a field of the data
+    /// (`data.user.id`), as text: what `event.key.field` names for the key. `None` when it is
+    /// absent or not a scalar.
     pub fn field(&self, name: &str) -> Option<String> {
         if let Some(path) = name.strip_prefix("data.") {
             let mut at = &self.data;
@@ -144,6 +144,21 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// The envelope attributes [`Event::field`] answers for (a test keeps the two in step).
+pub const KEY_ATTRIBUTES: [&str; 6] = [
+    "correlationid",
+    "id",
+    "type",
+    "source",
+    "causationid",
+    "version",
+];
+
+/// Whether `name` is one [`Event::field`] knows: an attribute of [`KEY_ATTRIBUTES`] or `data.NAME`.
+pub fn is_field_name(name: &str) -> bool {
+    KEY_ATTRIBUTES.contains(&name) || name.strip_prefix("data.").is_some_and(|f| !f.is_empty())
 }
 
 /// Makes events of one source: each gets a new id and the current time, the builder's version,
@@ -442,6 +457,22 @@ mod tests {
         assert_eq!(event.field("data.user"), None);
         assert_eq!(event.field("data.missing"), None);
         assert_eq!(event.field("causationid"), None);
+        // Every attribute the configuration accepts has a value on an event that has them all.
+        let full = EventBuilder::new("s")
+            .version("1")
+            .event("t", json!({"x": 1}));
+        let full = full.caused(&EventBuilder::new("s"), "u", Value::Null);
+        let full = Event {
+            version: Some("1".into()),
+            ..full
+        };
+        for name in KEY_ATTRIBUTES.iter().chain(&["data.x"]) {
+            assert!(is_field_name(name), "{name}");
+        }
+        for name in KEY_ATTRIBUTES {
+            assert!(full.field(name).is_some(), "{name}");
+        }
+        assert!(!is_field_name("data.") && !is_field_name("colour"));
     }
 
     #[test]

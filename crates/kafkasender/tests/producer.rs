@@ -641,6 +641,28 @@ fn wait_for_health(
     }
 }
 
+/// Takes every broker down. A connection that was open may survive broker_down in the mock; a
+/// transport error on the next requests of `apis` drops it, and the downed broker then refuses
+/// the reconnect.
+fn all_brokers_down(cluster: &MockCluster, apis: &[MockApi]) {
+    for broker in cluster.broker_ids() {
+        cluster.broker_down(broker).unwrap();
+    }
+    for &api in apis {
+        cluster.push_request_errors(api, &[-195; 8]).unwrap();
+    }
+}
+
+/// Undoes [`all_brokers_down`].
+fn all_brokers_up(cluster: &MockCluster, apis: &[MockApi]) {
+    for &api in apis {
+        cluster.clear_request_errors(api);
+    }
+    for broker in cluster.broker_ids() {
+        cluster.broker_up(broker).unwrap();
+    }
+}
+
 #[test]
 fn an_idle_producer_whose_brokers_all_go_down_turns_unhealthy_by_asking_and_healthy_after() {
     let _outages = common::alone();
@@ -659,13 +681,7 @@ fn an_idle_producer_whose_brokers_all_go_down_turns_unhealthy_by_asking_and_heal
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
 
     // No traffic from here on: only the active check can notice.
-    for broker in cluster.broker_ids() {
-        cluster.broker_down(broker).unwrap();
-    }
-    // An open connection may survive broker_down in the mock; a transport error drops it.
-    cluster
-        .push_request_errors(MockApi::Metadata, &[-195; 8])
-        .unwrap();
+    all_brokers_down(&cluster, &[MockApi::Metadata]);
     let went_down = Instant::now();
     let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(10));
     assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
@@ -689,10 +705,7 @@ fn an_idle_producer_whose_brokers_all_go_down_turns_unhealthy_by_asking_and_heal
         went_down.elapsed()
     );
 
-    cluster.clear_request_errors(MockApi::Metadata);
-    for broker in cluster.broker_ids() {
-        cluster.broker_up(broker).unwrap();
-    }
+    all_brokers_up(&cluster, &[MockApi::Metadata]);
     let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(15));
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
 }
@@ -700,13 +713,14 @@ fn an_idle_producer_whose_brokers_all_go_down_turns_unhealthy_by_asking_and_heal
 #[test]
 fn health_of_a_producer_that_never_reached_a_broker_names_the_bootstrap_servers() {
     use kafkasender::HealthStatus;
-    let config = Config::builder()
-        .brokers("127.0.0.1:1")
-        .set("health.check.interval.ms", "300")
-        .set("log.level", "off")
-        .build()
-        .unwrap();
-    let producer = Producer::new(config).unwrap();
+    let unreachable = || {
+        let config = Config::builder()
+            .brokers("127.0.0.1:1")
+            .set("health.check.interval.ms", "300")
+            .set("log.level", "off");
+        Producer::new(config.build().unwrap()).unwrap()
+    };
+    let producer = unreachable();
     let checked = producer.check_health(Duration::from_millis(500));
     assert_eq!(checked.status, HealthStatus::Unhealthy, "{checked:?}");
     assert!(
@@ -720,13 +734,7 @@ fn health_of_a_producer_that_never_reached_a_broker_names_the_bootstrap_servers(
     drop(producer);
 
     // The same through health() alone: the first call starts the check.
-    let config = Config::builder()
-        .brokers("127.0.0.1:1")
-        .set("health.check.interval.ms", "300")
-        .set("log.level", "off")
-        .build()
-        .unwrap();
-    let producer = Producer::new(config).unwrap();
+    let producer = unreachable();
     let health = wait_for_health(&producer, HealthStatus::Unhealthy, Duration::from_secs(5));
     assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
     producer.close(Duration::ZERO);
@@ -747,18 +755,7 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
     let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(10));
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
 
-    for broker in cluster.broker_ids() {
-        cluster.broker_down(broker).unwrap();
-    }
-    // A connection that was open may survive broker_down in the mock; a transport error on the
-    // next requests drops it, and the downed broker then refuses the reconnect.
-    let drop_connection = [-195; 8];
-    cluster
-        .push_request_errors(MockApi::Produce, &drop_connection)
-        .unwrap();
-    cluster
-        .push_request_errors(MockApi::Metadata, &drop_connection)
-        .unwrap();
+    all_brokers_down(&cluster, &[MockApi::Produce, MockApi::Metadata]);
     let (sender, outcome) = mpsc::channel();
     producer
         .send(
@@ -776,11 +773,7 @@ fn health_goes_unhealthy_with_all_brokers_down_and_healthy_again_after() {
         "{health:?}"
     );
 
-    cluster.clear_request_errors(MockApi::Produce);
-    cluster.clear_request_errors(MockApi::Metadata);
-    for broker in cluster.broker_ids() {
-        cluster.broker_up(broker).unwrap();
-    }
+    all_brokers_up(&cluster, &[MockApi::Produce, MockApi::Metadata]);
     let health = wait_for_health(&producer, HealthStatus::Healthy, Duration::from_secs(30));
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
     assert!(

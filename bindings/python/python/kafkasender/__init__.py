@@ -133,9 +133,8 @@ class Producers:
         return cls(path)
 
     def get(self, name: str) -> Producer:
-        """The producer ``name`` (the same one on every call until ``close``)."""
-        if name not in self.names:
-            raise ConfigError(f"no producer named {name!r} (the file has: {', '.join(self.names)})")
+        """The producer ``name`` (the same one on every call until ``close``); a ConfigError
+        for a name the file does not have."""
         if name not in self._open:
             self._open[name] = Producer(_named=(self._path, name))
         return self._open[name]

@@ -98,23 +98,12 @@ fn check_events(
         });
     }
     let key_field = events.key_field.as_str();
-    let known = [
-        "correlationid",
-        "id",
-        "type",
-        "source",
-        "causationid",
-        "version",
-    ];
-    let data_field = key_field
-        .strip_prefix("data.")
-        .is_some_and(|f| !f.is_empty());
-    if !known.contains(&key_field) && !data_field {
+    if !crate::events::is_field_name(key_field) {
         problems.push(ConfigProblem {
             key: label("event.key.field"),
             message: format!(
                 "`{key_field}` is not an envelope attribute ({}) nor a data field (`data.NAME`)",
-                known.join(", ")
+                crate::events::KEY_ATTRIBUTES.join(", ")
             ),
         });
     }

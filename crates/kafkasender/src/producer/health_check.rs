@@ -57,13 +57,14 @@ impl HealthCheck {
         }
     }
 
-    /// Starts the checking thread, once; later calls do nothing.
-    pub(crate) fn start(self: &Arc<Self>, look: Box<Look>) {
+    /// Starts the checking thread, once; later calls do nothing (and do not make `look`).
+    pub(crate) fn start(self: &Arc<Self>, look: impl FnOnce() -> Box<Look>) {
         let mut state = lock(&self.state);
         if self.interval.is_zero() || state.started || state.stopped {
             return;
         }
         state.started = true;
+        let look = look();
         let check = Arc::downgrade(self);
         let spawned = thread::Builder::new()
             .name("kafkasender-health".into())

@@ -544,12 +544,14 @@ impl Producer {
     /// nothing delivered, a metadata request asks the cluster, on a thread of its own, so that an
     /// idle producer whose brokers are all gone turns unhealthy within about two intervals.
     pub fn health(&self) -> Health {
-        let weak = Arc::downgrade(&self.shared);
-        self.shared.health_check.start(Box::new(move || {
-            let shared = weak.upgrade()?;
-            let delivered = shared.engine.tracker.metrics.delivered();
-            (!shared.engine.is_closed()).then(|| (shared.engine.client(), delivered))
-        }));
+        self.shared.health_check.start(|| {
+            let weak = Arc::downgrade(&self.shared);
+            Box::new(move || {
+                let shared = weak.upgrade()?;
+                let delivered = shared.engine.tracker.metrics.delivered();
+                (!shared.engine.is_closed()).then(|| (shared.engine.client(), delivered))
+            })
+        });
         self.assess_health()
     }
 
