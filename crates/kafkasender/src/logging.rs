@@ -71,6 +71,9 @@ pub fn init(level: LogLevel, format: LogFormat) -> bool {
         .with(stderr)
         .with(SinkLayer)
         .with(level_filter(level))
+        // Lines only: the faces trace with their host's OpenTelemetry, so the core's send spans
+        // (producer::send_span) would be work for nobody.
+        .with(filter_fn(|metadata| !metadata.is_span()))
         .try_init()
         .is_ok()
 }

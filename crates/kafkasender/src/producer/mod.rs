@@ -27,6 +27,7 @@ mod recovery;
 mod replay;
 mod rescue;
 mod round_robin;
+mod send_span;
 mod tracker;
 mod transaction;
 mod watchdog;
@@ -52,6 +53,7 @@ use self::publish::EventRouting;
 use self::recovery::Recovery;
 pub use self::replay::ReplayReport;
 use self::rescue::Rescue;
+use self::send_span::SendSpan;
 use self::tracker::Tracker;
 use self::transaction::Transactions;
 use self::watchdog::Watchdog;
@@ -256,7 +258,24 @@ impl Producer {
     where
         F: FnOnce(DeliveryReport) + Send + 'static,
     {
-        self.shared.submit(record, Ticket::new(on_delivery))
+        match SendSpan::start(std::slice::from_ref(record)) {
+            None => self.shared.submit(record, Ticket::new(on_delivery)),
+            Some((span, headers)) => {
+                let traced = headers.traced(record);
+                let if_refused = span.handle();
+                let sent = self.shared.submit(
+                    &traced,
+                    Ticket::new(move |report: DeliveryReport| {
+                        span.end(&report);
+                        on_delivery(report)
+                    }),
+                );
+                if let Err(error) = &sent {
+                    if_refused.fail(error);
+                }
+                sent
+            }
+        }
     }
 
     /// Like [`Producer::send`], but never waits: where `send` would wait for queue room or a
@@ -311,6 +330,26 @@ impl Producer {
     /// batch never half-fails silently. Errs only when the producer is closed.
     pub fn send_batch(&self, records: &[Record<'_>], on_delivery: BatchCallback) -> Result<()> {
         self.check_open()?;
+        match SendSpan::start(records) {
+            None => self.send_batch_untraced(records, on_delivery),
+            Some((span, headers)) => {
+                let traced: Vec<Record<'_>> = records.iter().map(|r| headers.traced(r)).collect();
+                self.send_batch_untraced(
+                    &traced,
+                    Box::new(move |reports: Vec<DeliveryReport>| {
+                        span.end_with(&reports);
+                        on_delivery(reports)
+                    }),
+                )
+            }
+        }
+    }
+
+    fn send_batch_untraced(
+        &self,
+        records: &[Record<'_>],
+        on_delivery: BatchCallback,
+    ) -> Result<()> {
         let slots = Batch::start(records.len(), on_delivery);
         for (index, record) in records.iter().enumerate() {
             // SAFETY: `index` is in the batch and gets this one ticket; a refused send drops it
