@@ -177,17 +177,20 @@ GO_DIST := dist/kafkasender-go
 .PHONY: dist-go
 dist-go: go ## The Go module in dist/kafkasender-go (and a .tar.gz) with its vendored static library
 	rm -rf $(GO_DIST) && mkdir -p $(GO_DIST)
-	cp bindings/go/go.mod bindings/go/shim.c bindings/go/shim.h bindings/go/README.md LICENSE \
+	cp bindings/go/go.mod bindings/go/go.sum bindings/go/shim.c bindings/go/shim.h bindings/go/README.md LICENSE \
 	  $(filter-out %_test.go,$(wildcard bindings/go/*.go)) $(GO_DIST)/
 	cp -r $(GO_VENDOR) $(GO_DIST)/
 	tar -C dist -czf $(GO_DIST)-$(VERSION)-linux-amd64.tar.gz $(notdir $(GO_DIST))
 
 # Outside the repository, with no cargo or rustc on PATH and no network: a program built against
-# the module from dist/ (a replace directive stands in for `go get`), statically by default (no
+# the module from dist/ (a replace directive stands in for `go get`, and the module's go.sum and
+# downloaded dependencies for what `go get` would fetch), statically by default (no
 # libkafkasender at run time), and with -tags dynamic against the C tarball's libkafkasender.so.
 .PHONY: test-dist-go
 test-dist-go: dist-go dist-c ## Build and run tests/dist/go against the Go module alone, static and -tags dynamic
+	cd bindings/go && go mod download
 	scratch=$$(mktemp -d) && cp -r $(GO_DIST) $$scratch/kafkasender-go && cp -r tests/dist/go $$scratch/app \
+	  && cp $(GO_DIST)/go.sum $$scratch/app/ \
 	  && tar -C $$scratch -xzf $(C_DIST).tar.gz && cd $$scratch/app \
 	  && export PATH=$(dir $(shell command -v go)):/usr/local/bin:/usr/bin:/bin GOFLAGS=-mod=mod GOPROXY=off \
 	  && $(NO_RUST_ON_PATH) \
@@ -271,7 +274,7 @@ test-dist-python: dist-python ## Check the wheel with auditwheel, pip install it
 
 .PHONY: python-install
 python-install: $(PY) $(ZIG) ## pip install ./bindings/python into target/python-venv (builds from source)
-	$(RUST_ENV) $(PY) -m pip install --quiet ./bindings/python pytest jsonschema prometheus_client
+	$(RUST_ENV) $(PY) -m pip install --quiet ./bindings/python pytest jsonschema prometheus_client opentelemetry-sdk
 
 .PHONY: test-python
 test-python: python-install ## Python tests (pytest) on the mock cluster, and the Python example

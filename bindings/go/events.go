@@ -140,9 +140,44 @@ func (p *Producer) PublishEventAsync(e Event, onDelivery func(DeliveryReport)) e
 		func(c *C.ks_producer, token C.uint64_t) C.ks_go_result { return C.ks_go_send_message(c, msg, token) })
 }
 
-// PublishEvent publishes e and waits for its report, like Send.
+// PublishEvent publishes e and waits for its report, like Send (and traced like it).
 func (p *Producer) PublishEvent(ctx context.Context, e Event) (DeliveryReport, error) {
-	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.PublishEventAsync(e, onDelivery) })
+	m, err := p.eventMessage(e)
+	if err != nil {
+		return DeliveryReport{}, err
+	}
+	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.sendTraced(ctx, m, onDelivery) })
+}
+
+// eventMessage is the message e is published as.
+func (p *Producer) eventMessage(e Event) (Message, error) {
+	envelope := C.CString(e.envelope)
+	defer C.free(unsafe.Pointer(envelope))
+	var record *C.ks_event_record
+	if err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_event_record(c, envelope, &record) }); err != nil {
+		return Message{}, err
+	}
+	defer C.ks_event_record_free(record)
+	return goMessage(C.ks_event_record_message(record)), nil
+}
+
+// goMessage copies a C message into Go memory.
+func goMessage(msg *C.ks_message) Message {
+	m := Message{Topic: C.GoString(msg.topic)}
+	if msg.key != nil {
+		m.Key = C.GoBytes(unsafe.Pointer(msg.key), C.int(msg.key_len))
+	}
+	if msg.value != nil {
+		m.Value = C.GoBytes(unsafe.Pointer(msg.value), C.int(msg.value_len))
+	}
+	for _, h := range unsafe.Slice(msg.headers, msg.headers_len) {
+		header := Header{Key: C.GoString(h.key)}
+		if h.value != nil {
+			header.Value = C.GoBytes(unsafe.Pointer(h.value), C.int(h.value_len))
+		}
+		m.Headers = append(m.Headers, header)
+	}
+	return m
 }
 
 // MapEventTopic sends events of a type ("api.error") or a prefix pattern ("user.*") to topic

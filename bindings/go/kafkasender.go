@@ -321,9 +321,9 @@ func cBool(b bool) C.int {
 // Send sends a message and waits for its report or for ctx. A lost message (OutcomeFailed) is
 // returned as the error (an *Error) together with the report; a dead-lettered or spooled one is
 // kept, so its error is nil and its report says where. When ctx ends first, ctx.Err() is returned
-// and the message may still be delivered later.
+// and the message may still be delivered later. The send is traced under ctx (see tracing.go).
 func (p *Producer) Send(ctx context.Context, m Message) (DeliveryReport, error) {
-	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.SendAsync(m, onDelivery) })
+	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.sendTraced(ctx, m, onDelivery) })
 }
 
 // waitForReport starts a send with a callback and waits for its report or the end of ctx.

@@ -4,6 +4,7 @@
 // loop serves every report that arrived meanwhile); flush and close run off the event loop.
 
 const { AsyncLocalStorage } = require('node:async_hooks')
+const tracing = require('./tracing')
 
 const native = loadNative()
 
@@ -179,11 +180,12 @@ class Producer {
   send(message, callback) {
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
     const send = this.#prepare(message)
+    const span = traced([send])
     if (callback) {
-      this.#enqueue(send, { callback })
+      this.#enqueue(send, { callback, span })
       return undefined
     }
-    return new Promise((resolve, reject) => this.#enqueue(send, { resolve, reject }))
+    return new Promise((resolve, reject) => this.#enqueue(send, { resolve, reject, span }))
   }
 
   /**
@@ -198,7 +200,8 @@ class Producer {
     const sends = messages.map((m) => this.#prepare(m))
     const settled = new Promise((resolve) => {
       if (sends.length === 0) return resolve([])
-      this.#push(new QueuedBatch(this.#register({ sends, rows: [], resolve }, sends.length), sends))
+      const span = traced(sends)
+      this.#push(new QueuedBatch(this.#register({ sends, rows: [], resolve, span }, sends.length), sends))
     })
     if (!rejectOnFailure) return settled
     return settled.then((reports) => {
@@ -448,6 +451,7 @@ class Producer {
         if (refused) {
           const waiter = this.#settle(id)
           const error = errorOf(refused)
+          if (waiter.span) tracing.failSend(waiter.span, error)
           waiter.resolve(waiter.sends.map((send) => failedReport(send, error)))
           this.#stopKeepAliveWhenIdle()
         }
@@ -466,6 +470,7 @@ class Producer {
   #refuse(id, info) {
     const waiter = this.#settle(id)
     const error = errorOf(info)
+    if (waiter.span) tracing.failSend(waiter.span, error)
     if (waiter.callback) {
       waiter.callback(error, null)
     } else {
@@ -502,13 +507,17 @@ class Producer {
         // A batch's reports arrive together and in order.
         const { rows, sends } = batchWaiter
         rows.push(reportOf(batch, i, sends[rows.length], problems.get(i)))
-        if (rows.length === sends.length) this.#settle(id).resolve(rows)
+        if (rows.length === sends.length) {
+          if (batchWaiter.span) tracing.endSend(batchWaiter.span, rows)
+          this.#settle(id).resolve(rows)
+        }
         continue
       }
       const waiter = this.#settle(id)
       if (waiter === undefined) continue
       const report = reportOf(batch, i, waiter.send, problems.get(i))
       const lost = report.outcome === 'failed'
+      if (waiter.span) tracing.endSend(waiter.span, [report])
       if (waiter.callback) {
         waiter.callback(lost ? report.error : null, report)
       } else if (lost && waiter.reject) {
@@ -527,6 +536,34 @@ function failedReport(send, error) {
     topic: send[1], partition: send[6] ?? -1, offset: -1n, timestamp: send[7], key: send[3], attempts: 0,
     latencyMs: 0, outcome: 'failed', destination: null, error, recovered: false,
   })
+}
+
+/**
+ * Starts the OpenTelemetry span of `sends` (see `#prepare`), adding its trace headers to each
+ * (replacing any of the same name); returns the span, or null when nobody traces.
+ */
+function traced(sends) {
+  const topic = sends.every((send) => send[1] === sends[0][1]) ? sends[0][1] : null
+  const started = tracing.startSend(topic, sends.length === 1 ? sends[0][3] : null, sends.length)
+  if (started === null) return null
+  const names = new Set(started.headers.map(([name]) => name))
+  for (const send of sends) {
+    const keys = []
+    const values = []
+    send[4].forEach((key, i) => {
+      if (!names.has(key)) {
+        keys.push(key)
+        values.push(send[5][i])
+      }
+    })
+    for (const [name, value] of started.headers) {
+      keys.push(name)
+      values.push(value)
+    }
+    send[4] = keys
+    send[5] = values
+  }
+  return started.span
 }
 
 /** A message the native producer can take in a `sendMany` run: no headers, partition or timestamp. */

@@ -43,7 +43,9 @@ def c():
 
 def go():
     text = read("bindings/go/*.go")
-    return text, set(re.findall(r"^func (?:\([^)]*\) )?([A-Z]\w*)", text, re.M))
+    # Exported functions, and exported methods of exported types (an unexported type's methods,
+    # such as an interface implementation, are not the package's API).
+    return text, set(re.findall(r"^func (?:\(\w+ \*?[A-Z]\w*\) )?([A-Z]\w*)", text, re.M))
 
 
 def python():

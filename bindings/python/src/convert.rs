@@ -7,6 +7,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
 
+/// A record's headers: names, and values owned (null headers are `None`).
+pub type Headers = Vec<(String, Option<Payload<'static>>)>;
+
 /// Bytes borrowed from a Python object (`bytes`, `str`), or copied from a mutable one
 /// (`bytearray`, `memoryview`) so another thread cannot change them while the GIL is released.
 pub enum Payload<'py> {
@@ -49,10 +52,8 @@ pub fn payload<'a>(value: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Option<P
 }
 
 /// Headers: a dict, or a list of `(key, value)` pairs (repeated keys allowed). Keys are `str`;
-/// values as [`payload`].
-/// Headers: a dict, or a list of `(key, value)` pairs (repeated keys allowed). Keys are `str`;
 /// values as [`payload`], copied (headers are small, and a dict's values are not pinned by the caller).
-pub fn headers(value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Option<Payload<'static>>)>> {
+pub fn headers(value: &Bound<'_, PyAny>) -> PyResult<Headers> {
     if value.is_none() {
         return Ok(Vec::new());
     }
@@ -128,7 +129,7 @@ pub struct RecordArgs<'a> {
     pub topic: String,
     pub value: Option<Payload<'a>>,
     pub key: Option<Payload<'a>>,
-    pub headers: Vec<(String, Option<Payload<'static>>)>,
+    pub headers: Headers,
     pub partition: Option<i32>,
     pub timestamp: Option<i64>,
 }

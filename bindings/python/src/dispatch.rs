@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::convert::DeliveryReport;
+use crate::otel;
 
 /// Who waits for a result, and what to call when it arrives.
 pub struct Waiter {
@@ -18,6 +19,8 @@ pub struct Waiter {
     pub future: Option<Py<PyAny>>,
     /// `on_delivery(report)`, if given.
     pub on_delivery: Option<Py<PyAny>>,
+    /// The send's OpenTelemetry span, ended with the result.
+    pub span: Option<otel::Span>,
 }
 
 pub enum Outcome {
@@ -177,6 +180,9 @@ impl Dispatcher {
                     continue;
                 }
             };
+            if let Some(span) = waiter.span {
+                span.end(py, &result);
+            }
             // The future first, so that a raising callback cannot keep a waiter waiting.
             if let Some(future) = &waiter.future {
                 let _ = resolve(future.bind(py), &result, lost.as_ref());

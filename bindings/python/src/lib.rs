@@ -9,6 +9,7 @@ mod events;
 mod fork;
 mod logs;
 mod mock;
+mod otel;
 mod producer;
 
 use pyo3::prelude::*;

@@ -14,10 +14,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{config_map, RecordArgs};
+use crate::convert::{config_map, Payload, RecordArgs};
 use crate::dispatch::{Dispatcher, Outcome, Waiter};
 use crate::errors::{exception, IntoPyResult};
 use crate::events::{record_parts, Event, RecordParts};
+use crate::otel;
 
 static FUTURE_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -88,8 +89,14 @@ impl Producer {
         on_delivery: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         self.check_process(py)?;
-        let args = RecordArgs::extract(topic, value, key, headers, partition, timestamp)?;
-        let waiter = self.waiter(py, on_delivery)?;
+        let mut args = RecordArgs::extract(topic, value, key, headers, partition, timestamp)?;
+        let mut waiter = self.waiter(py, on_delivery)?;
+        let key = args.key.as_ref().map(Payload::as_slice);
+        if let Some((span, trace_headers)) = otel::start(py, Some(&args.topic), key, 1)? {
+            otel::add_headers(&mut args.headers, &trace_headers);
+            waiter.span = Some(span);
+        }
+        let if_refused = waiter.span.as_ref().map(|span| span.clone_ref(py));
         let future = match &waiter.future {
             Some(future) => future.clone_ref(py),
             None => py.None(),
@@ -101,14 +108,18 @@ impl Producer {
         };
         // Only a send that would wait lets go of the GIL: a release per message hands the GIL to
         // the dispatcher thread every time, which costs more than the send.
-        match self.producer.try_send(&record, on_delivery).or_raise(py)? {
-            TrySend::Sent => {}
-            TrySend::WouldBlock(on_delivery) => {
+        let sent = match self.producer.try_send(&record, on_delivery) {
+            Ok(TrySend::Sent) => Ok(()),
+            Ok(TrySend::WouldBlock(on_delivery)) => {
                 let producer = &*self.producer;
                 py.detach(|| producer.send(&record, on_delivery))
-                    .or_raise(py)?;
             }
+            Err(error) => Err(error),
+        };
+        if let (Err(error), Some(span)) = (&sent, if_refused) {
+            span.fail(py, &exception(py, error));
         }
+        sent.or_raise(py)?;
         Ok(future)
     }
 
@@ -145,24 +156,41 @@ impl Producer {
                 )
             })
             .collect::<PyResult<_>>()?;
-        let waiter = self.waiter(py, None)?;
+        let mut args = args;
+        let mut waiter = self.waiter(py, None)?;
+        let topic = args.first().map(|first| first.topic.as_str());
+        let topic = topic.filter(|topic| args.iter().all(|a| a.topic == *topic));
+        let key = match args.as_slice() {
+            [one] => one.key.as_ref().map(Payload::as_slice),
+            _ => None,
+        };
+        if let Some((span, trace_headers)) = otel::start(py, topic, key, args.len())? {
+            for record in &mut args {
+                otel::add_headers(&mut record.headers, &trace_headers);
+            }
+            waiter.span = Some(span);
+        }
         let future = waiter
             .future
             .as_ref()
             .expect("a waiter without a callback has a future")
             .clone_ref(py);
         let dispatcher = self.dispatcher.clone();
+        let if_refused = waiter.span.as_ref().map(|span| span.clone_ref(py));
         let records: Vec<kafkasender::Record<'_>> = args.iter().map(RecordArgs::record).collect();
         let producer = &*self.producer;
-        py.detach(|| {
+        let sent = py.detach(|| {
             producer.send_batch(
                 &records,
                 Box::new(move |reports| {
                     dispatcher.push(waiter, Outcome::Batch(reports, raise_on_failure))
                 }),
             )
-        })
-        .or_raise(py)?;
+        });
+        if let (Err(error), Some(span)) = (&sent, if_refused) {
+            span.fail(py, &exception(py, error));
+        }
+        sent.or_raise(py)?;
         Ok(future)
     }
 
@@ -410,6 +438,7 @@ impl Producer {
         Ok(Waiter {
             future,
             on_delivery,
+            span: None,
         })
     }
 

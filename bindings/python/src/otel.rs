@@ -1,0 +1,117 @@
+//! OpenTelemetry spans and trace headers through Python's own API (`kafkasender/_tracing.py`),
+//! asked for only once the program has set a tracer provider: until then a send costs one
+//! attribute read, and nothing at all without `opentelemetry-api` installed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+use crate::convert::{Headers, Payload};
+
+/// `kafkasender._tracing` and `opentelemetry.trace`, when OpenTelemetry is installed.
+struct Hooks {
+    tracing: Py<PyModule>,
+    trace_api: Py<PyModule>,
+}
+
+static HOOKS: PyOnceLock<Option<Hooks>> = PyOnceLock::new();
+/// Set once a tracer provider is seen: OpenTelemetry lets a program set one only once.
+static PROVIDER_SET: AtomicBool = AtomicBool::new(false);
+
+fn hooks(py: Python<'_>) -> Option<&'static Hooks> {
+    HOOKS
+        .get_or_init(py, || {
+            let trace_api = py.import("opentelemetry.trace").ok()?.unbind();
+            let tracing = py.import("kafkasender._tracing").ok()?.unbind();
+            Some(Hooks { tracing, trace_api })
+        })
+        .as_ref()
+}
+
+/// The hooks, if a tracer provider is set.
+fn active(py: Python<'_>) -> Option<&'static Hooks> {
+    let hooks = hooks(py)?;
+    if !PROVIDER_SET.load(Ordering::Relaxed) {
+        // `set_tracer_provider` stores it here; should a later OpenTelemetry move it, every
+        // send asks `_tracing`, whose spans are then merely non-recording until one is set.
+        let set = match hooks
+            .trace_api
+            .bind(py)
+            .getattr(intern!(py, "_TRACER_PROVIDER"))
+        {
+            Ok(provider) => !provider.is_none(),
+            Err(_) => true,
+        };
+        if !set {
+            return None;
+        }
+        PROVIDER_SET.store(true, Ordering::Relaxed);
+    }
+    Some(hooks)
+}
+
+/// A send's span, ended by the dispatcher with the report (or by [`Span::fail`]).
+pub struct Span(Py<PyAny>);
+
+/// Starts the span of sending `count` records to `topic` (`None`: several topics) and returns it
+/// with the trace headers to add to each record; `None` when nobody traces.
+pub fn start(
+    py: Python<'_>,
+    topic: Option<&str>,
+    key: Option<&[u8]>,
+    count: usize,
+) -> PyResult<Option<(Span, Headers)>> {
+    let Some(hooks) = active(py) else {
+        return Ok(None);
+    };
+    let key = key.and_then(|key| std::str::from_utf8(key).ok());
+    let (span, headers): (Py<PyAny>, Vec<(String, Vec<u8>)>) = hooks
+        .tracing
+        .bind(py)
+        .call_method1(intern!(py, "start"), (topic, key, count))?
+        .extract()?;
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| (name, Some(Payload::Owned(value))))
+        .collect();
+    Ok(Some((Span(span), headers)))
+}
+
+/// Adds trace `headers` to a record's, replacing any of the same name.
+pub fn add_headers(record_headers: &mut Headers, headers: &Headers) {
+    record_headers.retain(|(name, _)| !headers.iter().any(|(traced, _)| traced == name));
+    record_headers.extend(headers.iter().map(|(name, value)| {
+        let value = value
+            .as_ref()
+            .map(|v| Payload::Owned(v.as_slice().to_vec()));
+        (name.clone(), value)
+    }));
+}
+
+impl Span {
+    /// Another reference to the same span.
+    pub fn clone_ref(&self, py: Python<'_>) -> Span {
+        Span(self.0.clone_ref(py))
+    }
+
+    /// Ends the span with what the waiter receives: a report, or a batch's list of them.
+    pub fn end(self, py: Python<'_>, result: &Bound<'_, PyAny>) {
+        call(py, "end", (self.0, result));
+    }
+
+    /// Ends the span of a send refused at once with `error`.
+    pub fn fail(self, py: Python<'_>, error: &PyErr) {
+        call(py, "fail", (self.0, error.value(py)));
+    }
+}
+
+fn call<'py>(py: Python<'py>, name: &str, args: impl pyo3::call::PyCallArgs<'py>) {
+    if let Some(hooks) = hooks(py) {
+        // Tracing must never fail a send: a raising hook is reported, not propagated.
+        if let Err(error) = hooks.tracing.bind(py).call_method1(name, args) {
+            error.write_unraisable(py, None);
+        }
+    }
+}
