@@ -61,6 +61,7 @@ writePackage(
   {
     name: main.name, ...common, description: main.description, keywords: main.keywords, main: main.main, types: main.types,
     files: javascript, engines: main.engines, optionalDependencies,
+    peerDependencies: main.peerDependencies, peerDependenciesMeta: main.peerDependenciesMeta,
   },
   {
     ...Object.fromEntries(javascript.map((file) => [file, path.join(root, file)])),

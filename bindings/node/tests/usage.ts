@@ -1,5 +1,7 @@
 // Compiled with `tsc --noEmit` against index.d.ts: the documented usage type-checks.
 import { DeliveryReport, Event, EventBuilder, KafkaSenderError, MockCluster, Producer, withCorrelationId } from '..'
+import { Registry } from 'prom-client'
+import { KafkaSenderCollector } from '../prometheus'
 
 async function main(): Promise<void> {
   const cluster = new MockCluster(1)
@@ -7,6 +9,7 @@ async function main(): Promise<void> {
   const producer = new Producer({ 'bootstrap.servers': cluster.bootstrapServers, 'linger.ms': 5, 'enable.idempotence': true })
   const report: DeliveryReport = await producer.send({ topic: 'orders', value: 'v', key: Buffer.from('k'), headers: { h: 'x' } })
   const offset: bigint = report.offset
+  new KafkaSenderCollector(new Registry(), producer).add(producer)
   producer.send({ topic: 'orders', value: new Uint8Array([1]), headers: [['h', null]] }, (err, r) => {
     if (err instanceof KafkaSenderError) console.log(err.code, err.retriable, err.rdkafkaCode)
     else console.log(r?.outcome)
