@@ -94,6 +94,12 @@ export declare class Producer {
   publishEvents(events: Event[], options?: { rejectOnFailure?: boolean }): Promise<DeliveryReport[]>
   /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
   mapEventTopic(pattern: string, topic: string): void
+  /**
+   * Sets a partitioner function for records without a partition, called on the event loop before
+   * each is enqueued; a result out of range, not an integer, or a throw fails that send with
+   * `invalid_record`. Set once, before sending.
+   */
+  setPartitioner(partition: (topic: string, key: Buffer | null, partitionCount: number) => number): void
 }
 
 /** One log line of kafkasender or librdkafka. */

@@ -330,6 +330,19 @@ class Producer {
   }
 
   /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
+  /**
+   * Sets a partitioner function `(topic, key, partitionCount) => partition` for records without a
+   * partition: called on the event loop before the record is enqueued (a topic's first send waits
+   * for its partition count); what it returns becomes the record's partition. A result out of
+   * range, not an integer, or a throw fails that send with `invalid_record`. Set once, before
+   * sending.
+   */
+  setPartitioner(partition) {
+    if (typeof partition !== 'function') throw new TypeError('partition must be a function')
+    const info = this.#native.setPartitioner(partition)
+    if (info) throw errorOf(info)
+  }
+
   mapEventTopic(pattern, topic) {
     if (typeof pattern !== 'string' || typeof topic !== 'string') throw new TypeError('pattern and topic must be strings')
     const info = this.#native.mapEventTopic(pattern, topic)

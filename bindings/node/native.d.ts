@@ -71,6 +71,12 @@ export declare class NativeProducer {
   eventRecord(envelope: string): EventRecord | ErrorInfo
   /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
   mapEventTopic(pattern: string, topic: string): ErrorInfo | null
+  /**
+   * Sets the user's partitioner function `(topic, key, partitionCount) => partition`. The core
+   * calls it on the sending thread: on the event loop it is called there and then; for a send
+   * made off the loop (a full queue, `sendBatch`) the worker waits while the loop calls it.
+   */
+  setPartitioner(partition: (arg0: string, arg1: Buffer | undefined | null, arg2: number) => number): ErrorInfo | null
   health(): HealthInfo
 }
 

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kafkasender::testing::{read_topic, MockApi, MockCluster as CoreMockCluster};
-use kafkasender::{Config, Header, HealthStatus, Outcome, Producer, Producers, Record, TrySend};
+use kafkasender::{
+    Config, Header, HealthStatus, Outcome, PartitionerFn, Producer, Producers, Record, TrySend,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -506,6 +508,55 @@ impl NativeProducer {
             .map_event_topic(&pattern, &topic)
             .err()
             .map(|e| ErrorInfo::from(&e))
+    }
+
+    /// Sets the user's partitioner function `(topic, key, partitionCount) => partition`. The core
+    /// calls it on the sending thread: on the event loop it is called there and then; for a send
+    /// made off the loop (a full queue, `sendBatch`) the worker waits while the loop calls it.
+    #[napi]
+    pub fn set_partitioner(
+        &self,
+        env: Env,
+        partition: Function<'_, FnArgs<(String, Option<Buffer>, i32)>, i32>,
+    ) -> Result<Option<ErrorInfo>> {
+        let on_loop = partition.create_ref()?;
+        let off_loop = partition
+            .build_threadsafe_function::<FnArgs<(String, Option<Buffer>, i32)>>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        let (raw_env, loop_thread) = (env.raw() as usize, std::thread::current().id());
+        let function: PartitionerFn = Box::new(move |request| {
+            let args = FnArgs::from((
+                request.topic.to_string(),
+                request.key.map(|key| Buffer::from(key.to_vec())),
+                request.partition_count,
+            ));
+            let answer = if std::thread::current().id() == loop_thread {
+                // On the loop the core is inside one of this addon's calls, so the env is live.
+                let env = Env::from_raw(raw_env as napi::sys::napi_env);
+                on_loop.borrow_back(&env).and_then(|f| f.call(args))
+            } else {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                off_loop.call_with_return_value(
+                    args,
+                    ThreadsafeFunctionCallMode::Blocking,
+                    move |answer, _env| {
+                        let _ = sender.send(answer);
+                        Ok(())
+                    },
+                );
+                receiver.recv().unwrap_or_else(|_| {
+                    Err(Error::from_reason("the event loop is gone"))
+                })
+            };
+            answer.map_err(|error| error.reason.clone())
+        });
+        Ok(self
+            .producer
+            .set_partitioner(function)
+            .err()
+            .map(|e| ErrorInfo::from(&e)))
     }
 
     #[napi]
