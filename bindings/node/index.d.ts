@@ -6,10 +6,15 @@
 /** Bytes to send: a Buffer, a Uint8Array, a string (UTF-8), or null. */
 export type Payload = Buffer | Uint8Array | string | null
 
+/** `'json'` (JSON.stringify, UTF-8), `'string'` (String(value), UTF-8), or a function returning bytes. */
+export type Serializer = 'json' | 'string' | ((value: any) => Payload)
+
 export interface Message {
   topic: string
-  value?: Payload
-  key?: Payload
+  /** A Buffer, typed array or string (null: a tombstone); with a `valueSerializer`, what it takes. */
+  value?: Payload | unknown
+  /** As `value`, with `keySerializer`. */
+  key?: Payload | unknown
   /** An object, or `[key, value]` pairs (repeated keys allowed). */
   headers?: Record<string, Payload> | Array<[string, Payload]>
   partition?: number
@@ -60,7 +65,11 @@ export interface Health {
 export type ConfigValue = string | number | boolean
 
 export declare class Producer {
-  constructor(config?: Record<string, ConfigValue>)
+  /**
+   * A serializer (`'json'`, `'string'` or a function returning bytes) turns every value or key
+   * given to `send` and `sendBatch` into bytes; without one they must be bytes or strings.
+   */
+  constructor(config?: Record<string, ConfigValue>, options?: { valueSerializer?: Serializer; keySerializer?: Serializer })
   static fromEnv(): Producer
   /** Resolves with the report; rejects only when the message is lost. */
   send(message: Message): Promise<DeliveryReport>

@@ -156,8 +156,19 @@ class Producer {
   /** A send that found the queue full is being sent off the event loop; later ones wait behind it. */
   #waiting = null
 
-  /** `new Producer(config)`: kafkasender settings and librdkafka properties, e.g. `{ 'bootstrap.servers': '…' }`. */
-  constructor(config = {}) {
+  /** `valueSerializer` and `keySerializer`, as functions (null: values must be bytes or strings). */
+  #serializeValue
+  #serializeKey
+
+  /**
+   * `new Producer(config, { valueSerializer, keySerializer })`: kafkasender settings and librdkafka
+   * properties, e.g. `{ 'bootstrap.servers': '…' }`. A serializer (`'json'`, `'string'` or a
+   * function returning bytes) turns every value or key given to `send` and `sendBatch` into bytes;
+   * without one they must be Buffers, typed arrays or strings.
+   */
+  constructor(config = {}, { valueSerializer = null, keySerializer = null } = {}) {
+    this.#serializeValue = serializerOf(valueSerializer, 'valueSerializer')
+    this.#serializeKey = serializerOf(keySerializer, 'keySerializer')
     const fromEnv = config === FROM_ENV
     const named = config instanceof NamedProducer ? config : null
     const created = native.createProducer(fromEnv || named ? {} : configMap(config), fromEnv, named?.file ?? null,
@@ -178,8 +189,11 @@ class Producer {
    * TypeError at once.
    */
   send(message, callback) {
+    return this.#sendPrepared(this.#prepare(message), callback)
+  }
+
+  #sendPrepared(send, callback) {
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
-    const send = this.#prepare(message)
     const span = traced([send])
     if (callback) {
       this.#enqueue(send, { callback, span })
@@ -195,9 +209,12 @@ class Producer {
    * when it rejects with the first lost message's error, whose `reports` holds every report.
    * Wrong argument types throw a TypeError at once, before anything is sent.
    */
-  sendBatch(messages, { rejectOnFailure = false } = {}) {
+  sendBatch(messages, options) {
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array')
-    const sends = messages.map((m) => this.#prepare(m))
+    return this.#sendPreparedBatch(messages.map((m) => this.#prepare(m)), options)
+  }
+
+  #sendPreparedBatch(sends, { rejectOnFailure = false } = {}) {
     const settled = new Promise((resolve) => {
       if (sends.length === 0) return resolve([])
       const span = traced(sends)
@@ -320,13 +337,13 @@ class Producer {
    * reports like `send`.
    */
   publishEvent(event, callback) {
-    return this.send(this.#eventMessage(event), callback)
+    return this.#sendPrepared(this.#prepare(this.#eventMessage(event), false), callback)
   }
 
   /** Publishes events as one batch, like `sendBatch`; nothing is sent if one cannot be. */
   publishEvents(events, options) {
     if (!Array.isArray(events)) throw new TypeError('events must be an array')
-    return this.sendBatch(events.map((event) => this.#eventMessage(event)), options)
+    return this.#sendPreparedBatch(events.map((event) => this.#prepare(this.#eventMessage(event), false)), options)
   }
 
   /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
@@ -357,11 +374,15 @@ class Producer {
     return { topic: record.topic, key: record.key, value: record.value, headers }
   }
 
-  #prepare(message) {
+  /** A message as the queue holds it; `serialize`: through the serializers (not for events, bytes already). */
+  #prepare(message, serialize = true) {
     if (message === null || typeof message !== 'object') throw new TypeError('message must be an object')
     if (typeof message.topic !== 'string') throw new TypeError('message.topic must be a string')
     const [headerKeys, headerValues] = headerPairs(message.headers)
-    return [0, message.topic, bytes(message.value, 'message.value'), bytes(message.key, 'message.key'),
+    let { value, key } = message
+    if (serialize && this.#serializeValue !== null && value !== null && value !== undefined) value = this.#serializeValue(value)
+    if (serialize && this.#serializeKey !== null && key !== null && key !== undefined) key = this.#serializeKey(key)
+    return [0, message.topic, bytes(value, 'message.value'), bytes(key, 'message.key'),
       headerKeys, headerValues, integer(message.partition, 'message.partition'),
       integer(message.timestamp, 'message.timestamp')]
   }
@@ -577,6 +598,15 @@ function traced(sends) {
     send[5] = values
   }
   return started.span
+}
+
+/** A serializer option as a function (null when none is given). */
+function serializerOf(option, name) {
+  if (option === null || option === undefined) return null
+  if (option === 'json') return (value) => Buffer.from(JSON.stringify(value))
+  if (option === 'string') return (value) => Buffer.from(String(value))
+  if (typeof option === 'function') return option
+  throw new TypeError(`${name} must be 'json', 'string' or a function returning bytes`)
 }
 
 /** A message the native producer can take in a `sendMany` run: no headers, partition or timestamp. */

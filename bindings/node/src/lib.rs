@@ -546,9 +546,9 @@ impl NativeProducer {
                         Ok(())
                     },
                 );
-                receiver.recv().unwrap_or_else(|_| {
-                    Err(Error::from_reason("the event loop is gone"))
-                })
+                receiver
+                    .recv()
+                    .unwrap_or_else(|_| Err(Error::from_reason("the event loop is gone")))
             };
             answer.map_err(|error| error.reason.clone())
         });

@@ -11,6 +11,7 @@ mod logs;
 mod mock;
 mod otel;
 mod producer;
+mod serialize;
 
 use pyo3::prelude::*;
 

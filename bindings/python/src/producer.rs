@@ -19,6 +19,7 @@ use crate::dispatch::{Dispatcher, Outcome, Waiter};
 use crate::errors::{exception, IntoPyResult};
 use crate::events::{record_parts, Event, RecordParts};
 use crate::otel;
+use crate::serialize::Serializers;
 
 static FUTURE_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -36,28 +37,37 @@ pub struct Producer {
     /// survive `fork()`.
     pid: u32,
     fork_generation: u64,
+    /// `value_serializer` and `key_serializer`, if given.
+    serializers: Serializers,
 }
 
 #[pymethods]
 impl Producer {
-    /// `Producer(config=None, **options)`: `config` maps kafkasender settings and librdkafka
-    /// properties to values; keyword options are the same keys with `_` for `.`.
+    /// `Producer(config=None, *, value_serializer=None, key_serializer=None, **options)`:
+    /// `config` maps kafkasender settings and librdkafka properties to values; keyword options
+    /// are the same keys with `_` for `.`. A serializer (`"json"`, `"str"` or a callable returning
+    /// bytes) turns every value or key given to `send` and `send_batch` into bytes; without one
+    /// they must be bytes-like or `str`.
     #[new]
-    #[pyo3(signature = (config = None, *, _env = false, _named = None, **options))]
+    #[pyo3(signature = (config = None, *, value_serializer = None, key_serializer = None, _env = false, _named = None, **options))]
     fn new(
         py: Python<'_>,
         config: Option<&Bound<'_, PyAny>>,
+        value_serializer: Option<&Bound<'_, PyAny>>,
+        key_serializer: Option<&Bound<'_, PyAny>>,
         _env: bool,
         _named: Option<(String, String)>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Producer> {
+        let serializers = Serializers::new(py, value_serializer, key_serializer)?;
         if _env {
             // `Producer.from_env()` (in Python, so that it makes the Python subclass).
-            return Producer::start(py, Config::from_env());
+            return Producer::start(py, Config::from_env(), serializers);
         }
         if let Some((file, name)) = _named {
             // `Producers.get(name)`: a producer of a file of named producers.
-            return Producer::start(py, Producers::from_file(file).and_then(|p| p.config(&name)));
+            let config = Producers::from_file(file).and_then(|p| p.config(&name));
+            return Producer::start(py, config, serializers);
         }
         let config = match config {
             Some(c) if !c.is_none() => Some(c.cast::<PyDict>().map_err(|_| {
@@ -66,7 +76,7 @@ impl Producer {
             _ => None,
         };
         let map = config_map(config, options)?;
-        Producer::start(py, Config::from_map(map))
+        Producer::start(py, Config::from_map(map), serializers)
     }
 
     /// Sends a message. Without `on_delivery`, returns a `concurrent.futures.Future` of its
@@ -75,7 +85,7 @@ impl Producer {
     /// `on_delivery`, returns None and `on_delivery(report)` runs once instead (no Future is made).
     /// Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
     /// limit or an open circuit breaker without a spool.
-    #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None))]
+    #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None, _serialized = false))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -87,9 +97,19 @@ impl Producer {
         partition: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
         on_delivery: Option<&Bound<'_, PyAny>>,
+        _serialized: bool,
     ) -> PyResult<Py<PyAny>> {
         self.check_process(py)?;
-        let mut args = RecordArgs::extract(topic, value, key, headers, partition, timestamp)?;
+        // `_serialized`: bytes made here already (a published event), not the caller's values.
+        let (value, key) = match _serialized {
+            true => (value.clone(), key.cloned()),
+            false => (
+                self.serializers.value(value)?,
+                key.map(|key| self.serializers.key(key)).transpose()?,
+            ),
+        };
+        let mut args =
+            RecordArgs::extract(topic, &value, key.as_ref(), headers, partition, timestamp)?;
         let mut waiter = self.waiter(py, on_delivery)?;
         let key = args.key.as_ref().map(Payload::as_slice);
         if let Some((span, trace_headers)) = otel::start(py, Some(&args.topic), key, 1)? {
@@ -129,20 +149,31 @@ impl Producer {
     /// messages were lost (each lost one's report says why, in its place), unless
     /// `raise_on_failure` is true: then it fails with the first lost message's exception, whose
     /// `reports` attribute holds every report.
-    #[pyo3(signature = (records, raise_on_failure = false))]
+    #[pyo3(signature = (records, raise_on_failure = false, _serialized = false))]
     fn send_batch(
         &self,
         py: Python<'_>,
         records: &Bound<'_, PyAny>,
         raise_on_failure: bool,
+        _serialized: bool,
     ) -> PyResult<Py<PyAny>> {
         self.check_process(py)?;
         let items: Vec<Bound<'_, PyAny>> = records
             .try_iter()
             .map_err(|_| PyTypeError::new_err("records must be an iterable of dicts or tuples"))?
             .collect::<PyResult<_>>()?;
-        let fields: Vec<[Option<Bound<'_, PyAny>>; 6]> =
+        let mut fields: Vec<[Option<Bound<'_, PyAny>>; 6]> =
             items.iter().map(record_fields).collect::<PyResult<_>>()?;
+        if !_serialized {
+            for [_, value, key, ..] in &mut fields {
+                if let Some(v) = value {
+                    *v = self.serializers.value(v)?;
+                }
+                if let Some(k) = key {
+                    *k = self.serializers.key(k)?;
+                }
+            }
+        }
         let args: Vec<RecordArgs<'_>> = fields
             .iter()
             .map(|[topic, value, key, headers, partition, timestamp]| {
@@ -397,7 +428,11 @@ impl Producer {
         .or_raise(py)
     }
 
-    fn start(py: Python<'_>, config: kafkasender::Result<Config>) -> PyResult<Producer> {
+    fn start(
+        py: Python<'_>,
+        config: kafkasender::Result<Config>,
+        serializers: Serializers,
+    ) -> PyResult<Producer> {
         let config = config.or_raise(py)?;
         kafkasender::logging::init_from(config.settings());
         let producer = py
@@ -410,6 +445,7 @@ impl Producer {
             dispatcher_thread: Mutex::new(Some(thread)),
             pid: std::process::id(),
             fork_generation: crate::fork::generation(),
+            serializers,
         })
     }
 

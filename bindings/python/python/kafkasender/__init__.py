@@ -68,7 +68,7 @@ class Producer(_NativeProducer):
         with ``ce_*``, ``correlation-id`` and ``content-type`` headers. Returns and reports like
         ``send``."""
         topic, key, value, headers = self._event_record(event)
-        return self.send(topic, value, key=key, headers=headers, on_delivery=on_delivery)
+        return self.send(topic, value, key=key, headers=headers, on_delivery=on_delivery, _serialized=True)
 
     def publish_events(self, events: Iterable[Event], raise_on_failure: bool = False) -> Any:
         """Publishes events as one batch; returns and reports like ``send_batch``. Nothing is sent
@@ -77,7 +77,7 @@ class Producer(_NativeProducer):
         for event in events:
             topic, key, value, headers = self._event_record(event)
             records.append({"topic": topic, "value": value, "key": key, "headers": headers})
-        return self.send_batch(records, raise_on_failure=raise_on_failure)
+        return self.send_batch(records, raise_on_failure=raise_on_failure, _serialized=True)
 
     async def publish_event_async(self, event: Event) -> DeliveryReport:
         """``publish_event`` awaited in the running event loop."""

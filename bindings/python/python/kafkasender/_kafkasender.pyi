@@ -5,6 +5,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 Payload = Union[bytes, bytearray, memoryview, str, None]
 Headers = Union[Dict[str, Payload], Sequence[Tuple[str, Payload]], None]
 ConfigValue = Union[str, int, float, bool]
+# "json", "str", or a callable turning a value (or key) into bytes; None: bytes-like or str only.
+Serializer = Union[str, Callable[[Any], bytes], None]
 
 __version__: str
 librdkafka_version: str
@@ -36,15 +38,16 @@ class DeliveryReport:
     def delivered(self) -> bool: ...
 
 class Producer:
-    def __new__(cls, config: Optional[Dict[str, ConfigValue]] = None, *, _env: bool = False,
+    def __new__(cls, config: Optional[Dict[str, ConfigValue]] = None, *,
+                value_serializer: Serializer = None, key_serializer: Serializer = None, _env: bool = False,
                 _named: Optional[Tuple[str, str]] = None, **options: ConfigValue) -> "Producer": ...
     @overload
-    def send(self, topic: str, value: Payload, *, key: Payload = None, headers: Headers = None,
-             partition: Optional[int] = None, timestamp: Optional[int] = None,
+    def send(self, topic: str, value: Union[Payload, Any], *, key: Union[Payload, Any] = None,
+             headers: Headers = None, partition: Optional[int] = None, timestamp: Optional[int] = None,
              on_delivery: None = None) -> "Future[DeliveryReport]": ...
     @overload
-    def send(self, topic: str, value: Payload, *, key: Payload = None, headers: Headers = None,
-             partition: Optional[int] = None, timestamp: Optional[int] = None,
+    def send(self, topic: str, value: Union[Payload, Any], *, key: Union[Payload, Any] = None,
+             headers: Headers = None, partition: Optional[int] = None, timestamp: Optional[int] = None,
              on_delivery: Callable[[DeliveryReport], Any]) -> None: ...
     def send_batch(self, records: Iterable[Union[Dict[str, Any], Tuple[Any, ...]]],
                    raise_on_failure: bool = False) -> "Future[List[DeliveryReport]]": ...
