@@ -648,6 +648,55 @@ static void sleep_ms(long ms) {
   nanosleep(&t, NULL);
 }
 
+/* Polls health every 50 ms until it is `wanted` or `limit_ms` pass; returns the last reasons. */
+static ks_health wait_for_health(ks_producer *producer, ks_health wanted, long limit_ms, char **reasons) {
+  ks_health health = KS_HEALTH_HEALTHY;
+  for (long waited = 0;; waited += 50) {
+    ks_string_free(*reasons);
+    *reasons = NULL;
+    CHECK_STATUS(ks_producer_health(producer, &health, reasons), KS_STATUS_OK);
+    if (health == wanted || waited >= limit_ms) return health;
+    sleep_ms(50);
+  }
+}
+
+static void test_an_idle_producer_turns_unhealthy_when_every_broker_goes_and_back(void) {
+  ks_mock_cluster *cluster = NULL;
+  CHECK_STATUS(ks_mock_cluster_new(3, &cluster), KS_STATUS_OK);
+  CHECK_STATUS(ks_mock_cluster_create_topic(cluster, "idle-health", 3, 3), KS_STATUS_OK);
+  ks_config *config = ks_config_new();
+  CHECK_STATUS(ks_config_set(config, "bootstrap.servers", ks_mock_cluster_bootstrap_servers(cluster)), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_set(config, "health.check.interval.ms", "300"), KS_STATUS_OK);
+  CHECK_STATUS(ks_config_set(config, "statistics.interval.ms", "100"), KS_STATUS_OK);
+  ks_producer *producer = NULL;
+  CHECK_STATUS(ks_producer_new(config, &producer), KS_STATUS_OK);
+  ks_config_free(config);
+  outcomes o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+  ks_message m = message("idle-health", "before");
+  CHECK_STATUS(ks_producer_send(producer, &m, count_outcome, &o, NULL), KS_STATUS_OK);
+  CHECK_STATUS(ks_producer_flush(producer, 30000), KS_STATUS_OK);
+
+  char *reasons = NULL;
+  CHECK(wait_for_health(producer, KS_HEALTH_HEALTHY, 10000, &reasons) == KS_HEALTH_HEALTHY, "before: %s", reasons);
+  for (int32_t id = 1; id <= 3; id++) CHECK_STATUS(ks_mock_cluster_broker_down(cluster, id), KS_STATUS_OK);
+  const int32_t dropped[] = {-195, -195, -195};
+  CHECK_STATUS(ks_mock_cluster_push_request_errors(cluster, "metadata", dropped, 3), KS_STATUS_OK);
+  ks_health health = wait_for_health(producer, KS_HEALTH_UNHEALTHY, 10000, &reasons);
+  /* The reason names the brokers: the first bootstrap address, as "host:port/". */
+  char first[64] = {0};
+  snprintf(first, sizeof first, "%s", ks_mock_cluster_bootstrap_servers(cluster));
+  char *comma = strchr(first, ',');
+  if (comma != NULL) *comma = 0;
+  strncat(first, "/", sizeof first - strlen(first) - 1);
+  CHECK(health == KS_HEALTH_UNHEALTHY && strstr(reasons, "no broker reachable") != NULL && strstr(reasons, first) != NULL,
+        "all brokers down, idle: %d %s", (int)health, reasons);
+  for (int32_t id = 1; id <= 3; id++) CHECK_STATUS(ks_mock_cluster_broker_up(cluster, id), KS_STATUS_OK);
+  CHECK(wait_for_health(producer, KS_HEALTH_HEALTHY, 15000, &reasons) == KS_HEALTH_HEALTHY, "after: %s", reasons);
+  ks_string_free(reasons);
+  ks_producer_free(producer);
+  ks_mock_cluster_free(cluster);
+}
+
 static void test_an_outage_spools_and_the_breaker_closing_replays_the_spool(void) {
   ks_mock_cluster *cluster = NULL;
   CHECK_STATUS(ks_mock_cluster_new(1, &cluster), KS_STATUS_OK);
@@ -909,6 +958,7 @@ int main(void) {
   test_a_partitioner_function_places_records(cluster);
   test_close_in_flight_calls_back_once_each_and_use_after_close_fails();
   test_an_outage_spools_and_the_breaker_closing_replays_the_spool();
+  test_an_idle_producer_turns_unhealthy_when_every_broker_goes_and_back();
   ks_mock_cluster_free(cluster);
 
   printf("c: %d passed, %d failed\n", passed, failed);
