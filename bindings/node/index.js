@@ -194,12 +194,12 @@ class Producer {
 
   #sendPrepared(send, callback) {
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
-    const span = traced([send])
+    const span = tracing.active() ? traced([send]) : null
     if (callback) {
-      this.#enqueue(send, { callback, span })
+      this.#enqueue(new Waiter(send, null, null, callback, span, null))
       return undefined
     }
-    return new Promise((resolve, reject) => this.#enqueue(send, { resolve, reject, span }))
+    return new Promise((resolve, reject) => this.#enqueue(new Waiter(send, resolve, reject, null, span, null)))
   }
 
   /**
@@ -217,8 +217,8 @@ class Producer {
   #sendPreparedBatch(sends, { rejectOnFailure = false } = {}) {
     const settled = new Promise((resolve) => {
       if (sends.length === 0) return resolve([])
-      const span = traced(sends)
-      this.#push(new QueuedBatch(this.#register({ sends, rows: [], resolve, span }, sends.length), sends))
+      const span = tracing.active() ? traced(sends) : null
+      this.#push(new QueuedBatch(this.#register(new Waiter(null, resolve, null, null, span, sends)), sends))
     })
     if (!rejectOnFailure) return settled
     return settled.then((reports) => {
@@ -387,12 +387,11 @@ class Producer {
       integer(message.timestamp, 'message.timestamp')]
   }
 
-  /** Gives `waiter` (of `size` messages) a slot until it is settled; returns the slot's id. */
-  #register(waiter, size) {
+  /** Gives `waiter` a slot until it is settled; returns the slot's id. */
+  #register(waiter) {
     const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#waiters.length
-    waiter.size = size
     this.#waiters[id] = waiter
-    this.#inFlight += size
+    this.#inFlight += waiter.size
     if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
     return id
   }
@@ -401,10 +400,9 @@ class Producer {
    * Queues a prepared send; the queue crosses into the native producer once per microtask, in one
    * call for a run of plain messages, so a burst of sends costs one boundary crossing.
    */
-  #enqueue(send, waiter) {
-    waiter.send = send
-    send[0] = this.#register(waiter, 1)
-    this.#push(send)
+  #enqueue(waiter) {
+    waiter.send[0] = this.#register(waiter)
+    this.#push(waiter.send)
   }
 
   #push(entry) {
@@ -612,6 +610,24 @@ function serializerOf(option, name) {
 /** A message the native producer can take in a `sendMany` run: no headers, partition or timestamp. */
 function isPlain(send) {
   return !(send instanceof QueuedBatch) && send[4].length === 0 && send[6] === null && send[7] === null
+}
+
+/**
+ * Who waits for a report: a send's Promise (`resolve`, `reject`) or `callback`, or a batch's
+ * Promise (`sends` set, its reports gathered in `rows`); one shape for all, so the code that
+ * settles them stays monomorphic.
+ */
+class Waiter {
+  constructor(send, resolve, reject, callback, span, sends) {
+    this.send = send
+    this.resolve = resolve
+    this.reject = reject
+    this.callback = callback
+    this.span = span
+    this.sends = sends
+    this.rows = sends === null ? undefined : []
+    this.size = sends === null ? 1 : sends.length
+  }
 }
 
 /** A `sendBatch` call's messages (see `#prepare`) in the queue, and the slot of their waiter. */

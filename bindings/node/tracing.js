@@ -15,12 +15,17 @@ const tracer = api?.trace.getTracer('kafkasender', require('./package.json').ver
 // What the global tracer provider delegates to while no SDK has registered one.
 const unregistered = api && new api.ProxyTracerProvider().getDelegate()
 
+/** Whether a tracer provider is registered: the one check a send makes while nobody traces. */
+function active() {
+  return api !== null && api.trace.getTracerProvider().getDelegate() !== unregistered
+}
+
 /**
  * The span of sending `count` messages to `topic` (null: several topics) and the `[name, value]`
  * trace headers to add to each, or null when nobody traces.
  */
 function startSend(topic, key, count) {
-  if (api === null || api.trace.getTracerProvider().getDelegate() === unregistered) return null
+  if (!active()) return null
   const attributes = {
     'messaging.system': 'kafka',
     'messaging.operation.type': 'send',
@@ -63,4 +68,4 @@ function textOf(key) {
   }
 }
 
-module.exports = { startSend, endSend, failSend }
+module.exports = { active, startSend, endSend, failSend }

@@ -210,12 +210,20 @@ pub fn create_producer(
         .callee_handled::<false>()
         .weak::<true>()
         .build()?;
+    let mailbox = Arc::new(Mailbox {
+        reports: Mutex::new(Vec::new()),
+        wake,
+    });
+    let sink = mailbox.clone();
+    // Ids are u32 slots (see `index.js`): a send carries its id as the token.
+    let reports =
+        producer.set_report_sink(Box::new(move |id, report| sink.post(id as u32, report)));
+    if let Err(error) = reports {
+        return Ok(Either::B(ErrorInfo::from(&error)));
+    }
     Ok(Either::A(NativeProducer {
         producer: Arc::new(producer),
-        mailbox: Arc::new(Mailbox {
-            reports: Mutex::new(Vec::new()),
-            wake,
-        }),
+        mailbox,
     }))
 }
 
@@ -307,7 +315,6 @@ impl NativeProducer {
     ) -> AsyncTask<WaitingSend> {
         AsyncTask::new(WaitingSend {
             producer: self.producer.clone(),
-            mailbox: self.mailbox.clone(),
             id,
             record: Some(kafkasender::OwnedRecord::from(&record_of(
                 &topic,
@@ -374,11 +381,7 @@ impl NativeProducer {
     }
 
     fn try_send(&self, id: u32, record: &Record<'_>) -> SendResult {
-        let mailbox = self.mailbox.clone();
-        match self
-            .producer
-            .try_send(record, move |report| mailbox.post(id, report))
-        {
+        match self.producer.try_send_token(record, u64::from(id)) {
             Ok(TrySend::Sent) => SendResult::default(),
             Ok(TrySend::WouldBlock(_)) => SendResult {
                 would_block: true,
@@ -600,7 +603,6 @@ pub struct Refusal {
 /// A send that waits for room, on the libuv thread pool.
 pub struct WaitingSend {
     producer: Arc<Producer>,
-    mailbox: Arc<Mailbox>,
     id: u32,
     record: Option<kafkasender::OwnedRecord>,
 }
@@ -611,10 +613,9 @@ impl Task for WaitingSend {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let record = self.record.take().expect("computed once");
-        let (mailbox, id) = (self.mailbox.clone(), self.id);
         Ok(self
             .producer
-            .send(&record.as_record(), move |report| mailbox.post(id, report))
+            .send_token(&record.as_record(), u64::from(self.id))
             .err()
             .map(|e| ErrorInfo::from(&e)))
     }

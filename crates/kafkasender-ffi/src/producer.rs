@@ -236,7 +236,9 @@ fn new_producer(
         core::logging::init_from(config.settings());
         let producer = Producer::new(config)?;
         let polled = polled.then(Arc::default);
-        let rows = Arc::default();
+        let rows: Arc<RowQueue> = Arc::default();
+        let sink = rows.clone();
+        producer.set_report_sink(Box::new(move |token, report| sink.push(token, report)))?;
         let handle = registry::add(Box::into_raw(Box::new(ks_producer {
             producer,
             polled,

@@ -54,7 +54,7 @@ pub(crate) struct RowQueue {
 }
 
 impl RowQueue {
-    fn push(&self, token: u64, report: DeliveryReport) {
+    pub(crate) fn push(&self, token: u64, report: DeliveryReport) {
         let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         ready.push_back((token, report));
         if ready.len() == 1 {
@@ -126,10 +126,7 @@ pub extern "C" fn ks_producer_send_tokened(
         let (producer, message) =
             unsafe { (arg_ref(producer, "producer")?, arg_ref(message, "message")?) };
         let record = unsafe { record_of(message) }?;
-        let rows = producer.rows.clone();
-        producer
-            .inner()
-            .send(&record, move |report| rows.push(token, report))?;
+        producer.inner().send_token(&record, token)?;
         Ok(ks_status::Ok)
     })
 }
@@ -173,11 +170,7 @@ pub extern "C" fn ks_producer_send_batch_tokened(
         for ((message, status), token) in messages.iter().zip(statuses).zip(first_token..) {
             // SAFETY: each message is valid as documented.
             let sent = unsafe { record_of(message) }.and_then(|record| {
-                let rows = producer.rows.clone();
-                producer
-                    .inner()
-                    .send(&record, move |report| rows.push(token, report))
-                    .map_err(Failure::from)
+                (producer.inner().send_token(&record, token)).map_err(Failure::from)
             });
             *status = match sent {
                 Ok(()) => ks_status::Ok,

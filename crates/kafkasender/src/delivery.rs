@@ -172,3 +172,10 @@ pub type DeliveryCallback = Box<dyn FnOnce(DeliveryReport) + Send + 'static>;
 
 /// Receives the reports of a whole batch at once, in the order the records were given.
 pub type BatchCallback = Box<dyn FnOnce(Vec<DeliveryReport>) + Send + 'static>;
+
+/// Where the reports of token sends go ([`Producer::send_token`](crate::Producer::send_token)):
+/// called once per such message with its token and report, on the thread that reports it. For a
+/// binding that queues reports for its host: each send carries a number instead of a callback
+/// holding a share of that queue, whose count would bounce between the sending and the
+/// delivery thread on every message.
+pub type ReportSink = Box<dyn Fn(u64, DeliveryReport) + Send + Sync + 'static>;

@@ -37,7 +37,7 @@ pub mod testing;
 
 pub use breaker::BreakerState;
 pub use config::{Config, ConfigBuilder, Producers, MESSAGE_ID_HEADER};
-pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome};
+pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome, ReportSink};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, Metric, MetricKind, MetricValue, MetricsSnapshot};

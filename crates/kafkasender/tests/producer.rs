@@ -391,6 +391,56 @@ fn a_queue_that_stays_full_fails_with_queue_full_after_the_enqueue_timeout() {
 }
 
 #[test]
+fn token_sends_report_to_the_sink_once_each_with_their_token() {
+    let _outages = common::beside_others();
+    let topic = "tokened";
+    let cluster = cluster_with_topic(topic, 3);
+    let producer = producer(&cluster);
+    let record = |i: u64| format!("message {i}");
+    let refused = producer.send_token(&Record::new(topic).value("no sink yet"), 0);
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::Config);
+    let seen: Arc<Mutex<Vec<(u64, DeliveryReport)>>> = Arc::default();
+    let sink = seen.clone();
+    producer
+        .set_report_sink(Box::new(move |token, report| {
+            sink.lock().unwrap().push((token, report))
+        }))
+        .unwrap();
+    let again = producer.set_report_sink(Box::new(|_, _| ()));
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::Config);
+    for i in 0..100u64 {
+        let value = record(i);
+        producer
+            .send_token(&Record::new(topic).key(&value).value(&value), i)
+            .unwrap();
+    }
+    for i in 100..110u64 {
+        let value = record(i);
+        let sent = producer.try_send_token(&Record::new(topic).key(&value).value(&value), i);
+        assert!(matches!(sent.unwrap(), kafkasender::TrySend::Sent));
+    }
+    // Callback sends and token sends share the producer.
+    producer
+        .send_and_wait(&Record::new(topic).value("with a callback"), FLUSH_TIMEOUT)
+        .unwrap();
+    producer.flush(FLUSH_TIMEOUT).unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let tokens: HashSet<u64> = seen.iter().map(|(token, _)| *token).collect();
+    assert_eq!((seen.len(), tokens.len()), (110, 110), "each token once");
+    for (token, report) in &seen {
+        assert!(report.is_delivered(), "{report:?}");
+        assert_eq!(report.key.as_deref(), Some(record(*token).as_bytes()));
+    }
+    producer.close(FLUSH_TIMEOUT);
+    assert_eq!(
+        read_topic(cluster.bootstrap_servers(), topic, FLUSH_TIMEOUT)
+            .unwrap()
+            .len(),
+        111
+    );
+}
+
+#[test]
 fn send_async_and_send_and_wait_report_delivery_and_errors() {
     let _outages = common::beside_others();
     let topic = "futures";

@@ -38,6 +38,8 @@ pub(crate) struct Pending {
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
     /// Where the journal holds the message (`spool.mode=journal`): crossed off when reported.
     pub(crate) journaled_at: Option<(u64, u32)>,
+    /// A token send's token: its report goes to the producer's report sink, not to a callback.
+    pub(crate) token: Option<u64>,
     // What to do with whatever is stored behind this struct (a callback: see `WithCallback`).
     deliver: unsafe fn(NonNull<Pending>, DeliveryReport),
     free: unsafe fn(NonNull<Pending>),
@@ -71,6 +73,7 @@ impl Pending {
             recovered: false,
             dead_letter: None,
             journaled_at: None,
+            token: None,
             deliver: storage.deliver,
             free: storage.free,
         }
@@ -122,6 +125,13 @@ impl Ticket {
             callback: on_delivery,
         });
         Ticket(NonNull::from(Box::leak(boxed)).cast())
+    }
+
+    /// A ticket whose report goes to the producer's report sink with `token`.
+    pub(crate) fn for_token(token: u64) -> Ticket {
+        let mut ticket = Ticket::new(|_: DeliveryReport| {});
+        ticket.token = Some(token);
+        ticket
     }
 
     /// A ticket for a `Pending` stored elsewhere.

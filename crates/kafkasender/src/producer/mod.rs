@@ -59,7 +59,7 @@ use self::transaction::Transactions;
 use self::watchdog::Watchdog;
 use crate::breaker::{Admission, BreakerState};
 use crate::config::{Config, PartitionStrategy, Settings};
-use crate::delivery::{BatchCallback, DeliveryReport, Outcome};
+use crate::delivery::{BatchCallback, DeliveryReport, Outcome, ReportSink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::TopicMap;
 use crate::health::{Health, HealthStatus};
@@ -287,16 +287,53 @@ impl Producer {
         if self.shared.gate.may_wait() {
             return Ok(TrySend::WouldBlock(on_delivery));
         }
-        match self
-            .shared
-            .submit_until(record, Ticket::new(on_delivery), Origin::Caller, || true)
-        {
-            Ok(()) => Ok(TrySend::Sent),
+        match self.shared.try_submit(record, Ticket::new(on_delivery))? {
+            None => Ok(TrySend::Sent),
             // SAFETY: the ticket was made just above from an `F`.
-            Err(Refused::QueueFull(_, ticket)) => {
-                Ok(TrySend::WouldBlock(unsafe { ticket.into_callback::<F>() }))
-            }
-            Err(Refused::Now(error)) => Err(error),
+            Some(ticket) => Ok(TrySend::WouldBlock(unsafe { ticket.into_callback::<F>() })),
+        }
+    }
+
+    /// Sets where the reports of [`Producer::send_token`] go: `sink(token, report)`, once per
+    /// message, on the thread that reports it. Set once, before the first token send;
+    /// [`ErrorKind::Config`] when one is set already.
+    pub fn set_report_sink(&self, sink: ReportSink) -> Result<()> {
+        self.shared
+            .engine
+            .tracker
+            .sink
+            .set(sink)
+            .map_err(|_| Error::new(ErrorKind::Config, "a report sink is set already"))
+    }
+
+    /// Like [`Producer::send`], but the report goes to the report sink with `token` instead of
+    /// to a callback: what a binding that queues reports for its host sends with (nothing per
+    /// message but the number). No send span is made (bindings trace in their host).
+    /// [`ErrorKind::Config`] without a sink.
+    pub fn send_token(&self, record: &Record<'_>, token: u64) -> Result<()> {
+        self.check_sink()?;
+        self.shared.submit(record, Ticket::for_token(token))
+    }
+
+    /// Like [`Producer::try_send`], with a token as [`Producer::send_token`].
+    pub fn try_send_token(&self, record: &Record<'_>, token: u64) -> Result<TrySend<u64>> {
+        self.check_sink()?;
+        if self.shared.gate.may_wait() {
+            return Ok(TrySend::WouldBlock(token));
+        }
+        match self.shared.try_submit(record, Ticket::for_token(token))? {
+            None => Ok(TrySend::Sent),
+            Some(_) => Ok(TrySend::WouldBlock(token)),
+        }
+    }
+
+    fn check_sink(&self) -> Result<()> {
+        match self.shared.engine.tracker.sink.get() {
+            Some(_) => Ok(()),
+            None => Err(Error::new(
+                ErrorKind::Config,
+                "token sends need a report sink (Producer::set_report_sink)",
+            )),
         }
     }
 
@@ -753,6 +790,15 @@ impl Shared {
                 self.spool_instead(record, ticket, reason)
             }
             Err(refused) => Err(refused.into_error()),
+        }
+    }
+
+    /// Submits without waiting for queue room; a full queue gives the ticket back.
+    fn try_submit(&self, record: &Record<'_>, ticket: Ticket) -> Result<Option<Ticket>> {
+        match self.submit_until(record, ticket, Origin::Caller, || true) {
+            Ok(()) => Ok(None),
+            Err(Refused::QueueFull(_, ticket)) => Ok(Some(ticket)),
+            Err(Refused::Now(error)) => Err(error),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use super::context::Finished;
 use super::message::Ticket;
 use super::recovery::Recovery;
-use crate::delivery::{DeliveryReport, Outcome};
+use crate::delivery::{DeliveryReport, Outcome, ReportSink};
 use crate::error::{Error, ErrorKind};
 use crate::health::BrokerView;
 use crate::lock;
@@ -47,6 +47,8 @@ pub(crate) struct Tracker {
     held_count: AtomicUsize,
     /// Replacing the client after a fatal error (see `recovery`).
     pub(crate) recovery: Recovery,
+    /// Where token sends are reported (see `Producer::set_report_sink`).
+    pub(crate) sink: OnceLock<ReportSink>,
 }
 
 impl Tracker {
@@ -121,7 +123,15 @@ impl Tracker {
             journal.journal_reported(place);
         }
         // A panicking callback must not take the delivery thread (and every later report) with it.
-        if panic::catch_unwind(AssertUnwindSafe(|| ticket.deliver(report))).is_err() {
+        let delivered = match ticket.token {
+            Some(token) => {
+                drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
+                let sink = self.sink.get().expect("token sends need the sink");
+                panic::catch_unwind(AssertUnwindSafe(|| sink(token, report)))
+            }
+            None => panic::catch_unwind(AssertUnwindSafe(|| ticket.deliver(report))),
+        };
+        if delivered.is_err() {
             self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
             tracing::error!(target: "kafkasender", "a delivery callback panicked; the panic was caught");
         }
