@@ -73,11 +73,17 @@ header: $(CBINDGEN) ## Regenerate include/kafkasender.h from crates/kafkasender-
 	$(CBINDGEN_TO) include/kafkasender.h
 
 .PHONY: test-parity
-test-parity: build go python-install node target/parity/c-runner ## Every tests/parity scenario through every face (Rust, C, Go, Python, Node): outcomes as expected and alike
-	rm -f target/parity/go-runner && cd bindings/go && go build -o ../../target/parity/go-runner ./cmd/kafkasender-parity
-	$(PYTHON) tests/parity/run.py --runner rust="$(abspath $(BIN)) parity-run" --runner c=target/parity/c-runner \
-	  --runner go=target/parity/go-runner --runner python="$(abspath $(PY)) tests/parity/runners/runner.py" \
-	  --runner node="node tests/parity/runners/runner.js"
+# Each face's scenario runner (tests/parity/run.py explains the protocol).
+PARITY_RUNNERS = --runner rust="$(abspath $(BIN)) parity-run" --runner c=$(abspath target/parity/c-runner) \
+  --runner go=$(abspath target/parity/go-runner) --runner python="$(abspath $(PY)) $(abspath tests/parity/runners/runner.py)" \
+  --runner node="node $(abspath tests/parity/runners/runner.js)"
+PARITY_RUNNER_BUILDS = build target/parity/go-runner python-install node target/parity/c-runner
+
+test-parity: $(PARITY_RUNNER_BUILDS) ## Every tests/parity scenario through every face (Rust, C, Go, Python, Node): outcomes as expected and alike
+	$(PYTHON) tests/parity/run.py $(PARITY_RUNNERS)
+
+target/parity/go-runner: go
+	rm -f $@ && cd bindings/go && go build -o ../../target/parity/go-runner ./cmd/kafkasender-parity
 
 target/parity/c-runner: tests/parity/runners/runner.c include/kafkasender.h build
 	@mkdir -p target/parity
@@ -408,9 +414,9 @@ kafka-cluster-up: ## Start a 3-node Apache Kafka cluster (RF=3, min.insync.repli
 	scripts/kafka/cluster.sh up
 
 .PHONY: test-cluster
-test-cluster: build ## Reliability tests on a real 3-node Kafka cluster (leader loss, two of three brokers down, SASL/TLS), started and stopped here
+test-cluster: $(PARITY_RUNNER_BUILDS) ## Reliability tests on a real 3-node Kafka cluster (leader loss, two of three brokers down, SASL/TLS, authentication failures in every face), started and stopped here
 	@$(PYTHON) -m pytest --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pytest
-	KAFKASENDER_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -s tests/cluster
+	KAFKASENDER_BIN=$(abspath $(BIN)) KS_PARITY_RUNNERS='$(PARITY_RUNNERS)' $(PYTHON) -m pytest -q -s tests/cluster
 
 .PHONY: reliability
 reliability: build ## Run every reliability scenario on the 3-node cluster and rewrite the table in docs/reliability.md

@@ -4,13 +4,19 @@
 """
 
 import os
+import shlex
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import scenarios
 from scenarios import SCENARIOS, cluster, cluster_env, kafkasender_bin, read_back
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
+import run as parity  # noqa: E402 - tests/parity/run.py: every face's scenario runner
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,3 +130,38 @@ def test_an_untrusted_certificate_fails_every_message_with_authentication_within
     assert elapsed < 10
     assert "20 × authentication" in result.stderr
     assert "certificate verify failed" in result.stderr
+
+
+def face_runners():
+    """(name, command) of every face's scenario runner, as `make test-cluster` passes them."""
+    tokens = shlex.split(os.environ.get("KS_PARITY_RUNNERS", ""))
+    return [tuple(token.split("=", 1)) for token in tokens[1::2]]
+
+
+@pytest.mark.parametrize("failure", ["wrong password", "untrusted certificate"])
+def test_every_face_fails_authentication_within_ten_seconds(failure):
+    runners = face_runners()
+    assert {name for name, _ in runners} == {"rust", "c", "go", "python", "node"}, "KS_PARITY_RUNNERS"
+    env = cluster_env()
+    config = {
+        "wrong password": {
+            "bootstrap.servers": env["KS_CLUSTER_SASL"], "security.protocol": "sasl_plaintext",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": env["KS_CLUSTER_USER"],
+            "sasl.password": "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1],
+        },
+        "untrusted certificate": {"bootstrap.servers": env["KS_CLUSTER_TLS"], "security.protocol": "ssl"},
+    }[failure]
+    scenario = {
+        "brokers": 0, "config": config,
+        "actions": [{"send": {"topic": scenarios.topic_name("auth"), "value": "v"}, "times": 5}, {"flush": 30000}],
+    }
+    for name, command in runners:
+        started = time.monotonic()
+        outcomes = parity.play(shlex.split(command), scenario)
+        elapsed = time.monotonic() - started
+        print(f"{failure} [{name}]: {elapsed:.1f}s, {outcomes[0]}")
+        assert len(outcomes) == 5, name
+        for outcome in outcomes:
+            # Accepted and then failed, or refused at once once the failure is known: never delivered.
+            assert outcome["outcome"] in ("failed", "refused") and outcome["error"] == "authentication", (name, outcome)
+        assert elapsed < 10, f"{name}: {elapsed:.1f}s"

@@ -3,7 +3,8 @@ difference: from the scenario's expected outcomes, or between faces (each face i
 the first one given, field by field, partitions included wherever they are determined: a key or
 an explicit partition).
 
-A scenario (JSON): `brokers`, `topics` {name: partitions}, `config` {key: value; `{tmpdir}` is a
+A scenario (JSON): `brokers` (0: no mock cluster; a `config` of `bootstrap.servers` names real
+brokers, as tests/cluster does), `topics` {name: partitions}, `config` {key: value; `{tmpdir}` is a
 fresh directory per run}, `actions` (`{"send": {topic, key, value, value_size, partition,
 headers}, "times": N}`, `{"flush": ms}`, `{"close": ms}`, `{"down": broker}`, `{"up": broker}`,
 `{"sleep": ms}`, `{"errors": {"api": "produce", "codes": [10]}}`: the next requests of that API

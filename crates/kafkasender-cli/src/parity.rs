@@ -1,6 +1,7 @@
 //! `kafkasender parity-run`: the Rust face's runner of the tests/parity scenarios. It reads the
 //! steps of one scenario from stdin (the line protocol of tests/parity/run.py), plays them against
-//! an in-process mock cluster, and prints one line per send, in send order:
+//! an in-process mock cluster (or, after `brokers 0`, the brokers its config names), and prints
+//! one line per send, in send order:
 //! `INDEX OUTCOME ERROR PARTITION` (tab-separated; OUTCOME `refused` when `send` returned an
 //! error, ERROR `-` when there is none).
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use kafkasender::testing::{MockApi, MockCluster};
-use kafkasender::{DeliveryReport, Header, Producer, Record};
+use kafkasender::{Config, DeliveryReport, Header, Producer, Record};
 
 pub fn run() -> anyhow::Result<bool> {
     let mut cluster: Option<MockCluster> = None;
@@ -30,13 +31,17 @@ pub fn run() -> anyhow::Result<bool> {
                 .context(line.clone())
         };
         match field[0] {
-            "brokers" => cluster = Some(MockCluster::new(number(1)? as u16)?),
+            "brokers" => match number(1)? {
+                0 => cluster = None,
+                n => cluster = Some(MockCluster::new(n as u16)?),
+            },
             "topic" => cluster_()?.create_topic(field[1], number(2)? as i32, 1)?,
             "config" => settings.push((field[1].into(), field[2].into())),
             "start" => {
-                let config = settings
-                    .iter()
-                    .fold(cluster_()?.config(), |b, (k, v)| b.set(k, v));
+                let base = cluster
+                    .as_ref()
+                    .map_or_else(Config::builder, MockCluster::config);
+                let config = settings.iter().fold(base, |b, (k, v)| b.set(k, v));
                 producer = Some(Producer::new(config.build()?)?);
             }
             "send" => {

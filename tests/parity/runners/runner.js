@@ -15,10 +15,10 @@ async function main() {
     const [step, ...field] = line.split('\t')
     const none = (s) => (s === '-' ? null : s)
     switch (step) {
-      case 'brokers': cluster = new MockCluster(Number(field[0])); break
+      case 'brokers': cluster = Number(field[0]) > 0 ? new MockCluster(Number(field[0])) : null; break
       case 'topic': cluster.createTopic(field[0], Number(field[1])); break
       case 'config': config[field[0]] = field[1]; break
-      case 'start': producer = new Producer({ 'bootstrap.servers': cluster.bootstrapServers, ...config }); break
+      case 'start': producer = new Producer({ ...(cluster ? { 'bootstrap.servers': cluster.bootstrapServers } : {}), ...config }); break
       case 'send': {
         const [topic, key, value, size, partition, headers] = field
         const index = outcomes.push('unreported\t-\t-1') - 1

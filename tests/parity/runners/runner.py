@@ -20,13 +20,14 @@ def main():
     for line in sys.stdin.read().splitlines():
         step, *field = line.split("\t")
         if step == "brokers":
-            cluster = MockCluster(brokers=int(field[0]))
+            cluster = MockCluster(brokers=int(field[0])) if int(field[0]) > 0 else None
         elif step == "topic":
             cluster.create_topic(field[0], int(field[1]))
         elif step == "config":
             config[field[0]] = field[1]
         elif step == "start":
-            producer = kafkasender.Producer({"bootstrap.servers": cluster.bootstrap_servers, **config})
+            mock = {"bootstrap.servers": cluster.bootstrap_servers} if cluster else {}
+            producer = kafkasender.Producer({**mock, **config})
         elif step == "send":
             topic, key, value, size, partition, headers = field
             none = lambda s: None if s == "-" else s  # noqa: E731

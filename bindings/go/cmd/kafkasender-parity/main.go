@@ -45,13 +45,17 @@ func main() {
 		var err error
 		switch field[0] {
 		case "brokers":
-			cluster, err = kafkasender.NewMockCluster(uint16(number(field[1])))
+			if number(field[1]) > 0 {
+				cluster, err = kafkasender.NewMockCluster(uint16(number(field[1])))
+			}
 		case "topic":
 			err = cluster.CreateTopic(field[1], int32(number(field[2])), 1)
 		case "config":
 			config[field[1]] = field[2]
 		case "start":
-			config["bootstrap.servers"] = cluster.BootstrapServers()
+			if cluster != nil {
+				config["bootstrap.servers"] = cluster.BootstrapServers()
+			}
 			producer, err = kafkasender.NewProducer(config)
 		case "send":
 			none := func(s string) []byte {
