@@ -24,7 +24,7 @@ function active() {
  * The span of sending `count` messages to `topic` (null: several topics) and the `[name, value]`
  * trace headers to add to each, or null when nobody traces.
  */
-function startSend(topic, key, count) {
+function start(topic, key, count) {
   if (!active()) return null
   const attributes = {
     'messaging.system': 'kafka',
@@ -42,18 +42,18 @@ function startSend(topic, key, count) {
 }
 
 /** Ends `span` with its reports: where the one message landed, or the first error's code. */
-function endSend(span, reports) {
+function end(span, reports) {
   if (reports.length === 1 && reports[0].outcome === 'delivered') {
     span.setAttribute('messaging.destination.partition.id', String(reports[0].partition))
     span.setAttribute('messaging.kafka.offset', Number(reports[0].offset))
   }
   const error = reports.find((report) => report.error !== null)?.error
-  if (error) failSend(span, error)
+  if (error) fail(span, error)
   else span.end()
 }
 
 /** Ends `span` of a send that failed with `error`. */
-function failSend(span, error) {
+function fail(span, error) {
   span.setAttribute('error.type', error.code ?? error.name)
   span.setStatus({ code: api.SpanStatusCode.ERROR, message: error.message })
   span.end()
@@ -68,4 +68,22 @@ function textOf(key) {
   }
 }
 
-module.exports = { active, startSend, endSend, failSend }
+/**
+ * Tracing never fails a send: an error of the tracing SDK becomes a process warning, and the send
+ * goes on untraced.
+ */
+function guarded(trace) {
+  try {
+    return trace()
+  } catch (error) {
+    process.emitWarning(`kafkasender: tracing failed: ${error}`)
+    return null
+  }
+}
+
+module.exports = {
+  active,
+  startSend: (topic, key, count) => guarded(() => start(topic, key, count)),
+  endSend: (span, reports) => guarded(() => end(span, reports)),
+  failSend: (span, error) => guarded(() => fail(span, error)),
+}

@@ -56,27 +56,33 @@ fn active(py: Python<'_>) -> Option<&'static Hooks> {
 pub struct Span(Py<PyAny>);
 
 /// Starts the span of sending `count` records to `topic` (`None`: several topics) and returns it
-/// with the trace headers to add to each record; `None` when nobody traces.
+/// with the trace headers to add to each record; `None` when nobody traces (or tracing failed:
+/// that is reported, and the send goes on untraced).
 pub fn start(
     py: Python<'_>,
     topic: Option<&str>,
     key: Option<&[u8]>,
     count: usize,
-) -> PyResult<Option<(Span, Headers)>> {
-    let Some(hooks) = active(py) else {
-        return Ok(None);
-    };
+) -> Option<(Span, Headers)> {
+    let hooks = active(py)?;
     let key = key.and_then(|key| std::str::from_utf8(key).ok());
-    let (span, headers): (Py<PyAny>, Vec<(String, Vec<u8>)>) = hooks
+    let started = hooks
         .tracing
         .bind(py)
-        .call_method1(intern!(py, "start"), (topic, key, count))?
-        .extract()?;
+        .call_method1(intern!(py, "start"), (topic, key, count))
+        .and_then(|started| started.extract::<(Py<PyAny>, Vec<(String, Vec<u8>)>)>());
+    let (span, headers) = match started {
+        Ok(started) => started,
+        Err(error) => {
+            error.write_unraisable(py, None);
+            return None;
+        }
+    };
     let headers = headers
         .into_iter()
         .map(|(name, value)| (name, Some(Payload::Owned(value))))
         .collect();
-    Ok(Some((Span(span), headers)))
+    Some((Span(span), headers))
 }
 
 /// Adds trace `headers` to a record's, replacing any of the same name.

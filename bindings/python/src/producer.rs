@@ -112,7 +112,7 @@ impl Producer {
             RecordArgs::extract(topic, &value, key.as_ref(), headers, partition, timestamp)?;
         let mut waiter = self.waiter(py, on_delivery)?;
         let key = args.key.as_ref().map(Payload::as_slice);
-        if let Some((span, trace_headers)) = otel::start(py, Some(&args.topic), key, 1)? {
+        if let Some((span, trace_headers)) = otel::start(py, Some(&args.topic), key, 1) {
             otel::add_headers(&mut args.headers, &trace_headers);
             waiter.span = Some(span);
         }
@@ -195,7 +195,7 @@ impl Producer {
             [one] => one.key.as_ref().map(Payload::as_slice),
             _ => None,
         };
-        if let Some((span, trace_headers)) = otel::start(py, topic, key, args.len())? {
+        if let Some((span, trace_headers)) = otel::start(py, topic, key, args.len()) {
             for record in &mut args {
                 otel::add_headers(&mut record.headers, &trace_headers);
             }
