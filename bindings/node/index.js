@@ -346,7 +346,6 @@ class Producer {
     return this.#sendPreparedBatch(events.map((event) => this.#prepare(this.#eventMessage(event), false)), options)
   }
 
-  /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
   /**
    * Sets a partitioner function `(topic, key, partitionCount) => partition` for records without a
    * partition: called on the event loop before the record is enqueued (a topic's first send waits
@@ -360,6 +359,7 @@ class Producer {
     if (info) throw errorOf(info)
   }
 
+  /** Sends events of a type (`api.error`) or a prefix pattern (`user.*`) to `topic` from now on. */
   mapEventTopic(pattern, topic) {
     if (typeof pattern !== 'string' || typeof topic !== 'string') throw new TypeError('pattern and topic must be strings')
     const info = this.#native.mapEventTopic(pattern, topic)
