@@ -127,6 +127,24 @@ func CorrelationID(ctx context.Context) string {
 // PublishEventAsync publishes e like SendAsync: the envelope as the value, to the topic its type
 // maps to (event.topic.map, MapEventTopic), keyed by event.key.field, with ce_* headers.
 func (p *Producer) PublishEventAsync(e Event, onDelivery func(DeliveryReport)) error {
+	return p.withEventMessage(e, func(msg *C.ks_message) error {
+		key := C.GoBytes(unsafe.Pointer(msg.key), C.int(msg.key_len))
+		return p.sendTokened(pending{onDelivery: onDelivery, topic: C.GoString(msg.topic), key: key},
+			func(c *C.ks_producer, token C.uint64_t) C.ks_go_result { return C.ks_go_send_message(c, msg, token) })
+	})
+}
+
+// PublishEvent publishes e and waits for its report, like Send (and traced like it).
+func (p *Producer) PublishEvent(ctx context.Context, e Event) (DeliveryReport, error) {
+	var m Message
+	if err := p.withEventMessage(e, func(msg *C.ks_message) error { m = goMessage(msg); return nil }); err != nil {
+		return DeliveryReport{}, err
+	}
+	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.sendTraced(ctx, m, onDelivery) })
+}
+
+// withEventMessage calls use with the message the core makes of e, valid only during the call.
+func (p *Producer) withEventMessage(e Event, use func(msg *C.ks_message) error) error {
 	envelope := C.CString(e.envelope)
 	defer C.free(unsafe.Pointer(envelope))
 	var record *C.ks_event_record
@@ -134,31 +152,7 @@ func (p *Producer) PublishEventAsync(e Event, onDelivery func(DeliveryReport)) e
 		return err
 	}
 	defer C.ks_event_record_free(record)
-	msg := C.ks_event_record_message(record)
-	key := C.GoBytes(unsafe.Pointer(msg.key), C.int(msg.key_len))
-	return p.sendTokened(pending{onDelivery: onDelivery, topic: C.GoString(msg.topic), key: key},
-		func(c *C.ks_producer, token C.uint64_t) C.ks_go_result { return C.ks_go_send_message(c, msg, token) })
-}
-
-// PublishEvent publishes e and waits for its report, like Send (and traced like it).
-func (p *Producer) PublishEvent(ctx context.Context, e Event) (DeliveryReport, error) {
-	m, err := p.eventMessage(e)
-	if err != nil {
-		return DeliveryReport{}, err
-	}
-	return waitForReport(ctx, func(onDelivery func(DeliveryReport)) error { return p.sendTraced(ctx, m, onDelivery) })
-}
-
-// eventMessage is the message e is published as.
-func (p *Producer) eventMessage(e Event) (Message, error) {
-	envelope := C.CString(e.envelope)
-	defer C.free(unsafe.Pointer(envelope))
-	var record *C.ks_event_record
-	if err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_event_record(c, envelope, &record) }); err != nil {
-		return Message{}, err
-	}
-	defer C.ks_event_record_free(record)
-	return goMessage(C.ks_event_record_message(record)), nil
+	return use(C.ks_event_record_message(record))
 }
 
 // goMessage copies a C message into Go memory.
