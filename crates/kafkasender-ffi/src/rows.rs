@@ -170,7 +170,10 @@ pub extern "C" fn ks_producer_send_batch_tokened(
         for ((message, status), token) in messages.iter().zip(statuses).zip(first_token..) {
             // SAFETY: each message is valid as documented.
             let sent = unsafe { record_of(message) }.and_then(|record| {
-                (producer.inner().send_token(&record, token)).map_err(Failure::from)
+                producer
+                    .inner()
+                    .send_token(&record, token)
+                    .map_err(Failure::from)
             });
             *status = match sent {
                 Ok(()) => ks_status::Ok,
