@@ -8,8 +8,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::convert::{Headers, Payload};
-
 /// `kafkasender._tracing` and `opentelemetry.trace`, when OpenTelemetry is installed.
 struct Hooks {
     tracing: Py<PyModule>,
@@ -63,7 +61,7 @@ pub fn start(
     topic: Option<&str>,
     key: Option<&[u8]>,
     count: usize,
-) -> Option<(Span, Headers)> {
+) -> Option<(Span, TraceHeaders)> {
     let hooks = active(py)?;
     let key = key.and_then(|key| std::str::from_utf8(key).ok());
     let started = hooks
@@ -71,29 +69,29 @@ pub fn start(
         .bind(py)
         .call_method1(intern!(py, "start"), (topic, key, count))
         .and_then(|started| started.extract::<(Py<PyAny>, Vec<(String, Vec<u8>)>)>());
-    let (span, headers) = match started {
-        Ok(started) => started,
+    match started {
+        Ok((span, headers)) => Some((Span(span), TraceHeaders(headers))),
         Err(error) => {
             error.write_unraisable(py, None);
-            return None;
+            None
         }
-    };
-    let headers = headers
-        .into_iter()
-        .map(|(name, value)| (name, Some(Payload::Owned(value))))
-        .collect();
-    Some((Span(span), headers))
+    }
 }
 
-/// Adds trace `headers` to a record's, replacing any of the same name.
-pub fn add_headers(record_headers: &mut Headers, headers: &Headers) {
-    record_headers.retain(|(name, _)| !headers.iter().any(|(traced, _)| traced == name));
-    record_headers.extend(headers.iter().map(|(name, value)| {
-        let value = value
-            .as_ref()
-            .map(|v| Payload::Owned(v.as_slice().to_vec()));
-        (name.clone(), value)
-    }));
+/// The trace headers the host's propagator wrote, as names and values.
+pub struct TraceHeaders(Vec<(String, Vec<u8>)>);
+
+impl TraceHeaders {
+    /// As headers for [`kafkasender::Record::replace_headers`].
+    pub fn headers(&self) -> Vec<kafkasender::Header<'_>> {
+        self.0
+            .iter()
+            .map(|(key, value)| kafkasender::Header {
+                key,
+                value: Some(value),
+            })
+            .collect()
+    }
 }
 
 impl Span {

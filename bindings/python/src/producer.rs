@@ -108,21 +108,23 @@ impl Producer {
                 key.map(|key| self.serializers.key(key)).transpose()?,
             ),
         };
-        let mut args =
-            RecordArgs::extract(topic, &value, key.as_ref(), headers, partition, timestamp)?;
+        let args = RecordArgs::extract(topic, &value, key.as_ref(), headers, partition, timestamp)?;
         let mut waiter = self.waiter(py, on_delivery)?;
         let key = args.key.as_ref().map(Payload::as_slice);
-        if let Some((span, trace_headers)) = otel::start(py, Some(&args.topic), key, 1) {
-            otel::add_headers(&mut args.headers, &trace_headers);
+        let trace = otel::start(py, Some(&args.topic), key, 1).map(|(span, trace)| {
             waiter.span = Some(span);
-        }
+            trace
+        });
         let if_refused = waiter.span.as_ref().map(|span| span.clone_ref(py));
         let future = match &waiter.future {
             Some(future) => future.clone_ref(py),
             None => py.None(),
         };
         let dispatcher = self.dispatcher.clone();
-        let record = args.record();
+        let mut record = args.record();
+        if let Some(trace) = &trace {
+            record.replace_headers(&trace.headers());
+        }
         let on_delivery = move |report: kafkasender::DeliveryReport| {
             dispatcher.push(waiter, Outcome::One(report))
         };
@@ -187,7 +189,6 @@ impl Producer {
                 )
             })
             .collect::<PyResult<_>>()?;
-        let mut args = args;
         let mut waiter = self.waiter(py, None)?;
         let topic = args.first().map(|first| first.topic.as_str());
         let topic = topic.filter(|topic| args.iter().all(|a| a.topic == *topic));
@@ -195,12 +196,10 @@ impl Producer {
             [one] => one.key.as_ref().map(Payload::as_slice),
             _ => None,
         };
-        if let Some((span, trace_headers)) = otel::start(py, topic, key, args.len()) {
-            for record in &mut args {
-                otel::add_headers(&mut record.headers, &trace_headers);
-            }
+        let trace = otel::start(py, topic, key, args.len()).map(|(span, trace)| {
             waiter.span = Some(span);
-        }
+            trace
+        });
         let future = waiter
             .future
             .as_ref()
@@ -208,7 +207,12 @@ impl Producer {
             .clone_ref(py);
         let dispatcher = self.dispatcher.clone();
         let if_refused = waiter.span.as_ref().map(|span| span.clone_ref(py));
-        let records: Vec<kafkasender::Record<'_>> = args.iter().map(RecordArgs::record).collect();
+        let mut records: Vec<kafkasender::Record<'_>> =
+            args.iter().map(RecordArgs::record).collect();
+        if let Some(trace) = &trace {
+            let headers = trace.headers();
+            records.iter_mut().for_each(|r| r.replace_headers(&headers));
+        }
         let producer = &*self.producer;
         let sent = py.detach(|| {
             producer.send_batch(

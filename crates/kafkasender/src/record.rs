@@ -140,6 +140,14 @@ impl<'a> Record<'a> {
         self
     }
 
+    /// Sets `headers`, in place of any the record has of the same names (trace context headers,
+    /// which a record must carry once).
+    pub fn replace_headers(&mut self, headers: &[Header<'a>]) {
+        self.headers
+            .retain(|header| !headers.iter().any(|new| new.key == header.key));
+        self.headers.extend_from_slice(headers);
+    }
+
     /// Sets the partition.
     pub fn partition(mut self, partition: i32) -> Record<'a> {
         self.partition = Some(partition);

@@ -261,10 +261,10 @@ impl Producer {
         match SendSpan::start(std::slice::from_ref(record)) {
             None => self.shared.submit(record, Ticket::new(on_delivery)),
             Some((span, headers)) => {
-                let traced = headers.traced(record);
+                let traced = headers.traced(std::slice::from_ref(record));
                 let if_refused = span.handle();
                 let sent = self.shared.submit(
-                    &traced,
+                    &traced[0],
                     Ticket::new(move |report: DeliveryReport| {
                         span.end(&report);
                         on_delivery(report)
@@ -370,7 +370,7 @@ impl Producer {
         match SendSpan::start(records) {
             None => self.send_batch_untraced(records, on_delivery),
             Some((span, headers)) => {
-                let traced: Vec<Record<'_>> = records.iter().map(|r| headers.traced(r)).collect();
+                let traced = headers.traced(records);
                 self.send_batch_untraced(
                     &traced,
                     Box::new(move |reports: Vec<DeliveryReport>| {

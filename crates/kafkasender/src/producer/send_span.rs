@@ -127,19 +127,24 @@ fn single_key<'a>(records: &[Record<'a>]) -> Option<&'a str> {
 }
 
 impl TraceHeaders {
-    /// `record` with the trace headers added (replacing any of the same name it had).
-    pub(crate) fn traced<'a>(&'a self, record: &Record<'a>) -> Record<'a> {
-        let mut traced = record.clone();
-        traced
-            .headers
-            .retain(|header| !self.0.iter().any(|(name, _)| name == header.key));
-        traced
-            .headers
-            .extend(self.0.iter().map(|(name, value)| Header {
+    /// `records` with the trace headers added (replacing any of the same name they had).
+    pub(crate) fn traced<'a>(&'a self, records: &[Record<'a>]) -> Vec<Record<'a>> {
+        let headers: Vec<Header<'a>> = self
+            .0
+            .iter()
+            .map(|(name, value)| Header {
                 key: name,
                 value: Some(value.as_bytes()),
-            }));
-        traced
+            })
+            .collect();
+        records
+            .iter()
+            .map(|record| {
+                let mut traced = record.clone();
+                traced.replace_headers(&headers);
+                traced
+            })
+            .collect()
     }
 }
 
@@ -172,8 +177,8 @@ mod tests {
         let record = Record::new("t")
             .header("traceparent", "00-old")
             .header("other", "x");
-        let traced = headers.traced(&record);
-        let headers: Vec<_> = traced
+        let traced = headers.traced(std::slice::from_ref(&record));
+        let headers: Vec<_> = traced[0]
             .headers
             .iter()
             .map(|h| (h.key, h.value.unwrap()))
