@@ -151,8 +151,10 @@ dist: dist-c dist-go dist-python dist-node ## Every installable artifact in dist
 test-dist: test-dist-c test-dist-go test-dist-python test-dist-node ## Each artifact used outside the repository with no cargo or rustc on PATH
 
 # The C tarball: include/, lib/ (.so stripped, .a), lib/pkgconfig/ (relocatable: the prefix is found
-# from the .pc file's own place), LICENSE and README.md. pkg-config cannot make `--static` pick the
-# archive over the .so in one directory, so static linking has its own module, kafkasender-static.
+# from the .pc file's own place), LICENSE and README.md. kafkasender.pc has Libs.private, so
+# `pkg-config --static` with `cc -static` links a fully static program; pkg-config cannot make
+# `--static` alone pick the archive over the .so in one directory, so linking libkafkasender
+# statically into an otherwise dynamic program has its own module, kafkasender-static.
 C_DIST := dist/kafkasender-$(VERSION)-linux-x86_64
 
 .PHONY: dist-c
@@ -163,17 +165,21 @@ dist-c: build ## The C tarball in dist/: headers, shared and static library, pkg
 	tar -C dist -czf $(C_DIST).tar.gz $(notdir $(C_DIST))
 
 # Outside the repository, with no cargo or rustc on PATH: a program built from the tarball alone,
-# statically (kafkasender-static: no libkafkasender at run time) and dynamically.
+# statically (kafkasender-static: no libkafkasender at run time), fully statically (`cc -static`
+# with `pkg-config --static`) and dynamically.
 .PHONY: test-dist-c
 test-dist-c: dist-c ## Build and run tests/dist/send.c against the C tarball alone, static and dynamic
 	scratch=$$(mktemp -d) && tar -C $$scratch -xzf $(C_DIST).tar.gz && cp tests/dist/send.c $$scratch/ && cd $$scratch \
 	  && export PATH=/usr/local/bin:/usr/bin:/bin PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
 	  && $(NO_RUST_ON_PATH) \
 	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender-static) -o send-static \
+	  && $(CC) -std=c99 -Wall -Werror -static send.c $$(pkg-config --cflags --static --libs kafkasender) \
+	       -o send-full-static \
 	  && $(CC) -std=c99 -Wall -Werror send.c $$(pkg-config --cflags --libs kafkasender) \
 	       -Wl,-rpath,$$(pkg-config --variable=libdir kafkasender) -o send-dynamic \
-	  && ./send-static && ./send-dynamic \
-	  && ! ldd send-static | grep libkafkasender && ldd send-dynamic | grep -q "$$scratch" \
+	  && ./send-static && ./send-full-static && ./send-dynamic \
+	  && ! ldd send-static | grep libkafkasender && ! ldd send-full-static \
+	  && ldd send-dynamic | grep -q "$$scratch" \
 	  && cd / && rm -rf $$scratch
 
 # The Go module as it is published (its own repository, github.com/kafkasender/kafkasender-go): the
