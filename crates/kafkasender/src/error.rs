@@ -128,8 +128,14 @@ impl fmt::Display for ConfigProblem {
 }
 
 /// The error of every fallible kafkasender call and of every failed delivery.
+///
+/// One pointer wide: errors are rare, while every `Result` and every delivery report carries
+/// room for one, and a smaller report is cheaper to move on the delivery thread.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error(Box<Details>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+struct Details {
     kind: ErrorKind,
     message: String,
     code: Option<i32>,
@@ -143,7 +149,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with a human-readable message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
+        Error(Box::new(Details {
             kind,
             message: message.into(),
             code: None,
@@ -156,7 +162,7 @@ impl Error {
                     | ErrorKind::CircuitOpen
             ),
             problems: Vec::new(),
-        }
+        }))
     }
 
     /// A configuration error listing every problem found.
@@ -172,10 +178,9 @@ impl Error {
             problems.len(),
             listed.join("; ")
         );
-        Error {
-            problems,
-            ..Error::new(ErrorKind::Config, message)
-        }
+        let mut error = Error::new(ErrorKind::Config, message);
+        error.0.problems = problems;
+        error
     }
 
     /// An error from a librdkafka error code, classified into a kind.
@@ -186,72 +191,84 @@ impl Error {
         } else {
             format!("{context}: {code}")
         };
-        Error {
-            code: Some(code as i32),
-            retriable: is_retriable_code(code, kind),
-            ..Error::new(kind, message)
-        }
+        let mut error = Error::new(kind, message);
+        error.0.code = Some(code as i32);
+        error.0.retriable = is_retriable_code(code, kind);
+        error
     }
 
     /// The client's fatal error, whatever kind its code would be on its own.
     pub(crate) fn fatal(code: RDKafkaErrorCode, message: String) -> Error {
-        Error {
-            code: Some(code as i32),
-            ..Error::new(ErrorKind::Fatal, message)
-        }
+        let mut error = Error::new(ErrorKind::Fatal, message);
+        error.0.code = Some(code as i32);
+        error
     }
 
     /// The same error, marked retriable.
-    pub(crate) fn retriable(self) -> Error {
-        Error {
-            retriable: true,
-            ..self
-        }
+    pub(crate) fn retriable(mut self) -> Error {
+        self.0.retriable = true;
+        self
     }
 
     /// The same error, for a message the brokers may have written: not retriable, since sending
     /// it again could duplicate it, and saying so.
-    pub(crate) fn possibly_written(self) -> Error {
-        Error {
-            message: format!(
-                "{}; the brokers may have written it (no answer came), so it is not re-sent: a \
-                 copy would be a duplicate",
-                self.message
-            ),
-            retriable: false,
-            ..self
-        }
+    pub(crate) fn possibly_written(mut self) -> Error {
+        self.0.message.push_str(
+            "; the brokers may have written it (no answer came), so it is not re-sent: a copy \
+             would be a duplicate",
+        );
+        self.0.retriable = false;
+        self
     }
 
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without the kind.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The librdkafka error code (`rd_kafka_resp_err_t`; Kafka protocol codes are positive), if any.
     pub fn code(&self) -> Option<i32> {
-        self.code
+        self.0.code
     }
 
     /// Whether the same send may succeed if tried again later.
     pub fn is_retriable(&self) -> bool {
-        self.retriable
+        self.0.retriable
     }
 
     /// For [`ErrorKind::Config`]: every problem found; empty otherwise.
     pub fn problems(&self) -> &[ConfigProblem] {
-        &self.problems
+        &self.0.problems
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
+        write!(f, "{}: {}", self.0.kind, self.0.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Details {
+            kind,
+            message,
+            code,
+            retriable,
+            problems,
+        } = &*self.0;
+        f.debug_struct("Error")
+            .field("kind", kind)
+            .field("message", message)
+            .field("code", code)
+            .field("retriable", retriable)
+            .field("problems", problems)
+            .finish()
     }
 }
 

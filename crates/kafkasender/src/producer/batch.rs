@@ -12,7 +12,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::message::{Pending, Storage, Ticket};
+use super::message::{Pending, Ticket};
 use crate::delivery::{BatchCallback, DeliveryReport};
 
 /// Collects a batch's reports and hands them over once the last one is in.
@@ -65,13 +65,7 @@ impl Batch {
         let batch = NonNull::new(batch).expect("a box is never null");
         let cells = (0..len)
             .map(|index| {
-                let pending = Pending::new(
-                    sent_at,
-                    Storage {
-                        deliver: deliver_entry,
-                        free: keep_entry,
-                    },
-                );
+                let pending = Pending::new(sent_at, end_entry);
                 let entry = Entry {
                     pending,
                     batch,
@@ -144,7 +138,10 @@ impl Slots {
     }
 }
 
-unsafe fn deliver_entry(pending: NonNull<Pending>, report: DeliveryReport) {
+/// Without a report (a refused send), the entry stays in its cell for the record's report from
+/// `Slots::fail` to replace.
+unsafe fn end_entry(pending: NonNull<Pending>, report: Option<DeliveryReport>) {
+    let Some(report) = report else { return };
     // SAFETY: `pending` heads the `Entry` in a cell of a live batch (see `Slots::ticket`); read
     // before the report replaces it.
     let (batch, index) = unsafe {
@@ -154,9 +151,6 @@ unsafe fn deliver_entry(pending: NonNull<Pending>, report: DeliveryReport) {
     // SAFETY: a ticket is delivered once, and its record has no other report.
     unsafe { Batch::complete(batch, index, report) }
 }
-
-/// The entry stays in its cell, for the record's report (from `Slots::fail`) to replace.
-unsafe fn keep_entry(_: NonNull<Pending>) {}
 
 #[cfg(test)]
 mod tests {

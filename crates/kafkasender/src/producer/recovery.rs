@@ -180,7 +180,7 @@ pub(crate) fn recover(
     {
         ticket.attempts += 1;
         ticket.recovered = true;
-        ticket.last_attempt_at = Instant::now();
+        ticket.attempted_now();
         let give_up_at = Instant::now() + REQUEUE;
         if let Err((error, ticket)) =
             engine.enqueue(&current.client, &record.as_record(), ticket, || {

@@ -348,7 +348,7 @@ fn resend(engine: &Engine, rescue: &Rescue, mut failure: Failure) {
         }
     }
     failure.ticket.attempts += 1;
-    failure.ticket.last_attempt_at = Instant::now();
+    failure.ticket.attempted_now();
     rescue.retried.fetch_add(1, Ordering::Relaxed);
     hand_to_librdkafka(engine, rescue, failure);
 }
