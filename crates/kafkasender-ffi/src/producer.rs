@@ -68,13 +68,19 @@ impl ks_producer {
         record: &Record<'_>,
         user: Option<UserCallback>,
     ) -> Result<(), Failure> {
-        let polled = self.polled.clone();
-        let on_delivery = move |report: DeliveryReport| match (user, polled) {
-            (None, _) => {}
-            (Some(user), None) => user.call(&report),
-            (Some(user), Some(queue)) => queue.push(user, report),
-        };
-        self.producer.send(record, on_delivery)?;
+        // One closure per case, each capturing only what it uses, so the ticket stays small
+        // enough for glibc to free it cheaply on the delivery thread (see the core's `Pending`).
+        match (user, &self.polled) {
+            (None, _) => self.producer.send(record, |_: DeliveryReport| {})?,
+            (Some(user), None) => self
+                .producer
+                .send(record, move |report: DeliveryReport| user.call(&report))?,
+            (Some(user), Some(queue)) => {
+                let queue = queue.clone();
+                self.producer
+                    .send(record, move |report| queue.push(user, report))?
+            }
+        }
         Ok(())
     }
 }

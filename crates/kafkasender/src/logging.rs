@@ -67,7 +67,7 @@ pub fn init(level: LogLevel, format: LogFormat) -> bool {
             .with_filter(no_sink())
             .boxed(),
     };
-    tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(stderr)
         .with(SinkLayer)
         .with(level_filter(level))
@@ -75,7 +75,21 @@ pub fn init(level: LogLevel, format: LogFormat) -> bool {
         // (producer::send_span) would be work for nobody.
         .with(filter_fn(|metadata| !metadata.is_span()))
         .try_init()
-        .is_ok()
+        .is_ok();
+    if installed {
+        // rust-rdkafka logs through the `log` crate, which try_init bridged at TRACE (the filters
+        // above give no level hint): a `trace!` per librdkafka object freed, several per delivery
+        // batch, would each ask the subscriber. Capped, the `log` macros drop them at once.
+        log::set_max_level(match level {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        });
+    }
+    installed
 }
 
 /// [`init`] with a configuration's `log.level` and `log.format`.

@@ -123,7 +123,7 @@ impl Tracker {
             journal.journal_reported(place);
         }
         // A panicking callback must not take the delivery thread (and every later report) with it.
-        let delivered = match ticket.token {
+        let delivered = match ticket.token() {
             Some(token) => {
                 drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
                 let sink = self.sink.get().expect("token sends need the sink");
