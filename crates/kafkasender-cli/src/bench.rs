@@ -33,6 +33,7 @@ use anyhow::{bail, Context as _};
 use hdrhistogram::Histogram;
 use kafkasender::{Config, Producer, Record};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
@@ -44,10 +45,16 @@ const PARTITIONS: i32 = 6;
 const BATCH: usize = 10_000;
 /// The ceiling every ratio is taken against.
 const RAW: &str = "librdkafka";
+/// The ceiling for contenders whose messages carry an id header (the journal's).
+const RAW_WITH_HEADER: &str = "librdkafka-header";
 
 /// The contenders built into this binary, each run in a child process by `bench-run`.
-const BUILT_IN: [(&str, &str); 5] = [
+const BUILT_IN: [(&str, &str); 6] = [
     (RAW, "raw librdkafka (rdkafka BaseProducer + poll thread)"),
+    (
+        RAW_WITH_HEADER,
+        "raw librdkafka, one 33-byte header per message (what an x-ks-id costs librdkafka)",
+    ),
     ("rust-send", "kafkasender Rust `send` + callback"),
     (
         "rust-send-batch",
@@ -465,7 +472,8 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
     };
     let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new()));
     match args.contender.as_str() {
-        RAW => raw_librdkafka(&config, &load, recorder)?,
+        RAW => raw_librdkafka(&config, &load, recorder, false)?,
+        RAW_WITH_HEADER => raw_librdkafka(&config, &load, recorder, true)?,
         "rust-send" => kafkasender_send(config, &load, recorder)?,
         "rust-send-batch" => kafkasender_send_batch(config, &load, recorder)?,
         "rust-send-resilience" => {
@@ -749,6 +757,7 @@ fn raw_librdkafka(
     config: &Config,
     load: &Load<'_>,
     recorder: &'static Recorder,
+    with_header: bool,
 ) -> anyhow::Result<()> {
     let mut client_config = rdkafka::ClientConfig::new();
     for (key, value) in config.librdkafka_properties() {
@@ -770,6 +779,14 @@ fn raw_librdkafka(
         let mut record = BaseRecord::with_opaque_to(load.topic, Box::new(Instant::now()))
             .key(&key[..])
             .payload(&load.payload[..]);
+        if with_header {
+            // The shape of kafkasender's ids: a 16-digit prefix, '-', a hex sequence number.
+            let id = format!("00abcdef01234567-{i:016x}");
+            record = record.headers(OwnedHeaders::new_with_capacity(1).insert(RdHeader {
+                key: "x-ks-id",
+                value: Some(id.as_bytes()),
+            }));
+        }
         loop {
             match producer.send::<[u8], [u8]>(record) {
                 Ok(()) => return Ok(()),
