@@ -327,7 +327,7 @@ test-demo: build ## The demo with a small count; fails unless read-back == sent
 BENCH_ARGS ?=
 C_CONTENDERS := c-send
 GO_CONTENDERS := go-send-async go-send-batch confluent-go
-PY_CONTENDERS := py-send py-send-batch confluent-python
+PY_CONTENDERS := py-send py-send-batch py-send-batch-columns confluent-python
 NODE_CONTENDERS := node-send node-send-callback node-send-batch kafkajs
 JAVA_CONTENDERS := java
 FACE_CONTENDERS := $(C_CONTENDERS) $(GO_CONTENDERS) $(PY_CONTENDERS) $(NODE_CONTENDERS)

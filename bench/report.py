@@ -56,6 +56,8 @@ def catalogue():
         "confluent-go": ("Go", f"confluent-kafka-go {v['confluent-go']} (`Produce` + Events channel)", None),
         "py-send": ("Python", "kafkasender Python `send(on_delivery=…)`", "confluent-python"),
         "py-send-batch": ("Python", "kafkasender Python `send_batch` (10,000 a call)", "confluent-python"),
+        "py-send-batch-columns": ("Python", "kafkasender Python `send_batch(columns=True)` (10,000 a call)",
+                                  "confluent-python"),
         "confluent-python": ("Python", f"confluent-kafka-python {v['confluent-python']} (`produce` + `poll(0)`)", None),
         "node-send": ("Node", "kafkasender Node `send` (a Promise each)", "kafkajs"),
         "node-send-callback": ("Node", "kafkasender Node `send(message, callback)`", "kafkajs"),

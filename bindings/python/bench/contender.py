@@ -4,6 +4,8 @@ process, the clock from the first send to the last report):
 
 - ``py-send``: kafkasender ``send(on_delivery=…)``;
 - ``py-send-batch``: kafkasender ``send_batch`` of 10,000 records a call;
+- ``py-send-batch-columns``: the same with ``columns=True``: each batch's reports as one
+  ``DeliveryReports``, its latencies taken as one list;
 - ``confluent-python``: confluent-kafka-python ``produce(on_delivery=…)`` with ``poll(0)`` after
   each and ``poll`` on a full queue, its documented pattern, with kafkasender's default settings.
 
@@ -33,7 +35,7 @@ def paced(count, rate, step=1):
         yield i
 
 
-def kafkasender_contender(batched):
+def kafkasender_contender(batched, columns=False):
     def run(bootstrap, topic, count, payload, rate):
         import kafkasender
 
@@ -50,12 +52,17 @@ def kafkasender_contender(batched):
                 # Each batch's reports are read as it completes, and not kept (nor does any other
                 # contender keep its reports).
                 def take(future):
-                    for r in future.result():
+                    reports = future.result()
+                    if columns and not reports.lost:
+                        latencies.extend(reports.latencies)
+                        return
+                    for r in reports:
                         on_delivery(r)
                         if not r.delivered:
                             print(f"not delivered: {r.error!r}", file=sys.stderr)
                 for i in paced(count, rate, size):
-                    p.send_batch([(topic, payload, k) for k in ks[i:i + size]]).add_done_callback(take)
+                    p.send_batch([(topic, payload, k) for k in ks[i:i + size]],
+                                 columns=columns).add_done_callback(take)
                 p.flush()
             else:
                 for i in paced(count, rate):
@@ -96,6 +103,7 @@ def confluent_contender(bootstrap, topic, count, payload, rate):
 CONTENDERS = {
     "py-send": kafkasender_contender(batched=False),
     "py-send-batch": kafkasender_contender(batched=True),
+    "py-send-batch-columns": kafkasender_contender(batched=True, columns=True),
     "confluent-python": confluent_contender,
 }
 

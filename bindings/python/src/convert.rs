@@ -297,3 +297,94 @@ impl DeliveryReport {
         })
     }
 }
+
+/// The reports of one batch as columns (`send_batch(records, columns=True)`): one Python object
+/// for the batch instead of one per message, which is what a batch of thousands costs under the
+/// GIL. A message's `DeliveryReport` is made only when it is indexed (or iterated). Immutable.
+#[pyclass(frozen, sequence, module = "kafkasender")]
+pub struct DeliveryReports {
+    reports: Vec<kafkasender::DeliveryReport>,
+}
+
+impl DeliveryReports {
+    pub fn new(reports: Vec<kafkasender::DeliveryReport>) -> DeliveryReports {
+        DeliveryReports { reports }
+    }
+
+    /// The error of the first lost message, if one was lost.
+    pub fn first_lost(&self) -> Option<&kafkasender::Error> {
+        self.reports
+            .iter()
+            .find_map(|report| match &report.outcome {
+                Outcome::Failed(error) => Some(error),
+                _ => None,
+            })
+    }
+
+    fn column<T>(&self, of: impl Fn(&kafkasender::DeliveryReport) -> T) -> Vec<T> {
+        self.reports.iter().map(of).collect()
+    }
+}
+
+#[pymethods]
+impl DeliveryReports {
+    fn __len__(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// The report of message `index` (in the order sent; negative counts from the end).
+    fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<DeliveryReport> {
+        let len = self.reports.len() as isize;
+        let at = if index < 0 { index + len } else { index };
+        if !(0..len).contains(&at) {
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "report index out of range",
+            ));
+        }
+        DeliveryReport::new(py, self.reports[at as usize].clone())
+    }
+
+    /// Each message's partition (-1 if none was assigned), in the order sent.
+    #[getter]
+    fn partitions(&self) -> Vec<i32> {
+        self.column(|r| r.partition)
+    }
+
+    /// Each message's offset (-1 unless delivered or dead-lettered).
+    #[getter]
+    fn offsets(&self) -> Vec<i64> {
+        self.column(|r| r.offset)
+    }
+
+    /// Each message's seconds from send to report.
+    #[getter]
+    fn latencies(&self) -> Vec<f64> {
+        self.column(|r| r.latency.as_secs_f64())
+    }
+
+    /// Each message's outcome: "delivered", "dead_lettered", "spooled" or "failed".
+    #[getter]
+    fn outcomes(&self) -> Vec<&'static str> {
+        self.column(|r| r.outcome.as_str())
+    }
+
+    /// The positions of the messages that were lost (outcome "failed"); index them for why.
+    #[getter]
+    fn lost(&self) -> Vec<usize> {
+        (0..self.reports.len())
+            .filter(|&i| matches!(self.reports[i].outcome, Outcome::Failed(_)))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        let lost = self
+            .reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)));
+        format!(
+            "DeliveryReports({} reports, {} lost)",
+            self.reports.len(),
+            lost.count()
+        )
+    }
+}

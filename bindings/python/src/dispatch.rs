@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::DeliveryReport;
+use crate::convert::{DeliveryReport, DeliveryReports};
 use crate::otel;
 
 /// Who waits for a result, and what to call when it arrives.
@@ -27,6 +27,8 @@ pub enum Outcome {
     One(kafkasender::DeliveryReport),
     /// A batch's reports, and whether a lost message fails the whole future (`raise_on_failure`).
     Batch(Vec<kafkasender::DeliveryReport>, bool),
+    /// The same, handed over as one `DeliveryReports` (`send_batch(..., columns=True)`).
+    Columns(Vec<kafkasender::DeliveryReport>, bool),
 }
 
 #[derive(Default)]
@@ -162,10 +164,18 @@ impl Dispatcher {
                     };
                     let reports =
                         reports.and_then(|reports| Ok(PyList::new(py, reports)?.into_any()));
-                    if let (Ok(list), Some(error)) = (&reports, &lost) {
-                        let _ = error.setattr(py, intern!(py, "reports"), list);
-                    }
-                    (reports, lost)
+                    (with_reports(py, reports, lost.as_ref()), lost)
+                }
+                Outcome::Columns(reports, raise_on_failure) => {
+                    let reports = DeliveryReports::new(reports);
+                    let lost = match reports.first_lost() {
+                        Some(error) if raise_on_failure => {
+                            crate::errors::instance(py, error).ok().map(Bound::unbind)
+                        }
+                        _ => None,
+                    };
+                    let reports = Bound::new(py, reports).map(Bound::into_any);
+                    (with_reports(py, reports, lost.as_ref()), lost)
                 }
             };
             let result = match result {
@@ -199,6 +209,19 @@ impl Dispatcher {
             self.finished(n);
         }
     }
+}
+
+/// A batch's result, made the `reports` attribute of `lost` (the exception of its first lost
+/// message, with raise_on_failure) so that the caller has every report either way.
+fn with_reports<'py>(
+    py: Python<'py>,
+    reports: PyResult<Bound<'py, PyAny>>,
+    lost: Option<&Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let (Ok(reports), Some(error)) = (&reports, lost) {
+        let _ = error.setattr(py, intern!(py, "reports"), reports);
+    }
+    reports
 }
 
 /// Resolves a `DeliveryFuture` (kafkasender/_future.py). One nobody waits on and nobody asked to

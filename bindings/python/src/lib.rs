@@ -33,6 +33,7 @@ fn _kafkasender(module: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::forward_to_logging();
     module.add_class::<producer::Producer>()?;
     module.add_class::<convert::DeliveryReport>()?;
+    module.add_class::<convert::DeliveryReports>()?;
     module.add_class::<mock::MockCluster>()?;
     module.add_class::<events::Event>()?;
     module.add_function(wrap_pyfunction!(producer_names, module)?)?;

@@ -150,13 +150,16 @@ impl Producer {
     /// tuples. Returns one Future of the list of reports, in order. The Future resolves even when
     /// messages were lost (each lost one's report says why, in its place), unless
     /// `raise_on_failure` is true: then it fails with the first lost message's exception, whose
-    /// `reports` attribute holds every report.
-    #[pyo3(signature = (records, raise_on_failure = false, _serialized = false))]
+    /// `reports` attribute holds every report. With `columns=True` the reports come as one
+    /// `DeliveryReports` (partitions, offsets, latencies, outcomes and lost positions as lists;
+    /// a message's `DeliveryReport` when indexed) instead of a Python object per message.
+    #[pyo3(signature = (records, raise_on_failure = false, columns = false, _serialized = false))]
     fn send_batch(
         &self,
         py: Python<'_>,
         records: &Bound<'_, PyAny>,
         raise_on_failure: bool,
+        columns: bool,
         _serialized: bool,
     ) -> PyResult<Py<PyAny>> {
         self.check_process(py)?;
@@ -218,7 +221,11 @@ impl Producer {
             producer.send_batch(
                 &records,
                 Box::new(move |reports| {
-                    dispatcher.push(waiter, Outcome::Batch(reports, raise_on_failure))
+                    let outcome = match columns {
+                        true => Outcome::Columns(reports, raise_on_failure),
+                        false => Outcome::Batch(reports, raise_on_failure),
+                    };
+                    dispatcher.push(waiter, outcome)
                 }),
             )
         });

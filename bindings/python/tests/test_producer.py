@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import kafkasender
-from kafkasender import (CircuitOpenError, ConfigError, DeliveryReport, InvalidRecordError, KafkaSenderError,
-                         KafkaTimeoutError, MessageTooLargeError, Producer, ProducerClosedError, RateLimitedError)
+from kafkasender import (CircuitOpenError, ConfigError, DeliveryReport, DeliveryReports, InvalidRecordError,
+                         KafkaSenderError, KafkaTimeoutError, MessageTooLargeError, Producer, ProducerClosedError,
+                         RateLimitedError)
 from kafkasender.testing import MockCluster
 
 
@@ -189,6 +190,34 @@ def test_send_batch_reports_in_order_and_puts_rejected_records_in_their_place(cl
     failed = producer.send_batch([(topic, b"ok"), ("bad topic!", b"x")], raise_on_failure=True).exception(timeout=60)
     assert isinstance(failed, InvalidRecordError) and [r.outcome for r in failed.reports] == ["delivered", "failed"]
     assert producer.send_batch([(topic, b"ok")], raise_on_failure=True).result(timeout=60)[0].delivered
+
+
+def test_send_batch_with_columns_reports_as_one_object_that_agrees_with_the_list(cluster, producer, topic):
+    records = [(topic, f"c-{i}".encode(), f"k-{i % 7}") for i in range(300)]
+    records.insert(100, ("bad topic!", b"x"))
+    reports = producer.send_batch(records, columns=True).result(timeout=60)
+    assert isinstance(reports, DeliveryReports) and len(reports) == 301
+    assert reports.lost == [100] and isinstance(reports[100].error, InvalidRecordError)
+    assert reports.outcomes == ["failed" if i == 100 else "delivered" for i in range(301)]
+    # Each column says what the message's own report says, in the order sent.
+    one_by_one = list(reports)
+    assert [r.partition for r in one_by_one] == reports.partitions
+    assert [r.offset for r in one_by_one] == reports.offsets
+    assert [r.latency for r in one_by_one] == reports.latencies
+    assert reports[-1].key == records[-1][2].encode() and reports[-301].key == records[0][2].encode()
+    with pytest.raises(IndexError):
+        reports[301]
+    assert all(latency > 0 for i, latency in enumerate(reports.latencies) if i != 100)
+    # Read back: every delivered message at the partition and offset its column names.
+    landed = {(m["partition"], m["offset"]): m["value"] for m in cluster.read_topic(topic)}
+    expected = {(p, o): records[i][1] for i, (p, o) in enumerate(zip(reports.partitions, reports.offsets)) if i != 100}
+    assert landed == expected
+
+    failed = producer.send_batch([(topic, b"ok"), ("bad topic!", b"x")], raise_on_failure=True,
+                                 columns=True).exception(timeout=60)
+    assert isinstance(failed, InvalidRecordError) and isinstance(failed.reports, DeliveryReports)
+    assert failed.reports.outcomes == ["delivered", "failed"]
+    assert repr(failed.reports) == "DeliveryReports(2 reports, 1 lost)"
 
 
 def test_close_in_flight_resolves_every_future_exactly_once():

@@ -53,6 +53,7 @@ tracer = trace.get_tracer("test")
 with tracer.start_as_current_span("request") as request:
     report = producer.send("traced", b"v", key=b"k", headers={"traceparent": b"00-stale"}).result(30)
     producer.send_batch([("traced", b"1"), ("traced", b"2")]).result(30)
+    producer.send_batch([("traced", b"3"), ("traced", b"4"), ("traced", b"5")], columns=True).result(30)
 producer.close()
 
 def described(span):
@@ -67,7 +68,8 @@ print(json.dumps({"spans": spans, "partition": report.partition, "offset": repor
     spans = {(s["name"], s["attributes"].get("messaging.batch.message_count")): s for s in seen["spans"]}
     request = spans[("request", None)]
     one, batch = spans[("send traced", None)], spans[("send traced", 2)]
-    for send in (one, batch):
+    columns = spans[("send traced", 3)]  # ended through a DeliveryReports, not a list
+    for send in (one, batch, columns):
         assert send["kind"] == "PRODUCER"
         assert send["parent"] == request["span_id"]
         assert send["trace_id"] == request["trace_id"]
@@ -79,7 +81,8 @@ print(json.dumps({"spans": spans, "partition": report.partition, "offset": repor
     assert one["attributes"]["messaging.destination.partition.id"] == str(seen["partition"])
     assert one["attributes"]["messaging.kafka.offset"] == seen["offset"]
     # The caller's stale traceparent is replaced, not repeated.
-    assert sorted(seen["traceparents"]) == sorted([[traceparent(one)], [traceparent(batch)], [traceparent(batch)]])
+    assert sorted(seen["traceparents"]) == sorted([[traceparent(one)]] + [[traceparent(batch)]] * 2
+                                                  + [[traceparent(columns)]] * 3)
 
 
 def test_a_refused_send_fails_its_span():

@@ -13,11 +13,11 @@ import asyncio
 import atexit
 import os
 import weakref
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List, Optional, Union
 
 from . import errors
 from ._events import EventBuilder, correlation, current_correlation_id
-from ._kafkasender import DeliveryReport, Event, __version__, librdkafka_version
+from ._kafkasender import DeliveryReport, DeliveryReports, Event, __version__, librdkafka_version
 from ._kafkasender import Producer as _NativeProducer
 from ._kafkasender import producer_names as _producer_names
 from .errors import (AuthenticationError, AuthorizationError, BrokerError, BrokerTransportError,
@@ -27,7 +27,7 @@ from .errors import (AuthenticationError, AuthorizationError, BrokerError, Broke
                      UnknownTopicOrPartitionError)
 
 __all__ = [
-    "Producer", "DeliveryReport", "KafkaSenderError", "ConfigError", "InvalidRecordError",
+    "Producer", "DeliveryReport", "DeliveryReports", "KafkaSenderError", "ConfigError", "InvalidRecordError",
     "MessageTooLargeError", "QueueFullError", "KafkaTimeoutError", "ProducerClosedError",
     "BrokerTransportError", "AuthenticationError", "AuthorizationError", "UnknownTopicOrPartitionError",
     "FatalError", "BrokerError", "InternalError", "RateLimitedError", "CircuitOpenError", "SpoolError", "TransactionError",
@@ -83,9 +83,11 @@ class Producer(_NativeProducer):
         """``publish_event`` awaited in the running event loop."""
         return await asyncio.wrap_future(self.publish_event(event))
 
-    async def send_batch_async(self, records: Iterable[Any], raise_on_failure: bool = False) -> List[DeliveryReport]:
+    async def send_batch_async(self, records: Iterable[Any], raise_on_failure: bool = False,
+                               columns: bool = False) -> Union[List[DeliveryReport], DeliveryReports]:
         """``send_batch`` awaited in the running event loop."""
-        return await asyncio.wrap_future(self.send_batch(records, raise_on_failure=raise_on_failure))
+        return await asyncio.wrap_future(
+            self.send_batch(records, raise_on_failure=raise_on_failure, columns=columns))
 
     async def flush_async(self, timeout: Optional[float] = None) -> None:
         """``flush`` in a worker thread, so the event loop keeps running."""

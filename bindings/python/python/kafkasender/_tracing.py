@@ -13,7 +13,7 @@ try:
 except ImportError:  # no OpenTelemetry: the native side never calls in
     trace = None
 
-from ._kafkasender import __version__
+from ._kafkasender import DeliveryReport, __version__
 
 
 def start(topic: Optional[str], key: Optional[str], count: int) -> Tuple[Any, List[Tuple[str, bytes]]]:
@@ -40,7 +40,8 @@ def start(topic: Optional[str], key: Optional[str], count: int) -> Tuple[Any, Li
 def end(span: Any, result: Any) -> None:
     """Ends ``span`` with its report (or a batch's list of reports): where the one message
     landed, or the first error's kind."""
-    reports = result if isinstance(result, list) else [result]
+    # One report, or a batch's: a list, or a DeliveryReports (columns=True), which indexes alike.
+    reports = [result] if isinstance(result, DeliveryReport) else result
     if len(reports) == 1 and reports[0].outcome == "delivered":
         span.set_attribute("messaging.destination.partition.id", str(reports[0].partition))
         span.set_attribute("messaging.kafka.offset", reports[0].offset)

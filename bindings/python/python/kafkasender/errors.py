@@ -4,15 +4,16 @@ Every exception carries ``.kind`` (the core's stable name, e.g. ``"queue_full"``
 (whether the same send may succeed later) and ``.code`` (librdkafka's error code, or None).
 """
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 
 class KafkaSenderError(Exception):
     """Base class of every kafkasender error."""
 
     kind: str = "internal"
-    #: Every report of the batch, when ``send_batch(..., raise_on_failure=True)`` raised this.
-    reports: Optional[list] = None
+    #: Every report of the batch, when ``send_batch(..., raise_on_failure=True)`` raised this: a
+    #: list, or a ``DeliveryReports`` with ``columns=True``.
+    reports: Optional[Any] = None
 
     def __init__(self, message: str, kind: Optional[str] = None, retriable: bool = False,
                  code: Optional[int] = None) -> None:
