@@ -377,14 +377,7 @@ impl DeliveryReports {
     }
 
     fn __repr__(&self) -> String {
-        let lost = self
-            .reports
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Failed(_)));
-        format!(
-            "DeliveryReports({} reports, {} lost)",
-            self.reports.len(),
-            lost.count()
-        )
+        let (len, lost) = (self.reports.len(), self.lost().len());
+        format!("DeliveryReports({len} reports, {lost} lost)")
     }
 }
