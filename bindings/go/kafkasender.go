@@ -89,8 +89,9 @@ type Producer struct {
 	mu sync.RWMutex // held for reading by calls, for writing by Close
 	p  *C.ks_producer
 
-	pending   *pendingTable
-	nextToken atomic.Uint64
+	pending *pendingTable
+	// lastSend numbers every send (1, 2, …), so that Flush can wait for the sends made before it.
+	lastSend atomic.Uint64
 	// topics holds each topic's NUL-terminated C copy (string -> *C.char), freed by Close.
 	topics  sync.Map
 	closing atomic.Bool   // set by Close once the C producer is closed
@@ -228,8 +229,8 @@ func (p *Producer) SendAsync(m Message, onDelivery func(DeliveryReport)) error {
 
 // sendTokened registers `waiting` under a new token and sends with it; a refused send forgets it.
 func (p *Producer) sendTokened(waiting pending, send func(*C.ks_producer, C.uint64_t) C.ks_go_result) error {
-	token := p.nextToken.Add(1)
-	p.pending.put(token, waiting)
+	waiting.seq = p.lastSend.Add(1)
+	token := p.pending.put(waiting)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.p == nil {
@@ -256,8 +257,7 @@ func (p *Producer) SendBatch(msgs []Message, onDelivery func(DeliveryReport)) er
 		return nil
 	}
 	n := uint64(len(msgs))
-	first := p.nextToken.Add(n) - n + 1
-	p.pending.putBatch(first, msgs, onDelivery)
+	first := p.pending.putBatch(p.lastSend.Add(n)-n+1, msgs, onDelivery)
 	structs, statusesAt := cMessages(msgs, len(msgs)*int(C.sizeof_int32_t))
 	defer C.free(unsafe.Pointer(structs))
 	statuses := unsafe.Slice((*C.enum_ks_status)(statusesAt), len(msgs))
@@ -349,7 +349,7 @@ func waitForReport(ctx context.Context, send func(func(DeliveryReport)) error) (
 // Flush waits until every message sent so far has been reported (its callback has run), or ctx
 // ends.
 func (p *Producer) Flush(ctx context.Context) error {
-	upTo := p.nextToken.Load()
+	upTo := p.lastSend.Load()
 	for {
 		// Short slices, so that a cancelled ctx is noticed promptly and Close is never held up.
 		err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_flush(c, 50) })
@@ -373,7 +373,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return p.settled(ctx, upTo)
 }
 
-// settled waits until the callbacks of every send up to token upTo have run, or ctx ends.
+// settled waits until the callbacks of every send numbered up to upTo have run, or ctx ends.
 func (p *Producer) settled(ctx context.Context, upTo uint64) error {
 	if !p.pending.waitSettled(upTo, ctx.Done()) {
 		return ctx.Err()
@@ -393,7 +393,7 @@ func (p *Producer) BeginTransaction() error {
 // every report carries a retriable KindTransaction error and so does the returned one, naming the
 // transaction. A KindTimeout error leaves the transaction ending: commit or abort it again.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
-	timeout, upTo := timeoutMs(ctx), p.nextToken.Load()
+	timeout, upTo := timeoutMs(ctx), p.lastSend.Load()
 	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_commit_transaction(c, timeout) })
 	return errors.Join(err, p.settled(ctx, upTo))
 }
@@ -402,7 +402,7 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 // it is reported with a retriable KindTransaction error and none is visible to read_committed
 // consumers.
 func (p *Producer) AbortTransaction(ctx context.Context) error {
-	timeout, upTo := timeoutMs(ctx), p.nextToken.Load()
+	timeout, upTo := timeoutMs(ctx), p.lastSend.Load()
 	err := p.call(func(c *C.ks_producer) uint32 { return C.ks_producer_abort_transaction(c, timeout) })
 	return errors.Join(err, p.settled(ctx, upTo))
 }

@@ -558,6 +558,60 @@ func TestSendBatchCrossesOnceAndReportsEveryMessage(t *testing.T) {
 	}
 }
 
+// Single sends reuse their tokens' slots once reported; each round's Flush must still wait for
+// exactly the sends made before it, and a refused send must leave nothing behind.
+func TestReusedTokensReportEachSendOnceAndFlushWaitsForEarlierSends(t *testing.T) {
+	c := cluster(t, "reused", 3)
+	p := producer(t, c, nil)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	note := func(r DeliveryReport) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Outcome == OutcomeDelivered {
+			seen[string(r.Key)]++
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for round := 0; round < 3; round++ {
+		batch := make([]Message, 0, 100)
+		for i := 0; i < 300; i++ {
+			key := []byte(fmt.Sprintf("r%d-%d", round, i))
+			if i%3 == 0 {
+				batch = append(batch, Message{Topic: "reused", Key: key, Value: key})
+				continue
+			}
+			if err := p.SendAsync(Message{Topic: "reused", Key: key, Value: key}, note); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.SendBatch(batch, note); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SendAsync(Message{Topic: "not a topic!", Value: []byte("x")}, note); err == nil {
+			t.Fatal("an invalid topic was accepted")
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		reported := len(seen)
+		mu.Unlock()
+		if reported != 300*(round+1) || p.InFlight() != 0 {
+			t.Fatalf("round %d: %d keys reported, %d in flight", round, reported, p.InFlight())
+		}
+	}
+	for key, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s reported %d times", key, n)
+		}
+	}
+	if got := readBack(t, c, "reused"); len(got) != 900 {
+		t.Fatalf("read back %d, want 900", len(got))
+	}
+}
+
 func TestAnExplicitPartitionIsKeptAndNilLetsThePartitionerChoose(t *testing.T) {
 	c := cluster(t, "placed", 4)
 	p := producer(t, c, nil)

@@ -23,39 +23,78 @@ type pending struct {
 	onDelivery func(DeliveryReport)
 	topic      string
 	key        []byte
+	// seq is the send's number (1, 2, …; see Producer.lastSend), for Flush; 0 in a free slot.
+	seq uint64
 }
 
-// pendingTable maps tokens to sends not yet reported.
+// batchToken marks the tokens of SendBatch, which must be consecutive and so cannot be slots.
+const batchToken = uint64(1) << 63
+
+// pendingTable holds what each token in flight stands for. A single send's token is a slot of
+// slots, reused once its report is in: a send and its report cost an index, not a map insert and
+// delete. A batch's tokens (batchToken set) are keys of batches.
 type pendingTable struct {
 	mu      sync.Mutex
-	entries map[uint64]pending
-	// changed is closed and replaced whenever entries shrink, for waiters.
+	slots   []pending
+	free    []uint64
+	batches map[uint64]pending
+	count   int
+	// changed is closed and replaced whenever entries are settled, for waiters.
 	changed chan struct{}
 }
 
 func newPendingTable() *pendingTable {
-	return &pendingTable{entries: map[uint64]pending{}, changed: make(chan struct{})}
+	return &pendingTable{batches: map[uint64]pending{}, changed: make(chan struct{})}
 }
 
-func (t *pendingTable) put(token uint64, p pending) {
+// put records a single send and returns its token.
+func (t *pendingTable) put(p pending) uint64 {
 	t.mu.Lock()
-	t.entries[token] = p
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	t.count++
+	if n := len(t.free); n > 0 {
+		token := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.slots[token] = p
+		return token
+	}
+	t.slots = append(t.slots, p)
+	return uint64(len(t.slots) - 1)
 }
 
-// putBatch records a batch's sends, tokens first, first+1, … .
-func (t *pendingTable) putBatch(first uint64, msgs []Message, onDelivery func(DeliveryReport)) {
+// putBatch records a batch's sends, numbered first, first+1, …; returns the first token (the
+// others follow it).
+func (t *pendingTable) putBatch(first uint64, msgs []Message, onDelivery func(DeliveryReport)) uint64 {
 	t.mu.Lock()
 	for i := range msgs {
-		t.entries[first+uint64(i)] = pending{onDelivery: onDelivery, topic: msgs[i].Topic, key: msgs[i].Key}
+		seq := first + uint64(i)
+		t.batches[batchToken|seq] = pending{onDelivery: onDelivery, topic: msgs[i].Topic, key: msgs[i].Key, seq: seq}
 	}
+	t.count += len(msgs)
 	t.mu.Unlock()
+	return batchToken | first
+}
+
+// drop removes a token's entry; the caller holds t.mu.
+func (t *pendingTable) drop(token uint64) {
+	if token&batchToken != 0 {
+		if _, ok := t.batches[token]; ok {
+			delete(t.batches, token)
+			t.count--
+		}
+		return
+	}
+	if token < uint64(len(t.slots)) && t.slots[token].seq != 0 {
+		t.slots[token] = pending{} // lets the callback and key go
+		t.free = append(t.free, token)
+		t.count--
+	}
 }
 
 // forget drops a token whose send was refused.
 func (t *pendingTable) forget(token uint64) {
 	t.mu.Lock()
-	delete(t.entries, token)
+	t.drop(token)
 	t.mu.Unlock()
 }
 
@@ -64,7 +103,15 @@ func (t *pendingTable) lookup(rows []C.ks_report_row, into []pending) []pending 
 	into = into[:0]
 	t.mu.Lock()
 	for i := range rows {
-		into = append(into, t.entries[uint64(rows[i].token)])
+		token := uint64(rows[i].token)
+		switch {
+		case token&batchToken != 0:
+			into = append(into, t.batches[token])
+		case token < uint64(len(t.slots)):
+			into = append(into, t.slots[token])
+		default:
+			into = append(into, pending{}) // not ours: nothing to call
+		}
 	}
 	t.mu.Unlock()
 	return into
@@ -74,7 +121,7 @@ func (t *pendingTable) lookup(rows []C.ks_report_row, into []pending) []pending 
 func (t *pendingTable) settled(rows []C.ks_report_row) {
 	t.mu.Lock()
 	for i := range rows {
-		delete(t.entries, uint64(rows[i].token))
+		t.drop(uint64(rows[i].token))
 	}
 	close(t.changed)
 	t.changed = make(chan struct{})
@@ -84,21 +131,15 @@ func (t *pendingTable) settled(rows []C.ks_report_row) {
 func (t *pendingTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.entries)
+	return t.count
 }
 
-// waitSettled waits until no token up to upTo is pending, or done is closed; reports whether
-// none is.
+// waitSettled waits until no send numbered up to upTo is pending, or done is closed; reports
+// whether none is.
 func (t *pendingTable) waitSettled(upTo uint64, done <-chan struct{}) bool {
 	for {
 		t.mu.Lock()
-		changed, waiting := t.changed, false
-		for token := range t.entries {
-			if token <= upTo {
-				waiting = true
-				break
-			}
-		}
+		changed, waiting := t.changed, t.pendingUpTo(upTo)
 		t.mu.Unlock()
 		if !waiting {
 			return true
@@ -110,6 +151,21 @@ func (t *pendingTable) waitSettled(upTo uint64, done <-chan struct{}) bool {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// pendingUpTo reports whether a send numbered up to upTo is pending; the caller holds t.mu.
+func (t *pendingTable) pendingUpTo(upTo uint64) bool {
+	for i := range t.slots {
+		if seq := t.slots[i].seq; seq != 0 && seq <= upTo {
+			return true
+		}
+	}
+	for _, p := range t.batches {
+		if p.seq <= upTo {
+			return true
+		}
+	}
+	return false
 }
 
 // drain takes report rows until the producer is closed and every report is taken, running each
