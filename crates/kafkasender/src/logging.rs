@@ -67,27 +67,22 @@ pub fn init(level: LogLevel, format: LogFormat) -> bool {
             .with_filter(no_sink())
             .boxed(),
     };
+    let (level, log_level) = level_filters(level);
     let installed = tracing_subscriber::registry()
         .with(stderr)
         .with(SinkLayer)
-        .with(level_filter(level))
+        .with(level)
         // Lines only: the faces trace with their host's OpenTelemetry, so the core's send spans
         // (producer::send_span) would be work for nobody.
         .with(filter_fn(|metadata| !metadata.is_span()))
         .try_init()
         .is_ok();
     if installed {
-        // rust-rdkafka logs through the `log` crate, which try_init bridged at TRACE (the filters
-        // above give no level hint): a `trace!` per librdkafka object freed, several per delivery
-        // batch, would each ask the subscriber. Capped, the `log` macros drop them at once.
-        log::set_max_level(match level {
-            LogLevel::Off => log::LevelFilter::Off,
-            LogLevel::Error => log::LevelFilter::Error,
-            LogLevel::Warn => log::LevelFilter::Warn,
-            LogLevel::Info => log::LevelFilter::Info,
-            LogLevel::Debug => log::LevelFilter::Debug,
-            LogLevel::Trace => log::LevelFilter::Trace,
-        });
+        // rust-rdkafka logs through the `log` crate, which try_init bridges (tracing-subscriber's
+        // tracing-log feature) at TRACE, since the filters above give no level hint: a `trace!`
+        // per librdkafka object freed, several per delivery batch, would each ask the
+        // subscriber. Capped, the `log` macros drop them at once.
+        log::set_max_level(log_level);
     }
     installed
 }
@@ -97,14 +92,15 @@ pub fn init_from(settings: &Settings) -> bool {
     init(settings.log_level, settings.log_format)
 }
 
-fn level_filter(level: LogLevel) -> LevelFilter {
+/// `level` as `tracing`'s filter and as the `log` crate's.
+fn level_filters(level: LogLevel) -> (LevelFilter, log::LevelFilter) {
     match level {
-        LogLevel::Off => LevelFilter::OFF,
-        LogLevel::Error => LevelFilter::ERROR,
-        LogLevel::Warn => LevelFilter::WARN,
-        LogLevel::Info => LevelFilter::INFO,
-        LogLevel::Debug => LevelFilter::DEBUG,
-        LogLevel::Trace => LevelFilter::TRACE,
+        LogLevel::Off => (LevelFilter::OFF, log::LevelFilter::Off),
+        LogLevel::Error => (LevelFilter::ERROR, log::LevelFilter::Error),
+        LogLevel::Warn => (LevelFilter::WARN, log::LevelFilter::Warn),
+        LogLevel::Info => (LevelFilter::INFO, log::LevelFilter::Info),
+        LogLevel::Debug => (LevelFilter::DEBUG, log::LevelFilter::Debug),
+        LogLevel::Trace => (LevelFilter::TRACE, log::LevelFilter::Trace),
     }
 }
 
