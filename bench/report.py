@@ -44,12 +44,13 @@ def peer_versions():
 
 def catalogue():
     """Every external contender: (language, label, the contender its "vs peer" ratio is taken against).
-    The built-in ones (raw librdkafka and the Rust core) carry their labels in the JSON; listed
-    here are those whose language or peer is not the default (Rust, against raw librdkafka)."""
+    The built-in ones (raw librdkafka and the Rust core) carry their labels in the JSON (a label of
+    None here); listed here are those whose language or peer is not the default (Rust, against raw
+    librdkafka)."""
     v = peer_versions()
     return {
-        "librdkafka-header": ("librdkafka", "raw librdkafka, one 33-byte header per message", RAW),
-        "rust-send-journal": ("Rust", "kafkasender Rust `send`, spool.mode=journal (fsync=interval)", "librdkafka-header"),
+        "librdkafka-header": ("librdkafka", None, RAW),
+        "rust-send-journal": ("Rust", None, "librdkafka-header"),
         "c-send": ("C", "kafkasender C `ks_producer_send` + callback", "rust-send"),
         "go-send-async": ("Go", "kafkasender Go `SendAsync`", "confluent-go"),
         "go-send-batch": ("Go", "kafkasender Go `SendBatch` (10,000 a call)", "confluent-go"),
@@ -86,7 +87,8 @@ class Results:
             if name not in self.names:
                 self.names.append(name)
                 language, label, peer = known.get(name) or (
-                    "librdkafka" if name == RAW else "Rust", run.get("label", name), None if name == RAW else RAW)
+                    "librdkafka" if name == RAW else "Rust", None, None if name == RAW else RAW)
+                label = label or run.get("label", name)
                 self.info[name] = {"language": language, "label": label, "peer": peer}
 
     @property
