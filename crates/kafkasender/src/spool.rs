@@ -5,15 +5,17 @@
 //! A record is written with one `write` call, so a killed process leaves at most one torn record
 //! at the end of the active file; a reader stops there and reports it instead of replaying garbage.
 //! Files are named `spool-<sequence>.ks` and replayed oldest first; a file is deleted only when
-//! every record in it has been reported again, so a crash during a replay replays the file once
-//! more (at-least-once). One producer at a time owns a directory (an exclusive lock on `.lock`).
+//! every record in it has been reported again; the positions of those reported are listed beside
+//! it (see below), so a crash during a replay re-sends only the few not yet listed (at-least-once,
+//! each with the `x-ks-id` it was spooled with). One producer at a time owns a directory (an
+//! exclusive lock on `.lock`).
 //!
 //! With `spool.mode=journal` every accepted message is also appended, before `send` returns, to
 //! journal files: spool files of their own, each deleted once every message in it has been
 //! reported. A process killed at any point leaves them behind, and the next producer on the
-//! directory replays them like any spool file. Beside each journal file, `<file>.acks` lists the
-//! positions of its messages already reported (little-endian u32s, written in blocks), and a replay
-//! skips those: after a crash only the messages reported in the last unwritten block are sent
+//! directory replays them like any spool file. Beside each journal file, and each spool file being
+//! replayed, `<file>.acks` lists the positions of its messages already reported (little-endian
+//! u32s, written in blocks), and a replay skips those: after a crash only the messages reported in the last unwritten block are sent
 //! twice, each with its `x-ks-id`, so a consumer can drop the copy.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -107,9 +109,21 @@ struct JournalFile {
     acks: Option<io::BufWriter<File>>,
 }
 
-/// The file listing which messages of the spool file `path` were reported (journal files only).
+/// The file listing which messages of the spool file `path` were reported (by the producer that
+/// journaled them, or by a replay).
 pub(crate) fn acks_path(path: &Path) -> PathBuf {
     path.with_extension("acks")
+}
+
+/// `acks_path(path)`, opened to append positions to; `None` if it cannot be (which only means
+/// more copies after a crash).
+pub(crate) fn open_acks(path: &Path) -> Option<io::BufWriter<File>> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(acks_path(path))
+        .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
+        .ok()
 }
 
 /// The positions `acks_path(path)` lists; empty when there is none (or it cannot be read).
@@ -286,12 +300,7 @@ impl Spool {
             if active.is_none() {
                 let (path, file) = self.create_file(&mut state)?;
                 let sequence = state.next_sequence - 1;
-                let acks = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(acks_path(&path))
-                    .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
-                    .ok(); // without it a replay after a crash sends more copies, nothing worse
+                let acks = open_acks(&path);
                 lock(&journal.files).insert(
                     sequence,
                     JournalFile {

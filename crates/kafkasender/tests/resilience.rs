@@ -2,7 +2,7 @@
 //! circuit breaker, the dead-letter topic and the spool (including a producer killed mid-spool).
 //! Every claim about where a message went is checked by reading the topics back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -225,6 +225,21 @@ fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_re
     }
     let summary = spool::inspect(&dir).unwrap();
     assert_eq!(summary.iter().map(|f| f.records).sum::<u64>(), 25);
+    // Spooled with their ids, timed-out and refused ones alike: a replay interrupted and run again
+    // can send a record twice, and both copies must carry the same id.
+    let spooled_ids: HashMap<String, Vec<u8>> = summary
+        .iter()
+        .flat_map(|file| spool::SpoolReader::open(&file.path).unwrap())
+        .map(|spooled| {
+            let record = spooled.unwrap().record;
+            let (_, id) = (record.headers.iter())
+                .find(|(key, _)| key == kafkasender::MESSAGE_ID_HEADER)
+                .unwrap_or_else(|| panic!("spooled without an id: {record:?}"));
+            let value = String::from_utf8(record.value.unwrap()).unwrap();
+            (value, id.clone().unwrap())
+        })
+        .collect();
+    assert_eq!(spooled_ids.len(), 25);
 
     // The brokers come back. After the open timeout the worker replays the spool, its first record
     // the half-open probe; sends made meanwhile queue behind the spool, keeping their order.
@@ -270,6 +285,16 @@ fn all_brokers_down_opens_the_breaker_and_spools_then_it_closes_and_the_spool_re
         read_values, sent,
         "every message delivered exactly once, none lost"
     );
+    for record in &read {
+        if let Some(id) = spooled_ids.get(&value_of(record)) {
+            let sent_id = header(record, kafkasender::MESSAGE_ID_HEADER);
+            assert_eq!(
+                sent_id.as_bytes(),
+                id,
+                "replayed with the id it was spooled with"
+            );
+        }
+    }
     let metrics = producer.metrics();
     assert!(metrics.breaker_trips >= 1);
     assert_eq!(metrics.failed, 0, "{metrics:?}");

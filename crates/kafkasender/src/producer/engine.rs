@@ -18,7 +18,7 @@ use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
 use crate::config::Config;
 use crate::error::{ConfigProblem, Error, ErrorKind, Result};
-use crate::record::Record;
+use crate::record::{Header, Record};
 
 /// How long one poll of librdkafka's queue waits (rust-rdkafka's poll returns only then); also
 /// the longest a report handed off by another thread waits, and a close for the delivery thread
@@ -186,6 +186,23 @@ impl Engine {
             return None;
         }
         Some((ids.header.as_str(), ids.next(buffer)))
+    }
+
+    /// `record` with its id header (see [`Engine::message_id`]): what the spool or the journal
+    /// keeps, so that every copy sent from there later carries the id of the first.
+    pub(crate) fn with_message_id<'r>(
+        &'r self,
+        record: &Record<'r>,
+        buffer: &'r mut [u8; 33],
+    ) -> Record<'r> {
+        let mut with_id = record.clone();
+        if let Some((key, value)) = self.message_id(record, buffer) {
+            with_id.headers.push(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        with_id
     }
 
     /// A `give_up` for [`Engine::enqueue`]: true once the queue has stayed full for

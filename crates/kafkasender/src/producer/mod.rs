@@ -65,7 +65,7 @@ use crate::events::TopicMap;
 use crate::health::{Health, HealthStatus};
 use crate::lock;
 use crate::metrics::{Gauges, MetricsSnapshot};
-use crate::record::{Header, OwnedRecord, Record};
+use crate::record::{OwnedRecord, Record};
 use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
@@ -485,6 +485,7 @@ impl Producer {
                 tracker.finish(ticket, report.failed_instead(error));
             }
         }
+        replay::keep_progress(&self.shared.rescue);
         if let Some(spool) = &self.shared.rescue.spool {
             spool.release();
         }
@@ -813,7 +814,8 @@ impl Shared {
     /// Spools a message instead of enqueueing it, and reports it `Spooled`; without a spool, or
     /// with a full one, the caller hears `reason` now.
     fn spool_instead(&self, record: &Record<'_>, ticket: Ticket, reason: Error) -> Result<()> {
-        let owned = OwnedRecord::from(record);
+        let mut id = [0; 33];
+        let owned = OwnedRecord::from(&self.engine.with_message_id(record, &mut id));
         let path = self
             .rescue
             .spool(&owned, &ticket, &reason)
@@ -896,13 +898,7 @@ impl Shared {
         let journaled;
         let record = match self.rescue.spool.as_deref() {
             Some(journal) if journal.journals() && origin == Origin::Caller => {
-                let mut with_id = record.clone();
-                if let Some((key, value)) = self.engine.message_id(record, &mut id) {
-                    with_id.headers.push(Header {
-                        key,
-                        value: Some(value),
-                    });
-                }
+                let with_id = self.engine.with_message_id(record, &mut id);
                 match journal.journal(&with_id, &journal_entry(&ticket)) {
                     Ok(place) => ticket.journaled_at = Some(place),
                     Err(error) => {

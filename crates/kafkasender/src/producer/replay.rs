@@ -2,11 +2,16 @@
 //! first. A file is deleted once every record in it has been reported again (delivered,
 //! dead-lettered, failed, or spooled anew); a torn record is counted and skipped, never sent.
 //! A replay refused midway (closing, an open breaker) leaves the rest for the next one, which
-//! resumes after the last record enqueued: nothing is skipped, nothing is sent twice.
+//! resumes after the last record enqueued: nothing is skipped, nothing is sent twice. Records
+//! reported are also listed in the file's `.acks` (as a journal's are), so a replay by the next
+//! producer on the directory skips them too; only a crash can lose the last unwritten block of
+//! that list, which means copies (each with its `x-ks-id`), never a loss.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::message::Ticket;
@@ -59,6 +64,7 @@ pub(crate) fn replay(
                         path: path.clone(),
                         // One for the reader itself, so the file cannot go before it is read to the end.
                         unreported: AtomicU64::new(1),
+                        acks: Mutex::new(spool::open_acks(&path)),
                         rescue: rescue.clone(),
                     });
                     (file, 0)
@@ -93,7 +99,10 @@ pub(crate) fn replay(
                 };
                 file.unreported.fetch_add(1, Ordering::AcqRel);
                 let reporter = file.clone();
-                let mut ticket = Ticket::new(move |_report| reporter.reported_one());
+                let mut ticket = Ticket::new(move |_report| {
+                    reporter.write_ack(position);
+                    reporter.reported_one();
+                });
                 ticket.attempts = spooled.attempts + 1;
                 ticket.partition = spooled.record.partition;
                 if let Err(error) = submit(&spooled.record.as_record(), ticket) {
@@ -126,14 +135,33 @@ pub(crate) struct Interrupted {
     records_read: u64,
 }
 
+/// Writes down what an interrupted replay has had reported, for the next producer on the
+/// directory to skip (this one resumes where it stopped anyway).
+pub(crate) fn keep_progress(rescue: &Rescue) {
+    if let Some(interrupted) = lock(&rescue.replaying).as_ref() {
+        if let Some(acks) = lock(&interrupted.file.acks).as_mut() {
+            let _ = acks.flush();
+        }
+    }
+}
+
 /// A spool file being replayed: deleted when its last record has been reported.
 struct ReplayedFile {
     path: PathBuf,
     unreported: AtomicU64,
+    /// The positions of its records reported so far (see the module's note).
+    acks: Mutex<Option<BufWriter<File>>>,
     rescue: Arc<Rescue>,
 }
 
 impl ReplayedFile {
+    fn write_ack(&self, position: u32) {
+        if let Some(acks) = lock(&self.acks).as_mut() {
+            // Buffered: a crash loses at most the last block, which only means more copies.
+            let _ = acks.write_all(&position.to_le_bytes());
+        }
+    }
+
     fn reported_one(&self) {
         if self.unreported.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(spool) = &self.rescue.spool {
@@ -269,6 +297,53 @@ mod tests {
             ticket.deliver(report);
         }
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_next_producer_on_the_directory_skips_what_an_interrupted_replay_had_reported() {
+        let (rescue, dir) = rescue_with_spool("next-producer");
+        let spool = rescue.spool.as_ref().unwrap();
+        for i in 1..=3 {
+            spool.append(&spooled(i)).unwrap();
+        }
+        // The first record is enqueued (and later reported), the second refused.
+        let first = Mutex::new(None);
+        let closing = Error::new(ErrorKind::Closed, "closing");
+        replay(&rescue, |_, ticket| {
+            let mut first = first.lock().unwrap();
+            match *first {
+                None => Ok(*first = Some(ticket)),
+                Some(_) => Err(closing.clone()),
+            }
+        })
+        .unwrap_err();
+        let report = DeliveryReport::not_enqueued(&Record::new("orders"), closing);
+        first.into_inner().unwrap().unwrap().deliver(report);
+        // The producer closes, and another opens the directory.
+        keep_progress(&rescue);
+        spool.release();
+        let next = Rescue::new(
+            &Config::builder()
+                .set("bootstrap.servers", "127.0.0.1:9")
+                .set("spool.dir", dir.to_str().unwrap())
+                .build()
+                .unwrap()
+                .settings()
+                .resilience,
+            None,
+        )
+        .unwrap();
+        let sent = Mutex::new(Vec::new());
+        replay(&Arc::new(next), |record, _| {
+            Ok(sent.lock().unwrap().push(record.key.unwrap()[0]))
+        })
+        .unwrap();
+        assert_eq!(
+            sent.into_inner().unwrap(),
+            [2, 3],
+            "the reported one is not sent twice"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
