@@ -259,7 +259,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 .PHONY: python
-python: $(PY) $(ZIG) ## The Python wheel into target/wheels: abi3 (CPython >= 3.9), manylinux2014 (glibc >= 2.17), stripped
+python: $(PY) $(ZIG) ## The Python wheel into target/wheels: abi3 (CPython >= 3.10), manylinux2014 (glibc >= 2.17), stripped
 	$(PY) -m pip install --quiet 'maturin==$(MATURIN_VERSION)'
 	rm -f target/wheels/*.whl
 	$(RUST_ENV) $(PY_VENV)/bin/maturin build --release --strip --compatibility manylinux2014 \
