@@ -15,6 +15,7 @@ use crate::error::ErrorKind;
 use histogram::LatencyHistogram;
 
 /// Live counters, shared by the sending threads and the delivery thread.
+#[derive(Default)]
 pub(crate) struct Metrics {
     /// Key + value + header bytes of accepted sends (written by senders).
     bytes_sent: CachePadded<AtomicU64>,
@@ -28,22 +29,6 @@ pub(crate) struct Metrics {
     pub(crate) wire_retries: AtomicU64,
     /// Microseconds from send to report, of delivered messages.
     latency_us: LatencyHistogram,
-}
-
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics {
-            bytes_sent: CachePadded::default(),
-            delivered: AtomicU64::default(),
-            dead_lettered: AtomicU64::default(),
-            spooled: AtomicU64::default(),
-            failed_by_kind: Default::default(),
-            purged: AtomicU64::default(),
-            callback_panics: AtomicU64::default(),
-            wire_retries: AtomicU64::default(),
-            latency_us: LatencyHistogram::default(),
-        }
-    }
 }
 
 impl Metrics {

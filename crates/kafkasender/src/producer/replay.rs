@@ -312,10 +312,11 @@ mod tests {
         let closing = Error::new(ErrorKind::Closed, "closing");
         replay(&rescue, |_, ticket| {
             let mut first = first.lock().unwrap();
-            match *first {
-                None => Ok(*first = Some(ticket)),
-                Some(_) => Err(closing.clone()),
+            if first.is_some() {
+                return Err(closing.clone());
             }
+            *first = Some(ticket);
+            Ok(())
         })
         .unwrap_err();
         let report = DeliveryReport::not_enqueued(&Record::new("orders"), closing);
@@ -336,7 +337,8 @@ mod tests {
         .unwrap();
         let sent = Mutex::new(Vec::new());
         replay(&Arc::new(next), |record, _| {
-            Ok(sent.lock().unwrap().push(record.key.unwrap()[0]))
+            sent.lock().unwrap().push(record.key.unwrap()[0]);
+            Ok(())
         })
         .unwrap();
         assert_eq!(
