@@ -52,9 +52,13 @@ impl Gate {
 
     /// Stage 3: whether the circuit breaker lets a message through now.
     pub(crate) fn admit(&self) -> Admission {
-        self.breaker
-            .as_ref()
-            .map_or(Admission::Pass, |b| b.admit(Instant::now()))
+        match &self.breaker {
+            // The clock is read only when the answer can depend on it, not per message.
+            Some(breaker) if breaker.state() != BreakerState::Closed => {
+                breaker.admit(Instant::now())
+            }
+            _ => Admission::Pass,
+        }
     }
 
     /// A probe that never went out must not hold a half-open breaker's slot.
