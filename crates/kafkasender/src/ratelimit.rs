@@ -51,8 +51,9 @@ impl RateLimit {
 
     /// Takes the tokens for one message of `size` bytes, waiting for them up to the bound.
     pub(crate) fn acquire(&self, size: usize) -> Result<()> {
-        let deadline = Instant::now() + self.max_wait;
-        self.wait(deadline, || {
+        // The deadline is set by the first wait: a send that finds a token reads no clock of ours.
+        let mut deadline = None;
+        self.wait(&mut deadline, || {
             self.messages
                 .check()
                 .err()
@@ -70,16 +71,21 @@ impl RateLimit {
                 format!("a message of {size} bytes can never pass ratelimit.bytes.per.second ({bucket})"),
             ));
         }
-        self.wait(deadline, || match bytes.check_n(n) {
+        self.wait(&mut deadline, || match bytes.check_n(n) {
             Ok(Ok(())) | Err(_) => None,
             Ok(Err(until)) => Some(until.wait_time_from(self.clock.now())),
         })
     }
 
     /// Calls `try_take` until it takes (returns `None`), sleeping as long as it says to wait.
-    fn wait(&self, deadline: Instant, try_take: impl Fn() -> Option<Duration>) -> Result<()> {
+    fn wait(
+        &self,
+        deadline: &mut Option<Instant>,
+        try_take: impl Fn() -> Option<Duration>,
+    ) -> Result<()> {
         while let Some(wait) = try_take() {
-            if Instant::now() + wait > deadline {
+            let now = Instant::now();
+            if now + wait > *deadline.get_or_insert(now + self.max_wait) {
                 return Err(Error::new(
                     ErrorKind::RateLimited,
                     format!(
