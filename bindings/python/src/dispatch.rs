@@ -1,7 +1,12 @@
 //! Hands delivery results to Python in batches: the core's delivery thread only queues them
 //! (no GIL), and one dispatcher thread per producer takes everything queued and completes it
-//! under a single GIL acquisition. Under load a batch holds thousands of reports.
+//! under a single GIL acquisition. Under load a batch holds thousands of reports. A `send` that
+//! finds reports queued completes them itself (as confluent-kafka's `poll(0)` does): a sending
+//! thread keeps the GIL for up to the switch interval, and reports would queue up meanwhile.
+//! One thread completes at a time, taking the whole queue, so reports complete in order.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -46,6 +51,16 @@ pub struct Dispatcher {
     idle: Condvar,
     /// Callbacks that raised (each is also reported through `sys.unraisablehook`).
     pub callback_errors: std::sync::atomic::AtomicU64,
+    /// Reports are queued (read by every send without taking the lock).
+    has_ready: AtomicBool,
+    /// Held, with the GIL, by the thread completing reports. Tried, never waited for: a callback
+    /// may let go of the GIL, and the holder needs it back to finish.
+    completing: AtomicBool,
+}
+
+thread_local! {
+    /// Whether this thread is completing reports (a callback that sends must not complete others).
+    static COMPLETING_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Dispatcher {
@@ -65,6 +80,7 @@ impl Dispatcher {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.ready.push((waiter, outcome));
         queue.unfinished += 1;
+        self.has_ready.store(true, Ordering::Release);
         if queue.ready.len() == 1 {
             self.wakeup.notify_all();
         }
@@ -106,7 +122,7 @@ impl Dispatcher {
 
     fn run(&self) {
         loop {
-            let batch = {
+            {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 while queue.ready.is_empty() && !queue.stop {
                     queue = self
@@ -117,22 +133,77 @@ impl Dispatcher {
                 if queue.ready.is_empty() {
                     return;
                 }
-                std::mem::take(&mut queue.ready)
-            };
-            Python::attach(|py| self.complete(py, batch));
+            }
+            if !Python::attach(|py| self.complete_queued(py)) {
+                if self.stopping() {
+                    return; // the completing thread takes the rest (see `complete_queued`)
+                }
+                // Another thread is completing; what is queued goes with its next turn or ours.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
     }
 
-    /// Completes whatever is queued on the calling thread (which holds the GIL).
+    /// Completes, on the calling thread, whatever is queued, if any is and no other thread is
+    /// completing (a send calls this).
+    pub fn complete_if_ready(&self, py: Python<'_>) {
+        if self.has_ready.load(Ordering::Acquire) {
+            self.complete_queued(py);
+        }
+    }
+
+    /// Completes whatever is queued on the calling thread (which holds the GIL), waiting for
+    /// another thread that is completing (when the dispatcher is gone: closing).
     pub fn drain(&self, py: Python<'_>) {
-        let batch = std::mem::take(
-            &mut self
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .ready,
-        );
-        self.complete(py, batch);
+        while self.has_ready.load(Ordering::Acquire) && !self.complete_queued(py) {
+            if COMPLETING_HERE.get() {
+                return; // closed from a callback: the completion under way takes the rest
+            }
+            py.detach(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop
+    }
+
+    /// Takes the queue and completes it, unless another thread (or this one, further up the
+    /// stack) is completing: then `false`.
+    fn complete_queued(&self, py: Python<'_>) -> bool {
+        if COMPLETING_HERE.get()
+            || self
+                .completing
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                COMPLETING_HERE.set(false);
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        COMPLETING_HERE.set(true);
+        let _release = Release(&self.completing);
+        loop {
+            let (batch, stopping) = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                self.has_ready.store(false, Ordering::Release);
+                (std::mem::take(&mut queue.ready), queue.stop)
+            };
+            let empty = batch.is_empty();
+            self.complete(py, batch);
+            // One batch a turn, so a send returns; but once the dispatcher is stopping, nothing
+            // else would take what arrived meanwhile.
+            if empty || !stopping || !self.has_ready.load(Ordering::Acquire) {
+                return true;
+            }
+        }
     }
 
     fn complete(&self, py: Python<'_>, batch: Vec<(Waiter, Outcome)>) {

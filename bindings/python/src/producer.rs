@@ -82,8 +82,9 @@ impl Producer {
     /// Sends a message. Without `on_delivery`, returns a `concurrent.futures.Future` of its
     /// `DeliveryReport`, which fails with the KafkaSenderError only when the message is lost
     /// (dead-lettered and spooled messages resolve with a report that says where they went). With
-    /// `on_delivery`, returns None and `on_delivery(report)` runs once instead (no Future is made).
-    /// Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
+    /// `on_delivery`, returns None and `on_delivery(report)` runs once instead (no Future is made),
+    /// on the producer's dispatcher thread or inside a later `send` on the caller's thread, in
+    /// the order reports arrive, never inside another callback. Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
     /// limit or an open circuit breaker without a spool.
     #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None, _serialized = false))]
     #[allow(clippy::too_many_arguments)]
@@ -142,6 +143,7 @@ impl Producer {
             span.fail(py, &exception(py, error));
         }
         sent.or_raise(py)?;
+        self.dispatcher.complete_if_ready(py);
         Ok(future)
     }
 
@@ -519,9 +521,12 @@ impl Producer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(thread) = thread {
+        match thread {
+            // Closed from a callback the dispatcher thread runs: it ends once that batch is done.
+            Some(thread) if thread.thread().id() == std::thread::current().id() => {}
             // The dispatcher needs the GIL to finish its last batch.
-            py.detach(|| drop(thread.join()));
+            Some(thread) => py.detach(|| drop(thread.join())),
+            None => {}
         }
         self.dispatcher.drain(py);
     }

@@ -148,6 +148,53 @@ def test_an_undeliverable_message_fails_its_future_and_an_open_breaker_refuses(t
     assert values(down.read_topic("t")) == [b"kept"]
 
 
+def test_sends_complete_queued_reports_in_order_and_a_callback_that_sends_or_closes_loses_none(cluster, topic):
+    # Reports are completed by the dispatcher thread or by a later send on the caller's thread:
+    # either way once each, in order, and never inside a callback that sends.
+    completed, inside = [], []
+
+    def on_delivery(report):
+        assert not inside, "a callback ran inside another callback"
+        inside.append(report)
+        completed.append(int(report.key))
+        if int(report.key) % 100 == 0:  # a callback that sends
+            p.send(topic, b"from-callback", key=b"x", partition=1, on_delivery=lambda r: completed.append(-1))
+        inside.pop()
+
+    with Producer({"bootstrap.servers": cluster.bootstrap_servers}) as p:
+        for i in range(5000):
+            p.send(topic, b"v", key=str(i).encode(), partition=0, on_delivery=on_delivery)
+        p.flush(30)
+        closing = []
+        # The last callback closes the producer; what is still queued completes all the same.
+        for i in range(5000, 5200):
+            p.send(topic, b"v", key=str(i).encode(), partition=0,
+                   on_delivery=lambda r: (completed.append(int(r.key)), closing or closing.append(p.close())))
+    in_order = [n for n in completed if n >= 0]
+    assert in_order == list(range(5200)), "each report once, in send order"
+    assert completed.count(-1) == 50
+    assert len(cluster.read_topic(topic)) == 5250
+
+
+def test_a_send_completes_the_reports_queued_before_it_on_its_own_thread(producer, topic):
+    threads = []
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(5)  # the dispatcher thread gets the GIL only when this thread lets go
+    try:
+        producer.send(topic, b"first", on_delivery=lambda r: threads.append(threading.get_ident()))
+        deadline = time.monotonic() + 30
+        while producer.metrics()["delivered"] < 1 and time.monotonic() < deadline:
+            pass  # holds the GIL: the report waits in the queue
+        queued = time.monotonic() + 0.05  # counted just before it is queued
+        while time.monotonic() < queued:
+            pass
+        producer.send(topic, b"second")
+    finally:
+        sys.setswitchinterval(old_interval)
+    producer.flush(30)
+    assert threads == [threading.get_ident()]
+
+
 def test_a_raising_callback_is_counted_and_later_results_still_arrive(producer, topic):
     def explode(report):
         raise ValueError("boom")
