@@ -152,14 +152,20 @@ impl Dispatcher {
         }
     }
 
-    /// Completes whatever is queued on the calling thread (which holds the GIL), waiting for
-    /// another thread that is completing (when the dispatcher is gone: closing).
+    /// Completes whatever is queued on the calling thread (which holds the GIL), and waits for
+    /// another thread's completion under way (once the dispatcher is gone: closing).
     pub fn drain(&self, py: Python<'_>) {
-        while self.has_ready.load(Ordering::Acquire) && !self.complete_queued(py) {
+        loop {
             if COMPLETING_HERE.get() {
                 return; // closed from a callback: the completion under way takes the rest
             }
-            py.detach(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+            let busy = self.completing.load(Ordering::Acquire);
+            if !busy && !self.has_ready.load(Ordering::Acquire) {
+                return;
+            }
+            if !self.complete_queued(py) {
+                py.detach(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+            }
         }
     }
 

@@ -84,8 +84,9 @@ impl Producer {
     /// (dead-lettered and spooled messages resolve with a report that says where they went). With
     /// `on_delivery`, returns None and `on_delivery(report)` runs once instead (no Future is made),
     /// on the producer's dispatcher thread or inside a later `send` on the caller's thread, in
-    /// the order reports arrive, never inside another callback. Raises at once (nothing sent) for bad arguments, a closed producer, a full queue, a rate
-    /// limit or an open circuit breaker without a spool.
+    /// the order reports arrive, never inside another callback. Raises at once (nothing sent) for
+    /// bad arguments, a closed producer, a full queue, a rate limit or an open circuit breaker
+    /// without a spool.
     #[pyo3(signature = (topic, value, *, key = None, headers = None, partition = None, timestamp = None, on_delivery = None, _serialized = false))]
     #[allow(clippy::too_many_arguments)]
     fn send(
