@@ -179,11 +179,9 @@ impl Dispatcher {
     /// Takes the queue and completes it, unless another thread (or this one, further up the
     /// stack) is completing: then `false`.
     fn complete_queued(&self, py: Python<'_>) -> bool {
-        if COMPLETING_HERE.get()
-            || self
-                .completing
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
+        if (self.completing)
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
         {
             return false;
         }

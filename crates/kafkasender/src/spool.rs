@@ -15,8 +15,9 @@
 //! reported. A process killed at any point leaves them behind, and the next producer on the
 //! directory replays them like any spool file. Beside each journal file, and each spool file being
 //! replayed, `<file>.acks` lists the positions of its messages already reported (little-endian
-//! u32s, written in blocks), and a replay skips those: after a crash only the messages reported in the last unwritten block are sent
-//! twice, each with its `x-ks-id`, so a consumer can drop the copy.
+//! u32s, written in blocks), and a replay skips those: after a crash only the messages reported
+//! in the last unwritten block are sent twice, each with its `x-ks-id`, so a consumer can drop
+//! the copy.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -106,7 +107,7 @@ struct JournalFile {
     appended: Option<u32>,
     reported: u32,
     /// The positions of reported messages, for a replay after a crash to skip.
-    acks: Option<io::BufWriter<File>>,
+    acks: Acks,
 }
 
 /// The file listing which messages of the spool file `path` were reported (by the producer that
@@ -115,15 +116,37 @@ pub(crate) fn acks_path(path: &Path) -> PathBuf {
     path.with_extension("acks")
 }
 
-/// `acks_path(path)`, opened to append positions to; `None` if it cannot be (which only means
-/// more copies after a crash).
-pub(crate) fn open_acks(path: &Path) -> Option<io::BufWriter<File>> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(acks_path(path))
-        .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
-        .ok()
+/// The `.acks` file of a spool file, appended to as its messages are reported; what
+/// [`reported_positions`] reads back.
+pub(crate) struct Acks(Option<io::BufWriter<File>>);
+
+impl Acks {
+    /// `acks_path(path)`, opened to append to; without it (it cannot be opened) a replay after a
+    /// crash only sends more copies.
+    pub(crate) fn open(path: &Path) -> Acks {
+        Acks(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(acks_path(path))
+                .map(|file| io::BufWriter::with_capacity(ACKS_BLOCK, file))
+                .ok(),
+        )
+    }
+
+    /// Notes the message at `position` as reported. Buffered: a crash loses at most the last
+    /// block, which only means more copies.
+    pub(crate) fn write(&mut self, position: u32) {
+        if let Some(acks) = &mut self.0 {
+            let _ = acks.write_all(&position.to_le_bytes());
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        if let Some(acks) = &mut self.0 {
+            let _ = acks.flush();
+        }
+    }
 }
 
 /// The positions `acks_path(path)` lists; empty when there is none (or it cannot be read).
@@ -300,7 +323,7 @@ impl Spool {
             if active.is_none() {
                 let (path, file) = self.create_file(&mut state)?;
                 let sequence = state.next_sequence - 1;
-                let acks = open_acks(&path);
+                let acks = Acks::open(&path);
                 lock(&journal.files).insert(
                     sequence,
                     JournalFile {
@@ -353,10 +376,7 @@ impl Spool {
         let mut files = lock(&journal.files);
         if let Some(file) = files.get_mut(&sequence) {
             file.reported += 1;
-            if let Some(acks) = &mut file.acks {
-                // Buffered: a crash loses at most the last block, which only means more copies.
-                let _ = acks.write_all(&position.to_le_bytes());
-            }
+            file.acks.write(position);
             if file.appended.is_some() {
                 self.forget_if_reported(&mut files, sequence);
             }
@@ -464,9 +484,7 @@ impl Spool {
                 }
             }
             for file in files.values_mut() {
-                if let Some(acks) = &mut file.acks {
-                    let _ = acks.flush();
-                }
+                file.acks.flush();
             }
             let sequences: Vec<u64> = files.keys().copied().collect();
             for sequence in sequences {

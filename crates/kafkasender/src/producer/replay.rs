@@ -7,8 +7,6 @@
 //! producer on the directory skips them too; only a crash can lose the last unwritten block of
 //! that list, which means copies (each with its `x-ks-id`), never a loss.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,7 +62,7 @@ pub(crate) fn replay(
                         path: path.clone(),
                         // One for the reader itself, so the file cannot go before it is read to the end.
                         unreported: AtomicU64::new(1),
-                        acks: Mutex::new(spool::open_acks(&path)),
+                        acks: Mutex::new(spool::Acks::open(&path)),
                         rescue: rescue.clone(),
                     });
                     (file, 0)
@@ -100,7 +98,7 @@ pub(crate) fn replay(
                 file.unreported.fetch_add(1, Ordering::AcqRel);
                 let reporter = file.clone();
                 let mut ticket = Ticket::new(move |_report| {
-                    reporter.write_ack(position);
+                    lock(&reporter.acks).write(position);
                     reporter.reported_one();
                 });
                 ticket.attempts = spooled.attempts + 1;
@@ -139,9 +137,7 @@ pub(crate) struct Interrupted {
 /// directory to skip (this one resumes where it stopped anyway).
 pub(crate) fn keep_progress(rescue: &Rescue) {
     if let Some(interrupted) = lock(&rescue.replaying).as_ref() {
-        if let Some(acks) = lock(&interrupted.file.acks).as_mut() {
-            let _ = acks.flush();
-        }
+        lock(&interrupted.file.acks).flush();
     }
 }
 
@@ -150,18 +146,11 @@ struct ReplayedFile {
     path: PathBuf,
     unreported: AtomicU64,
     /// The positions of its records reported so far (see the module's note).
-    acks: Mutex<Option<BufWriter<File>>>,
+    acks: Mutex<spool::Acks>,
     rescue: Arc<Rescue>,
 }
 
 impl ReplayedFile {
-    fn write_ack(&self, position: u32) {
-        if let Some(acks) = lock(&self.acks).as_mut() {
-            // Buffered: a crash loses at most the last block, which only means more copies.
-            let _ = acks.write_all(&position.to_le_bytes());
-        }
-    }
-
     fn reported_one(&self) {
         if self.unreported.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(spool) = &self.rescue.spool {
