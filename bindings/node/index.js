@@ -103,15 +103,15 @@ function configMap(config) {
 
 const OUTCOMES = ['delivered', 'failed', 'dead_lettered', 'spooled']
 
-/** Row `i` of a native report batch, for the message `send` (see `#prepare`). */
-function reportOf(batch, i, send, problem) {
+/** Row `i` of a native report batch, for a message to `topic` with `key`. */
+function reportOf(batch, i, topic, key, problem) {
   const timestamp = batch.timestamps[i]
   return Object.freeze({
-    topic: send[1],
+    topic,
     partition: batch.partitions[i],
     offset: batch.offsets[i],
     timestamp: Number.isNaN(timestamp) ? null : timestamp,
-    key: send[3],
+    key,
     attempts: batch.attempts[i],
     latencyMs: batch.latenciesMs[i],
     outcome: OUTCOMES[batch.outcomes[i]],
@@ -144,8 +144,18 @@ class Producer {
   }
 
   #native
-  /** Sends not yet reported, by id: an id is a slot here, reused once its send is settled. */
-  #waiters = []
+  /**
+   * Sends not yet reported, by id: an id is a slot, reused once its send is settled. A slot is a
+   * row of these columns rather than an object, so a burst of sends in flight leaves the garbage
+   * collector little to copy: who is told (a Promise's `resolve`, a `callback`, or a
+   * `BatchWaiter`), whether that is a callback, and the topic and key its report names.
+   */
+  #settlers = []
+  #byCallback = []
+  #topics = []
+  #keys = []
+  /** The spans of traced sends, by id (empty unless OpenTelemetry is on). */
+  #spans = new Map()
   /** Slots of settled sends, for reuse. */
   #freeSlots = []
   #inFlight = 0
@@ -153,6 +163,8 @@ class Producer {
   /** Prepared sends waiting to cross into the native producer, in send order. */
   #queue = []
   #flushScheduled = false
+  /** The queue is being handed over (a partitioner function may send meanwhile). */
+  #flushing = false
   /** A send that found the queue full is being sent off the event loop; later ones wait behind it. */
   #waiting = null
 
@@ -196,10 +208,11 @@ class Producer {
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function')
     const span = tracing.active() ? traced([send]) : null
     if (callback) {
-      this.#enqueue(new Waiter(send, null, null, callback, span, null))
+      this.#enqueue(send, callback, true, span)
       return undefined
     }
-    return new Promise((resolve, reject) => this.#enqueue(new Waiter(send, resolve, reject, null, span, null)))
+    // Only `resolve` is kept: a loss rejects through it (see `rejectThrough`).
+    return new Promise((resolve) => this.#enqueue(send, resolve, false, span))
   }
 
   /**
@@ -218,7 +231,8 @@ class Producer {
     const settled = new Promise((resolve) => {
       if (sends.length === 0) return resolve([])
       const span = tracing.active() ? traced(sends) : null
-      this.#push(new QueuedBatch(this.#register(new Waiter(null, resolve, null, null, span, sends)), sends))
+      const id = this.#register(new BatchWaiter(resolve, sends), false, null, null, sends.length, span)
+      this.#push(new QueuedBatch(id, sends))
     })
     if (!rejectOnFailure) return settled
     return settled.then((reports) => {
@@ -387,11 +401,15 @@ class Producer {
       integer(message.timestamp, 'message.timestamp')]
   }
 
-  /** Gives `waiter` a slot until it is settled; returns the slot's id. */
-  #register(waiter) {
-    const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#waiters.length
-    this.#waiters[id] = waiter
-    this.#inFlight += waiter.size
+  /** Gives a send (`size` messages) a slot until it is settled; returns the slot's id. */
+  #register(settler, byCallback, topic, key, size, span) {
+    const id = this.#freeSlots.length > 0 ? this.#freeSlots.pop() : this.#settlers.length
+    this.#settlers[id] = settler
+    this.#byCallback[id] = byCallback
+    this.#topics[id] = topic
+    this.#keys[id] = key
+    if (span !== null) this.#spans.set(id, span)
+    this.#inFlight += size
     if (this.#keepAlive === null) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS)
     return id
   }
@@ -400,22 +418,38 @@ class Producer {
    * Queues a prepared send; the queue crosses into the native producer once per microtask, in one
    * call for a run of plain messages, so a burst of sends costs one boundary crossing.
    */
-  #enqueue(waiter) {
-    waiter.send[0] = this.#register(waiter)
-    this.#push(waiter.send)
+  #enqueue(send, settler, byCallback, span) {
+    send[0] = this.#register(settler, byCallback, send[1], send[3], 1, span)
+    this.#push(send)
   }
 
   #push(entry) {
     this.#queue.push(entry)
-    if (!this.#flushScheduled && this.#waiting === null) {
+    if (this.#waiting !== null) return
+    if (this.#queue.length >= SEND_CHUNK && !this.#flushing) {
+      // A loop of sends that never yields still has its messages on their way a chunk at a time,
+      // rather than all of them held here until it ends.
+      this.#flushQueue()
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true
-      queueMicrotask(() => this.#flushQueue())
+      queueMicrotask(() => {
+        this.#flushScheduled = false
+        if (this.#waiting === null) this.#flushQueue()
+      })
     }
   }
 
   /** Hands the queue to the native producer, without ever waiting on the event loop. */
   #flushQueue() {
-    this.#flushScheduled = false
+    this.#flushing = true
+    try {
+      this.#sendQueue()
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  #sendQueue() {
     const queue = this.#queue
     let i = 0
     while (i < queue.length) {
@@ -481,9 +515,10 @@ class Producer {
         plain ? null : column(7))
       .then((refused) => {
         if (refused) {
+          const span = this.#spanOf(id)
           const waiter = this.#settle(id)
           const error = errorOf(refused)
-          if (waiter.span) tracing.failSend(waiter.span, error)
+          if (span) tracing.failSend(span, error)
           waiter.resolve(waiter.sends.map((send) => failedReport(send, error)))
           this.#stopKeepAliveWhenIdle()
         }
@@ -498,28 +533,44 @@ class Producer {
     while (this.#waiting !== null) await this.#waiting
   }
 
-  /** Settles a send the native producer did not accept. */
+  /**
+   * Settles a send the native producer did not accept, in a microtask: the queue may be handed
+   * over inside a later `send`, which must not call back into the caller.
+   */
   #refuse(id, info) {
-    const waiter = this.#settle(id)
+    queueMicrotask(() => this.#settleRefused(id, info))
+  }
+
+  #settleRefused(id, info) {
+    const span = this.#spanOf(id)
+    const byCallback = this.#byCallback[id]
+    const settler = this.#settle(id)
     const error = errorOf(info)
-    if (waiter.span) tracing.failSend(waiter.span, error)
-    if (waiter.callback) {
-      waiter.callback(error, null)
+    if (span) tracing.failSend(span, error)
+    if (byCallback) {
+      settler(error, null)
     } else {
-      waiter.reject(error)
+      rejectThrough(settler, error)
     }
     this.#stopKeepAliveWhenIdle()
   }
 
-  /** Takes the waiter of slot `id` out of it (undefined if it was settled already). */
+  #spanOf(id) {
+    return this.#spans.size === 0 ? undefined : this.#spans.get(id)
+  }
+
+  /** Empties slot `id`; returns who was to be told (undefined if it was settled already). */
   #settle(id) {
-    const waiter = this.#waiters[id]
-    if (waiter !== undefined) {
-      this.#waiters[id] = undefined
+    const settler = this.#settlers[id]
+    if (settler !== undefined) {
+      this.#settlers[id] = undefined
+      this.#topics[id] = undefined
+      this.#keys[id] = undefined
+      if (this.#spans.size > 0) this.#spans.delete(id)
       this.#freeSlots.push(id)
-      this.#inFlight -= waiter.size
+      this.#inFlight -= settler instanceof BatchWaiter ? settler.sends.length : 1
     }
-    return waiter
+    return settler
   }
 
   #stopKeepAliveWhenIdle() {
@@ -531,35 +582,48 @@ class Producer {
 
   #drain() {
     const batch = this.#native.takeReports()
-    const problems = new Map(batch.problems.map((p) => [p.index, p]))
+    const problems = batch.problems.length === 0 ? null : new Map(batch.problems.map((p) => [p.index, p]))
     for (let i = 0; i < batch.ids.length; i++) {
       const id = batch.ids[i]
-      const batchWaiter = this.#waiters[id]
-      if (batchWaiter?.rows !== undefined) {
+      const settler = this.#settlers[id]
+      if (settler === undefined) continue
+      const problem = problems?.get(i)
+      if (settler instanceof BatchWaiter) {
         // A batch's reports arrive together and in order.
-        const { rows, sends } = batchWaiter
-        rows.push(reportOf(batch, i, sends[rows.length], problems.get(i)))
+        const { rows, sends } = settler
+        const send = sends[rows.length]
+        rows.push(reportOf(batch, i, send[1], send[3], problem))
         if (rows.length === sends.length) {
-          if (batchWaiter.span) tracing.endSend(batchWaiter.span, rows)
+          const span = this.#spanOf(id)
+          if (span) tracing.endSend(span, rows)
           this.#settle(id).resolve(rows)
         }
         continue
       }
-      const waiter = this.#settle(id)
-      if (waiter === undefined) continue
-      const report = reportOf(batch, i, waiter.send, problems.get(i))
+      const report = reportOf(batch, i, this.#topics[id], this.#keys[id], problem)
+      const span = this.#spanOf(id)
+      const byCallback = this.#byCallback[id]
+      this.#settle(id)
       const lost = report.outcome === 'failed'
-      if (waiter.span) tracing.endSend(waiter.span, [report])
-      if (waiter.callback) {
-        waiter.callback(lost ? report.error : null, report)
-      } else if (lost && waiter.reject) {
-        waiter.reject(report.error)
+      if (span) tracing.endSend(span, [report])
+      if (byCallback) {
+        settler(lost ? report.error : null, report)
+      } else if (lost) {
+        rejectThrough(settler, report.error)
       } else {
-        waiter.resolve(report)
+        settler(report)
       }
     }
     this.#stopKeepAliveWhenIdle()
   }
+}
+
+/**
+ * Rejects, with `error`, the Promise that `resolve` belongs to: resolving with a thenable that
+ * rejects settles it as rejected, so sends keep only `resolve` in flight, not `reject` too.
+ */
+function rejectThrough(resolve, error) {
+  resolve({ then: (_, reject) => reject(error) })
 }
 
 /** The report of a message the producer did not accept (see `#prepare` for `send`). */
@@ -612,21 +676,12 @@ function isPlain(send) {
   return !(send instanceof QueuedBatch) && send[4].length === 0 && send[6] === null && send[7] === null
 }
 
-/**
- * Who waits for a report: a send's Promise (`resolve`, `reject`) or `callback`, or a batch's
- * Promise (`sends` set, its reports gathered in `rows`); one shape for all, so the code that
- * settles them stays monomorphic.
- */
-class Waiter {
-  constructor(send, resolve, reject, callback, span, sends) {
-    this.send = send
+/** A batch's Promise (`resolve`), waiting for a report of each of `sends` (gathered in `rows`). */
+class BatchWaiter {
+  constructor(resolve, sends) {
     this.resolve = resolve
-    this.reject = reject
-    this.callback = callback
-    this.span = span
     this.sends = sends
-    this.rows = sends === null ? undefined : []
-    this.size = sends === null ? 1 : sends.length
+    this.rows = []
   }
 }
 

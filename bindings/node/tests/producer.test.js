@@ -79,6 +79,33 @@ test('ten thousand concurrent send promises', async () => {
   assert.equal(new Set(values(cluster.readTopic(t))).size, 10000)
 })
 
+test('a loop of sends that never yields hands them over a chunk at a time and calls back only after it', async () => {
+  const t = topic()
+  const p = producer({ 'message.max.bytes': 2000 })
+  let looping = true
+  let calledInLoop = 0
+  const outcomes = []
+  const done = new Promise((resolve) => {
+    for (let i = 0; i < 10000; i++) {
+      // Message 10 is refused as the first chunk crosses, inside a later send of this loop.
+      p.send({ topic: t, value: i === 10 ? Buffer.alloc(5000) : String(i) }, (err, report) => {
+        if (looping) calledInLoop++
+        outcomes[i] = err ? err.code : report.outcome
+        if (outcomes.filter(Boolean).length === 10000) resolve()
+      })
+    }
+  })
+  const sentInLoop = p.metrics().sent
+  looping = false
+  await done
+  await p.close()
+  assert.ok(sentInLoop >= 8000, `${sentInLoop} of 10000 handed over before the loop yielded`)
+  assert.equal(calledInLoop, 0, 'no callback runs inside send')
+  assert.equal(outcomes[10], 'message_too_large')
+  assert.equal(outcomes.filter((o) => o === 'delivered').length, 9999)
+  assert.equal(cluster.readTopic(t).length, 9999)
+})
+
 test('a full queue makes sends wait off the event loop, in order', async () => {
   const t = topic(1)
   const p = producer({ 'queue.buffering.max.messages': 10 })
