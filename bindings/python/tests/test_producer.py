@@ -223,6 +223,17 @@ def test_a_thousand_concurrent_send_async_in_one_loop(cluster, topic):
     assert sorted(values(cluster.read_topic(topic))) == sorted([f"{i}".encode() for i in range(1000)] + [b"batched"])
 
 
+def test_a_program_that_never_awaits_never_imports_asyncio(cluster, topic):
+    # asyncio's import is about 9 MB of RSS and 50 ms: only the async methods import it.
+    program = (
+        "import sys, kafkasender\n"
+        f"with kafkasender.Producer(bootstrap_servers={cluster.bootstrap_servers!r}) as p:\n"
+        f"    assert p.send({topic!r}, b'v').result(timeout=30).delivered\n"
+        "sys.exit('asyncio' in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
+
+
 def test_send_batch_reports_in_order_and_puts_rejected_records_in_their_place(cluster, producer, topic):
     records = [(topic, f"t-{i}".encode()) for i in range(500)]
     records.insert(250, {"topic": "bad topic!", "value": b"x"})
