@@ -385,6 +385,27 @@ def test_a_hundred_thousand_sends_leak_no_python_objects(producer, topic):
     assert isinstance(producer.send(topic, b"x"), Future)
 
 
+def test_a_future_completed_while_another_thread_added_a_callback_still_calls_it_once():
+    # kafkasender completes a future nobody has touched by setting its fields; the GIL can pass to
+    # another thread between those steps, which may make the lock and add a callback meanwhile.
+    # Then the completion finishes late (_finish_late): every callback runs once, waiters wake.
+    import concurrent.futures
+    from kafkasender._future import DeliveryFuture
+
+    future = DeliveryFuture()
+    called = []
+    future.add_done_callback(called.append)  # sees it pending: appended, and the lock made
+    waiting = threading.Thread(target=concurrent.futures.wait, args=([future],))
+    waiting.start()
+    future._result, future._state = "report", "FINISHED"  # the fields, as the fast path sets them
+    future._finish_late()
+    waiting.join(timeout=5)
+    assert called == [future] and not waiting.is_alive() and future.result(timeout=0) == "report"
+    future.add_done_callback(called.append)  # added once finished: called at once, and only then
+    assert called == [future, future]
+    assert not DeliveryFuture().cancel(), "a sent message cannot be taken back, even before its report"
+
+
 def test_send_futures_are_concurrent_futures_whether_waited_on_before_or_after_delivery(producer, topic):
     import concurrent.futures
 

@@ -33,3 +33,20 @@ class DeliveryFuture(Future):
     def _done_callbacks(self) -> list:
         found = self.__dict__.get("_lazy_done_callbacks")
         return found if found is not None else self.__dict__.setdefault("_lazy_done_callbacks", [])
+
+    def cancel(self) -> bool:
+        """A sent message cannot be taken back: always False (its report still comes)."""
+        return False
+
+    def _finish_late(self) -> None:
+        """What ``set_result`` does after setting the state, for a future kafkasender completed
+        by setting its fields while another thread made its lock (to wait on it, or to add a
+        callback that found it pending)."""
+        with self._condition:
+            for waiter in self._waiters:
+                if self._exception is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
