@@ -15,9 +15,6 @@ mod serialize;
 
 use pyo3::prelude::*;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The producers a file of named producers (TOML) has, after checking every one of them; a
 /// ConfigError lists every problem otherwise.
 #[pyfunction]
