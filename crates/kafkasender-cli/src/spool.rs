@@ -87,6 +87,13 @@ fn replay(
     let metrics = producer.metrics();
     let mut rows = delivery_rows(&metrics, 0, elapsed);
     rows.insert(0, ("replayed from the spool", thousands(metrics.replayed)));
+    rows.insert(
+        1,
+        (
+            "found in the topic already, not sent",
+            thousands(metrics.already_written),
+        ),
+    );
     rows.push((
         "torn records skipped",
         thousands(metrics.spool_torn_records),

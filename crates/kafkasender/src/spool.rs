@@ -33,7 +33,10 @@ use crate::lock;
 use crate::record::{OwnedRecord, Record};
 
 const MAGIC: &[u8; 8] = b"KSSPOOL1";
-const RECORD_VERSION: u8 = 1;
+/// Version 2 added a flags byte at the end of the body (bit 0: may be written); version 1
+/// records are still read, as never written.
+const RECORD_VERSION: u8 = 2;
+const MAY_BE_WRITTEN: u8 = 1;
 const FILE_PREFIX: &str = "spool-";
 const FILE_SUFFIX: &str = ".ks";
 /// Longest a record may claim to be; anything longer is a torn or corrupt length.
@@ -54,6 +57,9 @@ pub struct SpooledMessage {
     pub first_attempt_ms: i64,
     /// When it was spooled (milliseconds since the epoch).
     pub spooled_at_ms: i64,
+    /// Whether the brokers may have written it already (a request went out and no answer came,
+    /// or it was journaled when accepted): a replay first looks for its id in the topic.
+    pub may_be_written: bool,
 }
 
 /// The spool directory of one producer.
@@ -700,6 +706,7 @@ pub(crate) struct Entry<'a> {
     pub(crate) attempts: u32,
     pub(crate) first_attempt_ms: i64,
     pub(crate) spooled_at_ms: i64,
+    pub(crate) may_be_written: bool,
 }
 
 impl Entry<'_> {
@@ -710,6 +717,7 @@ impl Entry<'_> {
             attempts: message.attempts,
             first_attempt_ms: message.first_attempt_ms,
             spooled_at_ms: message.spooled_at_ms,
+            may_be_written: message.may_be_written,
         }
     }
 }
@@ -760,6 +768,11 @@ fn frame_record(out: &mut Vec<u8>, record: &Record<'_>, entry: &Entry<'_>) {
         }
         None => out.push(0),
     }
+    out.push(if entry.may_be_written {
+        MAY_BE_WRITTEN
+    } else {
+        0
+    });
     let body = u32::try_from(out.len() - 8).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(&out[8..]);
     out[..4].copy_from_slice(&body.to_le_bytes());
@@ -823,7 +836,8 @@ impl<'a> Body<'a> {
 
 fn decode(body: &[u8]) -> Option<SpooledMessage> {
     let mut b = Body(body);
-    if b.u8()? != RECORD_VERSION {
+    let version = b.u8()?;
+    if version != 1 && version != RECORD_VERSION {
         return None;
     }
     let first_attempt_ms = b.i64()?;
@@ -847,6 +861,7 @@ fn decode(body: &[u8]) -> Option<SpooledMessage> {
         0 => None,
         _ => Some(b.i64()?),
     };
+    let flags = if version == 1 { 0 } else { b.u8()? };
     b.0.is_empty().then_some(SpooledMessage {
         record: OwnedRecord {
             topic,
@@ -860,6 +875,7 @@ fn decode(body: &[u8]) -> Option<SpooledMessage> {
         attempts,
         first_attempt_ms,
         spooled_at_ms,
+        may_be_written: flags & MAY_BE_WRITTEN != 0,
     })
 }
 
@@ -904,7 +920,26 @@ mod tests {
             attempts: 3,
             first_attempt_ms: 1,
             spooled_at_ms: 2,
+            may_be_written: i % 4 == 1,
         }
+    }
+
+    #[test]
+    fn a_version_1_record_reads_as_never_written() {
+        let written = SpooledMessage {
+            may_be_written: true,
+            ..message(1)
+        };
+        let framed = framed(&written);
+        // Version 1: the same body without the flags byte.
+        let mut body = framed[8..framed.len() - 1].to_vec();
+        body[0] = 1;
+        assert_eq!(decode(&framed[8..]), Some(written.clone()));
+        let read = decode(&body).expect("a version 1 record");
+        assert!(!read.may_be_written);
+        assert_eq!(read.record, written.record);
+        body[0] = 3;
+        assert_eq!(decode(&body), None, "an unknown version");
     }
 
     #[test]

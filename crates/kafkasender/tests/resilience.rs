@@ -381,6 +381,69 @@ fn messages_the_broker_refuses_go_to_the_dead_letter_topic_with_their_headers() 
         .contains("kafkasender_messages_dead_lettered_total{client_id=\"kafkasender\"} 2"));
 }
 
+/// The lookup's other half, the record found in its topic and not sent, needs a broker that finds
+/// offsets by time (the mock does not): tests/e2e and the cluster scenarios cover it on real Kafka.
+#[test]
+fn a_message_that_may_have_been_written_is_spooled_and_a_replay_sends_it_once_when_its_topic_lacks_it(
+) {
+    let _outages = common::beside_others();
+    let topic = "ledger";
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic(topic, 1, 3).unwrap();
+    let dir = temp_dir("possibly-written");
+    let producer = Producer::new(
+        cluster
+            .config()
+            .set("retries", "1")
+            .set("spool.dir", dir.to_str().unwrap())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
+        .unwrap();
+
+    // NOT_ENOUGH_REPLICAS_AFTER_APPEND, for the request and its one retry: the leader wrote it
+    // (says the code), the mock did not (it answers injected errors before appending).
+    cluster
+        .push_request_errors(MockApi::Produce, &[20, 20])
+        .unwrap();
+    let report = producer
+        .send_and_wait(&Record::new(topic).key("k").value("maybe"), LONG)
+        .unwrap();
+    match &report.outcome {
+        Outcome::Spooled { reason, .. } => {
+            assert!(reason.message().contains("may have written it"), "{reason}");
+        }
+        other => panic!("not spooled: {other:?}"),
+    }
+    let spooled: Vec<_> = spool::inspect(&dir)
+        .unwrap()
+        .iter()
+        .flat_map(|file| spool::SpoolReader::open(&file.path).unwrap())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(spooled.len(), 1);
+    assert!(spooled[0].may_be_written);
+
+    let replayed = producer.replay_spool().unwrap();
+    assert_eq!((replayed.records, replayed.already_written), (1, 0));
+    producer.flush(LONG).unwrap();
+    assert_eq!(
+        values(&read_topic(cluster.bootstrap_servers(), topic, LONG).unwrap()),
+        ["warm-up", "maybe"],
+        "sent once by the replay"
+    );
+    let metrics = producer.metrics();
+    assert_eq!(
+        (metrics.replayed, metrics.already_written, metrics.failed),
+        (1, 0, 0)
+    );
+    drop(producer);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn kafkasender_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -82,6 +82,16 @@ impl Config {
             .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
     }
 
+    /// Whether librdkafka may time out messages of an idempotent, non-transactional producer
+    /// (`message.timeout.ms` set). Then it can write a message twice itself: after a timeout it
+    /// bumps the producer epoch, and messages still waiting for a retry, which the brokers may
+    /// have written, are sent again under new sequence numbers the brokers cannot de-duplicate.
+    pub(crate) fn idempotent_messages_time_out(&self) -> bool {
+        self.get("enable.idempotence") == Some("true")
+            && self.get("transactional.id").is_none()
+            && self.get("message.timeout.ms").is_some_and(|ms| ms != "0")
+    }
+
     /// The librdkafka client configuration for these properties.
     pub(crate) fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -298,10 +308,6 @@ impl ConfigBuilder {
                 properties.insert((*key).to_string(), (*value).to_string());
             }
         }
-        // A timed-out message may have been written; only librdkafka's idempotent retries can
-        // send it again without a duplicate, so they get all the time they need.
-        // A transactional producer's messages are bounded by the transaction's timeout instead
-        // (librdkafka refuses a longer message timeout).
         if let Some(strategy) = latest.get("partition.strategy") {
             if let Some(partitioner) = latest.get("partitioner") {
                 problems.push(ConfigProblem {
@@ -321,6 +327,10 @@ impl ConfigBuilder {
         }
         let idempotent = properties.get("enable.idempotence").map(String::as_str) == Some("true");
         let transactional = properties.contains_key("transactional.id");
+        // A timed-out message may have been written; only librdkafka's idempotent retries can
+        // send it again without a duplicate, so they get all the time they need.
+        // A transactional producer's messages are bounded by the transaction's timeout instead
+        // (librdkafka refuses a longer message timeout).
         if idempotent && !transactional && !latest.contains_key("message.timeout.ms") {
             properties.insert("message.timeout.ms".into(), "0".into());
         }
@@ -527,6 +537,21 @@ mod tests {
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(config.get("message.timeout.ms"), Some("0"));
+        assert!(!config.idempotent_messages_time_out());
+        let timing_out = |key: &str, value: &str| {
+            let config = Config::builder()
+                .brokers("x:1")
+                .message_timeout(Duration::from_secs(10));
+            config
+                .set(key, value)
+                .build()
+                .unwrap()
+                .idempotent_messages_time_out()
+        };
+        assert!(timing_out("linger.ms", "5"));
+        assert!(!timing_out("enable.idempotence", "false"));
+        assert!(!timing_out("transactional.id", "t"));
 
         let error = Config::builder()
             .brokers("x:1")

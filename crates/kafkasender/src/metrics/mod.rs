@@ -104,6 +104,7 @@ impl Metrics {
             wire_retries: self.wire_retries.load(Ordering::Relaxed),
             retried: gauges.retried,
             replayed: gauges.replayed,
+            already_written: gauges.already_written,
             spool_torn_records: gauges.spool_torn_records,
             spool_bytes: gauges.spool_bytes,
             breaker_state: gauges.breaker_state,
@@ -122,6 +123,7 @@ pub(crate) struct Gauges {
     pub(crate) queue_depth: u64,
     pub(crate) retried: u64,
     pub(crate) replayed: u64,
+    pub(crate) already_written: u64,
     pub(crate) spool_torn_records: u64,
     pub(crate) spool_bytes: u64,
     pub(crate) breaker_state: BreakerState,
@@ -189,6 +191,8 @@ pub struct MetricsSnapshot {
     pub retried: u64,
     /// Records re-sent from the spool.
     pub replayed: u64,
+    /// Spooled records that may have been written, found in their topic by a replay: not sent again.
+    pub already_written: u64,
     /// Torn or corrupt spool records skipped by replays.
     pub spool_torn_records: u64,
     /// Bytes in the spool's files now.
@@ -362,6 +366,12 @@ impl MetricsSnapshot {
             "Records re-sent from the spool.",
             self.replayed,
             "messages_replayed_total",
+        );
+        counter(
+            "already_written",
+            "Spooled records a replay found in their topic already: not sent again.",
+            self.already_written,
+            "messages_already_written_total",
         );
         counter(
             "spool_torn_records",
@@ -612,6 +622,7 @@ mod tests {
             queue_depth: 0,
             retried: 0,
             replayed: 0,
+            already_written: 0,
             spool_torn_records: 0,
             spool_bytes: 0,
             breaker_state: BreakerState::Open,

@@ -7,7 +7,8 @@
 //! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop;
 //! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
 //! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
-//! - `replay`: what the spool kept goes through the path again;
+//! - `replay`: what the spool kept goes through the path again, but what `lookup` finds in its
+//!   topic already;
 //! - `transaction`: with `transactional.id`, reports wait for their transaction's end;
 //! - `recovery`: a client that failed fatally is replaced, what it held sent again.
 //!
@@ -20,6 +21,7 @@ mod engine;
 mod future;
 mod gate;
 mod health_check;
+mod lookup;
 mod message;
 mod partitioner;
 mod publish;
@@ -41,11 +43,12 @@ use futures_channel::oneshot;
 
 use self::batch::Batch;
 pub use self::context::StatisticsCallback;
-use self::context::{Context, Finished};
+use self::context::{Context, Finished, Written};
 use self::engine::{Engine, TransactionCall};
 pub use self::future::DeliveryFuture;
 use self::gate::Gate;
 use self::health_check::HealthCheck;
+use self::lookup::{FindWritten, Lookup};
 use self::message::Ticket;
 use self::partitioner::CustomPartitioner;
 pub use self::partitioner::{PartitionRequest, PartitionerFn};
@@ -89,6 +92,8 @@ struct Shared {
     gate: Gate,
     engine: Engine,
     rescue: Arc<Rescue>,
+    /// With message ids and a spool: what replays look their records up with.
+    lookup: Option<Lookup>,
     settings: Settings,
     client_id: String,
     /// `bootstrap.servers`, for health's reasons before any broker is known.
@@ -139,6 +144,9 @@ impl Producer {
         config: Config,
         on_statistics: Option<StatisticsCallback>,
     ) -> Result<Producer> {
+        if config.idempotent_messages_time_out() {
+            tracing::warn!(target: "kafkasender", "message.timeout.ms is set on an idempotent producer: after a timeout librdkafka starts a new producer epoch and sends the messages then waiting for a retry again, which can write them twice (each copy with the same x-ks-id, if ids are on); leave it unset for no copies");
+        }
         let gate = Gate::new(&config);
         let rescue = Arc::new(Rescue::new(
             &config.settings().resilience,
@@ -161,6 +169,7 @@ impl Producer {
         let shared = Arc::new(Shared {
             engine: Engine::new(&config, context)?,
             gate,
+            lookup: rescue.spool.as_ref().and_then(|_| Lookup::new(&config)),
             rescue,
             settings: config.settings().clone(),
             client_id: config.get("client.id").unwrap_or_default().to_string(),
@@ -602,6 +611,7 @@ impl Producer {
             queue_depth: self.shared.engine.queue_depth(),
             retried: rescue.retried.load(Ordering::Relaxed),
             replayed: rescue.replayed.load(Ordering::Relaxed),
+            already_written: rescue.already_written.load(Ordering::Relaxed),
             spool_torn_records: rescue.torn_records.load(Ordering::Relaxed),
             spool_bytes: rescue.spool.as_ref().map_or(0, |s| s.bytes()),
             breaker_state: rescue.breaker_state(),
@@ -818,7 +828,7 @@ impl Shared {
         let owned = OwnedRecord::from(&self.engine.with_message_id(record, &mut id));
         let path = self
             .rescue
-            .spool(&owned, &ticket, &reason)
+            .spool(&owned, &ticket, &reason, Written::No)
             .unwrap_or(Err(reason.clone()))?;
         let tracker = &self.engine.tracker;
         tracker.accept();
@@ -968,7 +978,10 @@ impl Shared {
     }
 
     fn replay(&self) -> Result<ReplayReport> {
-        replay::replay(&self.rescue, |record, ticket| self.resubmit(record, ticket))
+        let lookup = self.lookup.as_ref().map(|l| l as &dyn FindWritten);
+        replay::replay(&self.rescue, lookup, |record, ticket| {
+            self.resubmit(record, ticket)
+        })
     }
 }
 
@@ -991,6 +1004,8 @@ fn journal_entry(pending: &message::Pending) -> spool::Entry<'static> {
         attempts: pending.attempts,
         first_attempt_ms: now,
         spooled_at_ms: now,
+        // It may have been sent before the producer stopped.
+        may_be_written: true,
     }
 }
 

@@ -4,14 +4,16 @@
 //! A replay refused midway (closing, an open breaker) leaves the rest for the next one, which
 //! resumes after the last record enqueued: nothing is skipped, nothing is sent twice. Records
 //! reported are also listed in the file's `.acks` (as a journal's are), so a replay by the next
-//! producer on the directory skips them too; only a crash can lose the last unwritten block of
-//! that list, which means copies (each with its `x-ks-id`), never a loss.
+//! producer on the directory skips them too. A record the brokers may have written already is
+//! looked up in its topic first (see `lookup`) and skipped, listed as reported, if it is there.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::lookup::{self, FindWritten, Wanted};
 use super::message::Ticket;
 use super::rescue::{circuit_open_error, Rescue};
 use crate::error::{Error, ErrorKind, Result};
@@ -27,14 +29,18 @@ pub struct ReplayReport {
     /// Records handed to librdkafka again; each is reported (to metrics) like any send, and its
     /// file is deleted once all of them are.
     pub records: u64,
+    /// Records that may have been written (see `SpooledMessage::may_be_written`) and were found
+    /// in their topic: not sent again.
+    pub already_written: u64,
     /// Torn or corrupt records that were skipped, never sent.
     pub torn: Vec<TornRecord>,
 }
 
 /// Re-sends every record of the spool files waiting for a replay through `submit` (the send path
-/// from the gate on).
+/// from the gate on), but those that `lookup` finds in their topic.
 pub(crate) fn replay(
     rescue: &Arc<Rescue>,
+    lookup: Option<&dyn FindWritten>,
     submit: impl Fn(&Record<'_>, Ticket) -> Result<()>,
 ) -> Result<ReplayReport> {
     let Some(spool) = &rescue.spool else {
@@ -71,6 +77,18 @@ pub(crate) fn replay(
             let mut records_read = 0;
             // A journal file lists the messages reported before its producer stopped.
             let reported = spool::reported_positions(&path);
+            let written = match lookup.map(|l| already_written(l, &path, &reported, done)) {
+                None => HashSet::new(),
+                Some(Ok(written)) => written,
+                Some(Err(error)) => {
+                    // The brokers do not answer: what would be sent could not go out either.
+                    *resume = Some(Interrupted {
+                        file,
+                        records_read: done,
+                    });
+                    return Err(interrupted(spool, path, paths, error));
+                }
+            };
             for item in SpoolReader::open(&path)? {
                 records_read += 1;
                 if records_read <= done {
@@ -95,6 +113,16 @@ pub(crate) fn replay(
                         continue;
                     }
                 };
+                let landed = spooled.may_be_written
+                    && lookup
+                        .and_then(|l| lookup::id_of(&spooled.record, l.header()))
+                        .is_some_and(|id| written.contains(id));
+                if landed {
+                    lock(&file.acks).write(position); // a later replay skips it too
+                    rescue.already_written.fetch_add(1, Ordering::Relaxed);
+                    report.already_written += 1;
+                    continue;
+                }
                 file.unreported.fetch_add(1, Ordering::AcqRel);
                 let reporter = file.clone();
                 let mut ticket = Ticket::new(move |_report| {
@@ -105,14 +133,12 @@ pub(crate) fn replay(
                 ticket.partition = spooled.record.partition;
                 if let Err(error) = submit(&spooled.record.as_record(), ticket) {
                     // Not enqueued (closing, an open breaker): the next replay resumes at this record.
-                    tracing::warn!(target: "kafkasender", %error, path = %path.display(), "spool replay interrupted");
                     file.unreported.fetch_sub(1, Ordering::AcqRel); // its ticket is gone unreported
                     *resume = Some(Interrupted {
                         file,
                         records_read: records_read - 1,
                     });
-                    spool.give_back(std::iter::once(path).chain(paths).collect());
-                    return Err(error);
+                    return Err(interrupted(spool, path, paths, error));
                 }
                 rescue.replayed.fetch_add(1, Ordering::Relaxed);
                 report.records += 1;
@@ -121,9 +147,47 @@ pub(crate) fn replay(
         }
     }
     if report.files > 0 {
-        tracing::info!(target: "kafkasender", files = report.files, records = report.records, torn = report.torn.len(), "spool replayed");
+        tracing::info!(target: "kafkasender", files = report.files, records = report.records,
+            already_written = report.already_written, torn = report.torn.len(), "spool replayed");
     }
     Ok(report)
+}
+
+/// Gives the files not replayed back to the spool, for the next replay.
+fn interrupted(
+    spool: &spool::Spool,
+    path: PathBuf,
+    rest: impl Iterator<Item = PathBuf>,
+    error: Error,
+) -> Error {
+    tracing::warn!(target: "kafkasender", %error, path = %path.display(), "spool replay interrupted");
+    spool.give_back(std::iter::once(path).chain(rest).collect());
+    error
+}
+
+/// The ids, found in their topics, of the file's records that may have been written and that
+/// this replay has yet to send (after the first `done`, not `reported`).
+fn already_written(
+    lookup: &dyn FindWritten,
+    path: &std::path::Path,
+    reported: &HashSet<u32>,
+    done: u64,
+) -> Result<HashSet<Vec<u8>>> {
+    let mut wanted = Wanted::default();
+    for (position, item) in SpoolReader::open(path)?.enumerate() {
+        let unsent = position as u64 >= done
+            && u32::try_from(position).is_ok_and(|p| !reported.contains(&p));
+        match item {
+            Ok(spooled) if unsent && spooled.may_be_written => {
+                wanted.add(&spooled.record, spooled.first_attempt_ms, lookup.header());
+            }
+            _ => {}
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(HashSet::new());
+    }
+    lookup.find(&wanted)
 }
 
 /// Where a replay refused midway stopped: the file it was reading (still counting its records'
@@ -199,6 +263,7 @@ mod tests {
             attempts: 2,
             first_attempt_ms: 1,
             spooled_at_ms: 2,
+            may_be_written: false,
         }
     }
 
@@ -209,7 +274,7 @@ mod tests {
         let path = spool.append(&spooled(1)).unwrap();
         spool.append(&spooled(2)).unwrap();
         let tickets = Mutex::new(Vec::new());
-        let report = replay(&rescue, |record, ticket| {
+        let report = replay(&rescue, None, |record, ticket| {
             assert_eq!((record.partition, ticket.attempts), (Some(2), 3));
             tickets
                 .lock()
@@ -244,6 +309,73 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Holds `present` in every topic; remembers how many ids each lookup asked for.
+    struct FakeLookup {
+        present: Vec<&'static [u8]>,
+        asked: Mutex<Vec<usize>>,
+    }
+
+    impl FindWritten for FakeLookup {
+        fn header(&self) -> &str {
+            "x-ks-id"
+        }
+        fn find(&self, wanted: &Wanted) -> Result<HashSet<Vec<u8>>> {
+            self.asked.lock().unwrap().push(wanted.len());
+            let present = self
+                .present
+                .iter()
+                .filter(|id| wanted.contains("orders", id));
+            Ok(present.map(|id| id.to_vec()).collect())
+        }
+    }
+
+    #[test]
+    fn a_record_that_may_have_been_written_and_is_in_its_topic_is_not_sent_again() {
+        let (rescue, dir) = rescue_with_spool("lookup");
+        let spool = rescue.spool.as_ref().unwrap();
+        let with = |i: u8, id: Option<&str>, may_be_written: bool| {
+            let mut message = spooled(i);
+            message.may_be_written = may_be_written;
+            if let Some(id) = id {
+                message.record.headers = vec![("x-ks-id".into(), Some(id.as_bytes().to_vec()))];
+            }
+            spool.append(&message).unwrap()
+        };
+        let path = with(1, Some("a"), true); // written: skipped
+        with(2, Some("b"), true); // not found: sent
+        with(3, Some("c"), false); // never sent before: not looked up, sent
+        with(4, None, true); // no id to look for: sent
+        let lookup = FakeLookup {
+            present: vec![b"a", b"c"],
+            asked: Mutex::default(),
+        };
+        let tickets = Mutex::new(Vec::new());
+        let report = replay(&rescue, Some(&lookup), |record, ticket| {
+            tickets
+                .lock()
+                .unwrap()
+                .push((record.key.unwrap()[0], ticket));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(*lookup.asked.lock().unwrap(), [2], "a and b");
+        assert_eq!((report.records, report.already_written), (3, 1));
+        assert_eq!(rescue.already_written.load(Ordering::SeqCst), 1);
+        let tickets = tickets.into_inner().unwrap();
+        assert_eq!(
+            tickets.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        for (key, ticket) in tickets {
+            assert!(path.exists(), "not before its last record is reported");
+            let owned = OwnedRecord::from(&spooled(key).record.as_record());
+            let report = DeliveryReport::of_record(&owned, 3, ticket.sent_at, Outcome::Delivered);
+            ticket.deliver(report);
+        }
+        assert!(!path.exists(), "the skipped record counts as reported");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_refused_record_stops_the_replay_and_the_next_one_resumes_there() {
         let (rescue, dir) = rescue_with_spool("refused");
@@ -253,7 +385,7 @@ mod tests {
         spool.append(&spooled(3)).unwrap();
         // The first record goes, the second is refused.
         let enqueued = Mutex::new(Vec::new());
-        let error = replay(&rescue, |record, ticket| {
+        let error = replay(&rescue, None, |record, ticket| {
             if enqueued.lock().unwrap().len() == 1 {
                 return Err(Error::new(ErrorKind::CircuitOpen, "open"));
             }
@@ -267,7 +399,7 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::CircuitOpen);
         assert!(spool.has_waiting(), "the next replay takes it again");
         // The next replay resumes at the refused record: none skipped, none twice.
-        replay(&rescue, |record, ticket| {
+        replay(&rescue, None, |record, ticket| {
             enqueued
                 .lock()
                 .unwrap()
@@ -299,7 +431,7 @@ mod tests {
         // The first record is enqueued (and later reported), the second refused.
         let first = Mutex::new(None);
         let closing = Error::new(ErrorKind::Closed, "closing");
-        replay(&rescue, |_, ticket| {
+        replay(&rescue, None, |_, ticket| {
             let mut first = first.lock().unwrap();
             if first.is_some() {
                 return Err(closing.clone());
@@ -325,7 +457,7 @@ mod tests {
         )
         .unwrap();
         let sent = Mutex::new(Vec::new());
-        replay(&Arc::new(next), |record, _| {
+        replay(&Arc::new(next), None, |record, _| {
             sent.lock().unwrap().push(record.key.unwrap()[0]);
             Ok(())
         })

@@ -82,6 +82,7 @@ pub(crate) struct Rescue {
     pub(crate) replaying: Mutex<Option<super::replay::Interrupted>>,
     pub(crate) retried: AtomicU64,
     pub(crate) replayed: AtomicU64,
+    pub(crate) already_written: AtomicU64,
     pub(crate) torn_records: AtomicU64,
 }
 
@@ -102,6 +103,7 @@ impl Rescue {
             replaying: Mutex::new(None),
             retried: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            already_written: AtomicU64::new(0),
             torn_records: AtomicU64::new(0),
         })
     }
@@ -118,8 +120,9 @@ impl Rescue {
         record: OwnedRecord,
         ticket: Ticket,
         reason: Error,
+        written: Written,
     ) -> Finished {
-        let outcome = match self.spool(&record, &ticket, &reason) {
+        let outcome = match self.spool(&record, &ticket, &reason, written) {
             Some(Ok(path)) => Outcome::Spooled { path, reason },
             Some(Err(spool_error)) => Outcome::Failed(Error::new(
                 ErrorKind::Spool,
@@ -137,6 +140,7 @@ impl Rescue {
         record: &OwnedRecord,
         pending: &Pending,
         reason: &Error,
+        written: Written,
     ) -> Option<Result<PathBuf>> {
         let spool = self.spool.as_ref()?;
         Some(spool.append(&SpooledMessage {
@@ -145,6 +149,7 @@ impl Rescue {
             attempts: pending.attempts,
             first_attempt_ms: pending.first_attempt_ms(),
             spooled_at_ms: now_ms(),
+            may_be_written: written != Written::No,
         }))
     }
 
@@ -186,7 +191,8 @@ impl Rescue {
             } else {
                 closing
             };
-            let finished = self.keep_or_fail(failure.record, failure.ticket, reason);
+            let finished =
+                self.keep_or_fail(failure.record, failure.ticket, reason, failure.written);
             self.hand_off(finished);
         }
     }
@@ -242,12 +248,13 @@ impl Failures for Rescue {
             // The dead-letter topic failed too: keep the original message, for the original reason.
             tracing::warn!(target: "kafkasender", %error, "the dead-letter topic failed too");
             let DeadLetter { original, reason } = *letter;
-            return Some(self.keep_or_fail(original, ticket, reason));
+            // The original was refused (only those are dead-lettered): never written.
+            return Some(self.keep_or_fail(original, ticket, reason, Written::No));
         }
         if written != Written::No {
             // Re-sent, dead-lettered or failed as retriable, it could land twice: it is spooled
-            // (replay is the documented at-least-once path, its id header the same) or fails.
-            return Some(self.keep_or_fail(record, ticket, error.possibly_written()));
+            // (a replay sends it only if its topic does not hold its id) or fails.
+            return Some(self.keep_or_fail(record, ticket, error.possibly_written(), written));
         }
         if !abandoned && self.retry.should_retry(&error, ticket.attempts) {
             let wait = self.retry.backoff(ticket.attempts);
@@ -272,7 +279,7 @@ impl Failures for Rescue {
             self.schedule(Instant::now(), job);
             return None;
         }
-        Some(self.keep_or_fail(record, ticket, error))
+        Some(self.keep_or_fail(record, ticket, error, written))
     }
 
     fn breaker_closed(&self) {
