@@ -15,9 +15,8 @@
 //! reported. A process killed at any point leaves them behind, and the next producer on the
 //! directory replays them like any spool file. Beside each journal file, and each spool file being
 //! replayed, `<file>.acks` lists the positions of its messages already reported (little-endian
-//! u32s, written in blocks), and a replay skips those: after a crash only the messages reported
-//! in the last unwritten block are sent twice, each with its `x-ks-id`, so a consumer can drop
-//! the copy.
+//! u32s, written in blocks), and a replay skips those; the others may have been written (a crash
+//! loses the last unwritten block), so a replay looks them up in their topic before it sends them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};

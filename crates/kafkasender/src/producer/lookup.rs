@@ -52,8 +52,21 @@ pub(crate) trait FindWritten: Sync {
     /// The ids of `wanted` that their topics hold; an error when the brokers cannot be reached
     /// now (the replay waits and tries again: what it would send could not go out either). A
     /// lookup cut short otherwise (a topic it may not read, a read too long) keeps what it found:
-    /// the rest is sent.
-    fn find(&self, wanted: &Wanted) -> Result<HashSet<Vec<u8>>>;
+    /// the rest is sent. It stops with a `closed` error once `stop` says so (the producer closes).
+    fn find(&self, wanted: &Wanted, stop: Stop<'_>) -> Result<HashSet<Vec<u8>>>;
+}
+
+/// Says when a lookup should stop at once.
+pub(crate) type Stop<'a> = &'a dyn Fn() -> bool;
+
+fn check(stop: Stop<'_>) -> Result<()> {
+    if stop() {
+        return Err(Error::new(
+            ErrorKind::Closed,
+            "the replay's lookup stopped: the producer closes",
+        ));
+    }
+    Ok(())
 }
 
 /// [`FindWritten`] with a consumer of its own.
@@ -134,14 +147,15 @@ impl Lookup {
         Some(Lookup { consumer, header })
     }
 
-    fn read(&self, wanted: &Wanted, found: &mut HashSet<Vec<u8>>) -> Result<()> {
+    fn read(&self, wanted: &Wanted, found: &mut HashSet<Vec<u8>>, stop: Stop<'_>) -> Result<()> {
         let consumer: BaseConsumer<LookupContext> = self
             .consumer
             .create_with_context(LookupContext)
             .map_err(Error::from)?;
         let deadline = Instant::now() + READ_LIMIT;
         for (topic, sought) in &wanted.topics {
-            let Some((assignment, ends)) = where_to_read(&consumer, topic, sought.since_ms)? else {
+            let Some((assignment, ends)) = where_to_read(&consumer, topic, sought.since_ms, stop)?
+            else {
                 continue;
             };
             consumer.assign(&assignment)?;
@@ -151,7 +165,7 @@ impl Lookup {
                 sought,
                 &self.header,
                 found,
-                deadline,
+                (deadline, stop),
             );
             consumer.unassign()?;
             read?;
@@ -165,11 +179,16 @@ impl FindWritten for Lookup {
         &self.header
     }
 
-    fn find(&self, wanted: &Wanted) -> Result<HashSet<Vec<u8>>> {
+    fn find(&self, wanted: &Wanted, stop: Stop<'_>) -> Result<HashSet<Vec<u8>>> {
         let started = Instant::now();
         let mut found = HashSet::new();
-        match self.read(wanted, &mut found) {
-            Err(error) if error.kind() == ErrorKind::BrokerTransport => return Err(error),
+        match self.read(wanted, &mut found, stop) {
+            // Tried again by a later replay.
+            Err(error)
+                if matches!(error.kind(), ErrorKind::BrokerTransport | ErrorKind::Closed) =>
+            {
+                return Err(error);
+            }
             Err(error) => {
                 tracing::warn!(target: "kafkasender", %error, found = found.len(), wanted = wanted.len(),
                     "could not look up every replayed record that may have been written: those not found are sent, each with its id");
@@ -188,19 +207,18 @@ fn where_to_read(
     consumer: &BaseConsumer<LookupContext>,
     topic: &str,
     since_ms: i64,
+    stop: Stop<'_>,
 ) -> Result<Option<(TopicPartitionList, BTreeMap<i32, i64>)>> {
-    let deadline = Instant::now() + REACH_LIMIT;
-    let metadata = retrying(deadline, || {
-        consumer.fetch_metadata(Some(topic), remaining(deadline))
-    })?;
+    let deadline = (Instant::now() + REACH_LIMIT, stop);
+    let metadata = retrying(deadline, |left| consumer.fetch_metadata(Some(topic), left))?;
     let mut starts = TopicPartitionList::new();
     let since = Offset::Offset(since_ms.saturating_sub(CLOCK_MARGIN_MS));
     let topics = metadata.topics().iter().filter(|t| t.name() == topic);
     for partition in topics.flat_map(|t| t.partitions()) {
         starts.add_partition_offset(topic, partition.id(), since)?;
     }
-    let starts = retrying(deadline, || {
-        consumer.offsets_for_times(starts.clone(), remaining(deadline))
+    let starts = retrying(deadline, |left| {
+        consumer.offsets_for_times(starts.clone(), left)
     })?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
@@ -210,8 +228,8 @@ fn where_to_read(
             continue;
         };
         let partition = element.partition();
-        let (_, end) = retrying(deadline, || {
-            consumer.fetch_watermarks(topic, partition, remaining(deadline))
+        let (_, end) = retrying(deadline, |left| {
+            consumer.fetch_watermarks(topic, partition, left)
         })?;
         if start < end {
             assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
@@ -221,14 +239,15 @@ fn where_to_read(
     Ok((!ends.is_empty()).then_some((assignment, ends)))
 }
 
-/// `call` again until it succeeds or `deadline` passes; then its error, as `BrokerTransport`
-/// unless it says the request itself is wrong (a topic it may not describe).
+/// `call` (given the time left) again until it succeeds or `deadline` passes; then its error,
+/// as `BrokerTransport` unless it says the request itself is wrong (a topic it may not describe).
 fn retrying<T>(
-    deadline: Instant,
-    mut call: impl FnMut() -> std::result::Result<T, KafkaError>,
+    (deadline, stop): (Instant, Stop<'_>),
+    mut call: impl FnMut(Duration) -> std::result::Result<T, KafkaError>,
 ) -> Result<T> {
     loop {
-        let error = match call() {
+        check(stop)?;
+        let error = match call(remaining(deadline)) {
             Ok(value) => return Ok(value),
             Err(error) => Error::from(error),
         };
@@ -253,10 +272,11 @@ fn read_topic(
     sought: &Sought,
     header: &str,
     found: &mut HashSet<Vec<u8>>,
-    deadline: Instant,
+    (deadline, stop): (Instant, Stop<'_>),
 ) -> Result<()> {
     let mut left = sought.ids.len();
     while !ends.is_empty() && left > 0 {
+        check(stop)?;
         if Instant::now() >= deadline {
             return Err(Error::new(
                 ErrorKind::Timeout,

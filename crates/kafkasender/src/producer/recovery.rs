@@ -12,8 +12,9 @@
 //!    reported failed (retriable) and its commit says so.
 //!
 //! At most `recovery.max` recoveries in `recovery.window.ms`: past that the producer stays fatal
-//! and what it held is reported failed with `fatal`, rather than looping. Re-sent messages may have been written by the dead client (at-least-once), unlike librdkafka's
-//! own idempotent retries.
+//! and what it held is reported failed with `fatal`, rather than looping. Re-sent messages may
+//! have been written by the dead client (at-least-once, with no lookup as a spool replay makes),
+//! unlike librdkafka's own idempotent retries.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

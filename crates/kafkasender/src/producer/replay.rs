@@ -5,7 +5,10 @@
 //! resumes after the last record enqueued: nothing is skipped, nothing is sent twice. Records
 //! reported are also listed in the file's `.acks` (as a journal's are), so a replay by the next
 //! producer on the directory skips them too. A record the brokers may have written already is
-//! looked up in its topic first (see `lookup`) and skipped, listed as reported, if it is there.
+//! looked up in its topic first (see `lookup`) and skipped, listed as reported, if it is there:
+//! a record marked so when it was spooled, any record of a journal, and, in a file that lists
+//! reports but was left behind, any record not listed (its replay crashed before writing down the
+//! last ones).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use super::rescue::{circuit_open_error, Rescue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
 use crate::record::Record;
-use crate::spool::{self, SpoolReader, TornRecord};
+use crate::spool::{self, SpoolReader, SpooledMessage, TornRecord};
 
 /// What a spool replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,13 +78,19 @@ pub(crate) fn replay(
                 }
             };
             let mut records_read = 0;
-            // A journal file lists the messages reported before its producer stopped.
+            // A journal file lists the messages reported before its producer stopped; a spool
+            // file lists any only if a replay of it stopped (crashed) before its end.
             let reported = spool::reported_positions(&path);
-            let written = match lookup.map(|l| already_written(l, &path, &reported, done)) {
+            let may_be_written = |s: &SpooledMessage| s.may_be_written || !reported.is_empty();
+            let stop = || rescue.is_stopping();
+            let lookup_now =
+                |l| already_written(l, &path, (&reported, done), may_be_written, &stop);
+            let written = match lookup.map(lookup_now) {
                 None => HashSet::new(),
                 Some(Ok(written)) => written,
                 Some(Err(error)) => {
-                    // The brokers do not answer: what would be sent could not go out either.
+                    // The brokers do not answer (what would be sent could not go out either), or
+                    // the producer closes.
                     *resume = Some(Interrupted {
                         file,
                         records_read: done,
@@ -113,7 +122,7 @@ pub(crate) fn replay(
                         continue;
                     }
                 };
-                let landed = spooled.may_be_written
+                let landed = may_be_written(&spooled)
                     && lookup
                         .and_then(|l| lookup::id_of(&spooled.record, l.header()))
                         .is_some_and(|id| written.contains(id));
@@ -170,15 +179,16 @@ fn interrupted(
 fn already_written(
     lookup: &dyn FindWritten,
     path: &std::path::Path,
-    reported: &HashSet<u32>,
-    done: u64,
+    (reported, done): (&HashSet<u32>, u64),
+    may_be_written: impl Fn(&SpooledMessage) -> bool,
+    stop: lookup::Stop<'_>,
 ) -> Result<HashSet<Vec<u8>>> {
     let mut wanted = Wanted::default();
     for (position, item) in SpoolReader::open(path)?.enumerate() {
         let unsent = position as u64 >= done
             && u32::try_from(position).is_ok_and(|p| !reported.contains(&p));
         match item {
-            Ok(spooled) if unsent && spooled.may_be_written => {
+            Ok(spooled) if unsent && may_be_written(&spooled) => {
                 wanted.add(&spooled.record, spooled.first_attempt_ms, lookup.header());
             }
             _ => {}
@@ -187,7 +197,7 @@ fn already_written(
     if wanted.is_empty() {
         return Ok(HashSet::new());
     }
-    lookup.find(&wanted)
+    lookup.find(&wanted, stop)
 }
 
 /// Where a replay refused midway stopped: the file it was reading (still counting its records'
@@ -319,7 +329,7 @@ mod tests {
         fn header(&self) -> &str {
             "x-ks-id"
         }
-        fn find(&self, wanted: &Wanted) -> Result<HashSet<Vec<u8>>> {
+        fn find(&self, wanted: &Wanted, _: lookup::Stop<'_>) -> Result<HashSet<Vec<u8>>> {
             self.asked.lock().unwrap().push(wanted.len());
             let present = self
                 .present
@@ -373,6 +383,36 @@ mod tests {
             ticket.deliver(report);
         }
         assert!(!path.exists(), "the skipped record counts as reported");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn after_a_crashed_replay_every_record_it_did_not_list_is_looked_up() {
+        let (rescue, dir) = rescue_with_spool("crashed");
+        let spool = rescue.spool.as_ref().unwrap();
+        let mut path = None;
+        for (i, id) in [(1, "a"), (2, "b"), (3, "c")] {
+            let mut message = spooled(i); // never sent before it was spooled
+            message.record.headers = vec![("x-ks-id".into(), Some(id.as_bytes().to_vec()))];
+            path = Some(spool.append(&message).unwrap());
+        }
+        // A replay reported the first record, sent the second, then its process died.
+        let mut acks = spool::Acks::open(path.as_ref().unwrap());
+        acks.write(0);
+        acks.flush();
+        let lookup = FakeLookup {
+            present: vec![b"a", b"b"],
+            asked: Mutex::default(),
+        };
+        let sent = Mutex::new(Vec::new());
+        let report = replay(&rescue, Some(&lookup), |record, _| {
+            sent.lock().unwrap().push(record.key.unwrap()[0]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(*lookup.asked.lock().unwrap(), [2], "b and c");
+        assert_eq!(*sent.lock().unwrap(), [3]);
+        assert_eq!(report.already_written, 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 

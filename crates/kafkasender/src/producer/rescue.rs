@@ -201,6 +201,11 @@ impl Rescue {
         self.abandoned.load(Ordering::Acquire)
     }
 
+    /// Whether close has asked the worker to stop (a replay's lookup then stops too).
+    pub(crate) fn is_stopping(&self) -> bool {
+        lock(&self.queue).stop
+    }
+
     pub(crate) fn stop_worker(&self) {
         lock(&self.queue).stop = true;
         self.wakeup.notify_all();
