@@ -44,6 +44,22 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A mock cluster with `topic`, and a producer configured by `configure` that has delivered one
+/// message to it (so its idempotent start-up is over).
+fn warm_producer(
+    topic: &str,
+    partitions: i32,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> (MockCluster, Producer) {
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic(topic, partitions, 3).unwrap();
+    let producer = Producer::new(configure(cluster.config()).build().unwrap()).unwrap();
+    producer
+        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
+        .unwrap();
+    (cluster, producer)
+}
+
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -59,19 +75,9 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 fn retriable_produce_errors_are_retried_and_nothing_is_lost_or_duplicated() {
     let _outages = common::beside_others();
     let topic = "flaky";
-    let cluster = MockCluster::new(3).unwrap();
-    cluster.create_topic(topic, 4, 3).unwrap();
-    let producer = Producer::new(
-        cluster
-            .config()
-            .set("statistics.interval.ms", "100")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    producer
-        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
-        .unwrap();
+    let (cluster, producer) = warm_producer(topic, 4, |config| {
+        config.set("statistics.interval.ms", "100")
+    });
     // NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE,
     // three times each, for the next 12 produce requests.
     let codes: Vec<i32> = [6, 7, 19, 5].repeat(3);
@@ -388,21 +394,10 @@ fn a_message_that_may_have_been_written_is_spooled_and_a_replay_sends_it_once_wh
 ) {
     let _outages = common::beside_others();
     let topic = "ledger";
-    let cluster = MockCluster::new(3).unwrap();
-    cluster.create_topic(topic, 1, 3).unwrap();
     let dir = temp_dir("possibly-written");
-    let producer = Producer::new(
-        cluster
-            .config()
-            .set("retries", "1")
-            .set("spool.dir", dir.to_str().unwrap())
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    producer
-        .send_and_wait(&Record::new(topic).value("warm-up"), LONG)
-        .unwrap();
+    let (cluster, producer) = warm_producer(topic, 1, |config| {
+        (config.set("retries", "1")).set("spool.dir", dir.to_str().unwrap())
+    });
 
     // NOT_ENOUGH_REPLICAS_AFTER_APPEND, for the request and its one retry: the leader wrote it
     // (says the code), the mock did not (it answers injected errors before appending).
