@@ -179,7 +179,7 @@ test-dist-c: dist-c ## Build and run tests/dist/send.c against the C tarball alo
 	       -Wl,-rpath,$$(pkg-config --variable=libdir kafkasender) -o send-dynamic \
 	  && ./send-static && ./send-full-static && ./send-dynamic \
 	  && ! ldd send-static | grep libkafkasender && ! ldd send-full-static \
-	  && ldd send-dynamic | grep -q "$$scratch" \
+	  && ldd send-dynamic | grep "$$scratch" >/dev/null \
 	  && cd / && rm -rf $$scratch
 
 # The Go module as it is published (its own repository, github.com/kafkasender/kafkasender-go): the
@@ -209,7 +209,7 @@ test-dist-go: dist-go dist-c ## Build and run tests/dist/go against the Go modul
 	  && go build -o send-static . && ./send-static && ! ldd send-static | grep libkafkasender \
 	  && export PKG_CONFIG_PATH=$$scratch/$(notdir $(C_DIST))/lib/pkgconfig \
 	  && CGO_LDFLAGS="-Wl,-rpath,$$(pkg-config --variable=libdir kafkasender)" go build -tags dynamic -o send-dynamic . \
-	  && ./send-dynamic && ldd send-dynamic | grep -q "$$scratch" \
+	  && ./send-dynamic && ldd send-dynamic | grep "$$scratch" >/dev/null \
 	  && cd / && rm -rf $$scratch
 
 # npm packages in napi-rs's layout: @kafkasender/linux-x64-gnu carries the stripped addon (os, cpu
@@ -278,7 +278,7 @@ dist-python: python ## The wheel and the sdist in dist/python
 test-dist-python: dist-python ## Check the wheel with auditwheel, pip install it into a clean venv and send with it
 	$(PY) -m pip install --quiet 'auditwheel==$(AUDITWHEEL_VERSION)'
 	report=$$($(PY_VENV)/bin/auditwheel show $(PY_DIST)/*.whl) && echo "$$report" \
-	  && echo "$$report" | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'
+	  && echo "$$report" | tr -d '\n' | grep '"manylinux_2_17_x86_64"' >/dev/null
 	scratch=$$(mktemp -d) && cp tests/dist/send.py $$scratch/ && $(PYTHON) -m venv $$scratch/venv && cd $$scratch \
 	  && export PATH=/usr/local/bin:/usr/bin:/bin && $(NO_RUST_ON_PATH) \
 	  && venv/bin/pip install --quiet --no-index $(abspath $(PY_DIST))/*.whl && venv/bin/python send.py \

@@ -118,7 +118,7 @@ impl Wanted {
     }
 }
 
-/// The record's id: the value of its last `header` (the one librdkafka sends last).
+/// The record's id: the value of its last `header` (as a consumer's `lastHeader` reads it).
 pub(crate) fn id_of<'r>(record: &'r OwnedRecord, header: &str) -> Option<&'r [u8]> {
     record
         .headers
