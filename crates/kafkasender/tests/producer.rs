@@ -509,6 +509,66 @@ fn send_batch_reports_every_record_in_order_including_rejected_ones() {
     );
 }
 
+/// A batch mixes plain records (handed to librdkafka together) with ones that go the whole path
+/// one by one (a header, an explicit partition, one too large); a small queue makes the plain runs
+/// wait for room again and again. Every record is reported in place, and each key's records land
+/// in batch order.
+#[test]
+fn send_batch_keeps_each_keys_order_through_a_full_queue_and_mixed_records() {
+    let _outages = common::beside_others();
+    let topic = "mixed";
+    let cluster = cluster_with_topic(topic, 3);
+    let config = cluster.config().set("queue.buffering.max.messages", "200");
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    let values: Vec<String> = (0..5_000).map(|i| i.to_string()).collect();
+    let keys: Vec<String> = (0..5_000).map(|i| format!("k{}", i % 10)).collect();
+    let mut records: Vec<Record<'_>> = (0..5_000)
+        .map(|i| Record::new(topic).key(&keys[i]).value(&values[i]))
+        .collect();
+    let too_large = vec![b'x'; 2 << 20];
+    records[1_000] = Record::new(topic).key("k0").value(&too_large);
+    records[2_000] = records[2_000].clone().header("h", "v");
+    records[3_000] = records[3_000].clone().partition(2);
+    let (sender, receiver) = mpsc::channel();
+    producer
+        .send_batch(
+            &records,
+            Box::new(move |reports| sender.send(reports).unwrap()),
+        )
+        .unwrap();
+    let reports = receiver.recv_timeout(FLUSH_TIMEOUT).unwrap();
+    assert_eq!(reports.len(), 5_000);
+    assert_eq!(
+        reports[1_000].error().unwrap().kind(),
+        ErrorKind::MessageTooLarge
+    );
+    assert_eq!(reports.iter().filter(|r| r.is_delivered()).count(), 4_999);
+    assert_eq!(reports[3_000].partition, 2);
+    for (report, record) in reports.iter().zip(&records) {
+        assert_eq!(report.key.as_deref(), record.key, "reports in record order");
+    }
+
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    assert_eq!(read.len(), 4_999);
+    let mut last: HashMap<Vec<u8>, i64> = HashMap::new();
+    for record in read
+        .iter()
+        .filter(|r| r.partition != 2 || value_of(r) != "3000")
+    {
+        let n: i64 = value_of(record).parse().unwrap();
+        let previous = last.insert(record.key.clone().unwrap(), n);
+        assert!(
+            previous.is_none_or(|p| p < n),
+            "key order: {previous:?} then {n}"
+        );
+    }
+    let with_header = read.iter().find(|r| value_of(r) == "2000").unwrap();
+    assert_eq!(
+        with_header.headers,
+        [("h".to_string(), Some(b"v".to_vec()))]
+    );
+}
+
 #[test]
 fn a_panicking_callback_is_contained_and_later_reports_still_arrive() {
     let _outages = common::beside_others();

@@ -7,9 +7,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
+use rdkafka::util::IntoOpaque;
 
 use super::context::{Context, NativeClient};
 use super::message::Ticket;
@@ -26,6 +28,8 @@ use crate::record::{Header, Record};
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
+/// librdkafka's `RD_KAFKA_PARTITION_UA`: the partitioner picks (a macro, not in the bindings).
+const PARTITION_UNASSIGNED: i32 = -1;
 
 pub(crate) struct Engine {
     /// Sends hold it for reading until their message is enqueued; close and a recovery take it
@@ -258,16 +262,7 @@ impl Engine {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     if give_up() {
-                        return Err((
-                            Error::new(
-                                ErrorKind::QueueFull,
-                                format!(
-                                    "the local queue stayed full for enqueue.timeout.ms ({:?})",
-                                    self.enqueue_timeout
-                                ),
-                            ),
-                            returned.delivery_opaque,
-                        ));
+                        return Err((self.queue_full_error(), returned.delivery_opaque));
                     }
                     base = returned;
                     // Room comes a whole delivered batch at a time, so a short nap between tries
@@ -283,6 +278,131 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Hands a run of plain records of one `topic` (no headers, no timestamp, no id to add) to
+    /// librdkafka with one `rd_kafka_produce_batch` call per stretch of queue room: none of the
+    /// topic lookup and name copy that `enqueue` pays per record. Waits for room as `enqueue` does,
+    /// until `give_up()`. Returns the records librdkafka refused, by position in `records`, in
+    /// order, each with its error and ticket; a queue that stayed full refuses the rest from there.
+    pub(crate) fn enqueue_run(
+        &self,
+        client: &Client,
+        topic: &str,
+        records: &[&Record<'_>],
+        tickets: Vec<Ticket>,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Vec<(usize, Error, Ticket)> {
+        debug_assert!(self.ids.is_none(), "a plain run gets no id header");
+        let refuse_all = |error: Error, tickets: Vec<Ticket>| {
+            tickets
+                .into_iter()
+                .enumerate()
+                .map(|(index, ticket)| (index, error.clone(), ticket))
+                .collect()
+        };
+        let Ok(name) = std::ffi::CString::new(topic) else {
+            let error = Error::new(ErrorKind::InvalidRecord, "the topic name holds a NUL byte");
+            return refuse_all(error, tickets);
+        };
+        // SAFETY: a live client and a NUL-terminated name; the handle is destroyed below.
+        let rkt = unsafe {
+            rdsys::rd_kafka_topic_new(
+                client.client().native_ptr(),
+                name.as_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rkt.is_null() {
+            // SAFETY: reads this thread's last error, set by the call above.
+            let code = RDKafkaErrorCode::from(unsafe { rdsys::rd_kafka_last_error() });
+            return refuse_all(Error::from_code(code, "cannot enqueue"), tickets);
+        }
+        let bytes = |field: Option<&[u8]>| {
+            field.map_or((std::ptr::null_mut(), 0), |b| {
+                (b.as_ptr().cast_mut().cast(), b.len())
+            })
+        };
+        let mut messages: Vec<rdsys::rd_kafka_message_t> = records
+            .iter()
+            .zip(tickets)
+            .map(|(record, ticket)| {
+                // SAFETY: a plain C struct, all zeros is a valid value.
+                let mut message: rdsys::rd_kafka_message_t = unsafe { std::mem::zeroed() };
+                (message.payload, message.len) = bytes(record.value);
+                (message.key, message.key_len) = bytes(record.key);
+                message.partition = record.partition.unwrap_or(PARTITION_UNASSIGNED);
+                message._private = ticket.into_ptr();
+                message
+            })
+            .collect();
+        let flags = rdsys::RD_KAFKA_MSG_F_COPY | rdsys::RD_KAFKA_MSG_F_PARTITION;
+        let mut refused = Vec::new();
+        let mut at = 0;
+        while at < messages.len() {
+            let count = (messages.len() - at).min(i32::MAX as usize);
+            let chunk = &mut messages[at..at + count];
+            // SAFETY: `chunk` is `count` initialised messages whose payloads and keys outlive the
+            // call (librdkafka copies them: F_COPY).
+            unsafe {
+                rdsys::rd_kafka_produce_batch(
+                    rkt,
+                    PARTITION_UNASSIGNED,
+                    flags,
+                    chunk.as_mut_ptr(),
+                    count as i32,
+                );
+            }
+            // librdkafka refuses everything after the first record that found the queue full.
+            let mut full_from = None;
+            for (offset, message) in chunk.iter().enumerate() {
+                match RDKafkaErrorCode::from(message.err) {
+                    RDKafkaErrorCode::NoError => {}
+                    RDKafkaErrorCode::QueueFull => {
+                        full_from = Some(at + offset);
+                        break;
+                    }
+                    // SAFETY: not enqueued, so the ticket `into_ptr` gave is still ours.
+                    code => refused.push((
+                        at + offset,
+                        Error::from_code(code, "cannot enqueue"),
+                        unsafe { Ticket::from_ptr(message._private) },
+                    )),
+                }
+            }
+            let Some(first_refused) = full_from else {
+                at += count;
+                continue;
+            };
+            if give_up() {
+                for (index, message) in messages.iter().enumerate().skip(first_refused) {
+                    // SAFETY: as above.
+                    let ticket = unsafe { Ticket::from_ptr(message._private) };
+                    refused.push((index, self.queue_full_error(), ticket));
+                }
+                break;
+            }
+            at = first_refused;
+            thread::sleep(QUEUE_FULL_RECHECK);
+        }
+        // SAFETY: the handle from `rd_kafka_topic_new`, used no more.
+        unsafe { rdsys::rd_kafka_topic_destroy(rkt) };
+        refused
+    }
+
+    fn queue_full_error(&self) -> Error {
+        Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "the local queue stayed full for enqueue.timeout.ms ({:?})",
+                self.enqueue_timeout
+            ),
+        )
+    }
+
+    /// Whether records get an id header (`message.id.header`).
+    pub(crate) fn adds_ids(&self) -> bool {
+        self.ids.is_some()
     }
 
     /// Runs one of librdkafka's transaction calls (blocking up to its timeout). Called directly,

@@ -4,7 +4,8 @@
 //! The send path reads from the file list, each module one stage, dependencies pointing one way:
 //! - [`Producer`] (this file): the API, its threads, and the path from the gate to the engine;
 //! - `gate`: 1. validate, 2. rate limit, 3. circuit breaker, before anything is enqueued;
-//! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop;
+//! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop (a batch's
+//!   runs of plain records go in together, without the per-record topic lookup);
 //! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
 //! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
 //! - `replay`: what the spool kept goes through the path again, but what `lookup` finds in its
@@ -397,13 +398,23 @@ impl Producer {
         on_delivery: BatchCallback,
     ) -> Result<()> {
         let slots = Batch::start(records.len(), on_delivery);
-        for (index, record) in records.iter().enumerate() {
+        let mut index = 0;
+        while index < records.len() {
+            let run = self.shared.plain_run(&records[index..]);
+            if run > 1 {
+                self.shared
+                    .submit_run(&records[index..index + run], index, &slots);
+                index += run;
+                continue;
+            }
             // SAFETY: `index` is in the batch and gets this one ticket; a refused send drops it
             // undelivered, and the record is then reported here, once.
             let ticket = unsafe { slots.ticket(index) };
-            if let Err(error) = self.shared.submit(record, ticket) {
-                unsafe { slots.fail(index, DeliveryReport::not_enqueued(record, error)) };
+            if let Err(error) = self.shared.submit(&records[index], ticket) {
+                let report = DeliveryReport::not_enqueued(&records[index], error);
+                unsafe { slots.fail(index, report) };
             }
+            index += 1;
         }
         Ok(())
     }
@@ -801,6 +812,80 @@ impl Shared {
                 self.spool_instead(record, ticket, reason)
             }
             Err(refused) => Err(refused.into_error()),
+        }
+    }
+
+    /// How many records from the first on can take the plain path of [`Shared::submit_run`]: of
+    /// one topic, with no header, timestamp or id to send, on a producer with no stage that
+    /// decides per record (rate limit, breaker, spool, transaction, partitioner function).
+    fn plain_run(&self, records: &[Record<'_>]) -> usize {
+        let staged = self.gate.may_wait()
+            || self.gate.breaker.is_some()
+            || self.rescue.spool.is_some()
+            || self.transactions.is_some()
+            || self.partitioner.get().is_some()
+            || self.engine.adds_ids();
+        let Some(first) = records.first().filter(|_| !staged) else {
+            return 0;
+        };
+        let plain = |r: &&Record<'_>| {
+            r.topic == first.topic && r.headers.is_empty() && r.timestamp.is_none()
+        };
+        records.iter().take_while(plain).count()
+    }
+
+    /// [`Shared::submit`] for a run of plain records (see [`Shared::plain_run`]), batch records
+    /// `first..`: validated one by one, then handed to librdkafka together. A record the failed
+    /// client refused goes the whole path (which waits for its replacement).
+    fn submit_run(&self, records: &[Record<'_>], first: usize, slots: &batch::Slots) {
+        let fail = |index: usize, error: Error| {
+            let report = DeliveryReport::not_enqueued(&records[index], error);
+            // SAFETY: record `index` has no report and no live ticket.
+            unsafe { slots.fail(first + index, report) };
+        };
+        let mut valid = Vec::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            match self.gate.validate(record) {
+                Ok(()) => valid.push(index),
+                Err(error) => fail(index, error),
+            }
+        }
+        let current = match self.engine.hold_open() {
+            Ok(current) => current,
+            Err(error) => return valid.into_iter().for_each(|i| fail(i, error.clone())),
+        };
+        let tracker = &self.engine.tracker;
+        let tickets = valid
+            .iter()
+            .map(|&index| {
+                // SAFETY: each record of the run gets this one ticket, or a `fail` once refused.
+                let mut ticket = unsafe { slots.ticket(first + index) };
+                ticket.partition = records[index].partition;
+                tracker.accept();
+                ticket
+            })
+            .collect();
+        let plain: Vec<&Record<'_>> = valid.iter().map(|&index| &records[index]).collect();
+        let give_up = self.engine.after_enqueue_timeout();
+        let topic = records[0].topic;
+        let refused = self
+            .engine
+            .enqueue_run(&current.client, topic, &plain, tickets, give_up);
+        drop(current);
+        let mut refused = refused.into_iter().peekable();
+        for (position, &index) in valid.iter().enumerate() {
+            let Some((_, error, ticket)) = refused.next_if(|(p, ..)| *p == position) else {
+                tracker.metrics.record_sent(records[index].size());
+                continue;
+            };
+            tracker.finish_one();
+            let outcome = match error.kind() {
+                ErrorKind::Fatal => self.submit(&records[index], ticket),
+                _ => Err(error),
+            };
+            if let Err(error) = outcome {
+                fail(index, error);
+            }
         }
     }
 
