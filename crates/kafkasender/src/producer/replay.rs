@@ -81,11 +81,9 @@ pub(crate) fn replay(
             // A journal file lists the messages reported before its producer stopped; a spool
             // file lists any only if a replay of it stopped (crashed) before its end.
             let reported = spool::reported_positions(&path);
-            let may_be_written = |s: &SpooledMessage| s.may_be_written || !reported.is_empty();
             let stop = || rescue.is_stopping();
-            let lookup_now =
-                |l| already_written(l, &path, (&reported, done), may_be_written, &stop);
-            let written = match lookup.map(lookup_now) {
+            let looked_up = lookup.map(|l| already_written(l, &path, (&reported, done), &stop));
+            let written = match looked_up {
                 None => HashSet::new(),
                 Some(Ok(written)) => written,
                 Some(Err(error)) => {
@@ -122,10 +120,10 @@ pub(crate) fn replay(
                         continue;
                     }
                 };
-                let landed = may_be_written(&spooled)
-                    && lookup
-                        .and_then(|l| lookup::id_of(&spooled.record, l.header()))
-                        .is_some_and(|id| written.contains(id));
+                // Only ids the lookup was asked for come back: those of records that may be written.
+                let landed = lookup
+                    .and_then(|l| lookup::id_of(&spooled.record, l.header()))
+                    .is_some_and(|id| written.contains(id));
                 if landed {
                     lock(&file.acks).write(position); // a later replay skips it too
                     rescue.already_written.fetch_add(1, Ordering::Relaxed);
@@ -175,14 +173,15 @@ fn interrupted(
 }
 
 /// The ids, found in their topics, of the file's records that may have been written and that
-/// this replay has yet to send (after the first `done`, not `reported`).
+/// this replay has yet to send (after the first `done`, not `reported`). A spool file that lists
+/// reports was left behind by a replay that crashed: any record it did not list may be written.
 fn already_written(
     lookup: &dyn FindWritten,
     path: &std::path::Path,
     (reported, done): (&HashSet<u32>, u64),
-    may_be_written: impl Fn(&SpooledMessage) -> bool,
     stop: lookup::Stop<'_>,
 ) -> Result<HashSet<Vec<u8>>> {
+    let may_be_written = |s: &SpooledMessage| s.may_be_written || !reported.is_empty();
     let mut wanted = Wanted::default();
     for (position, item) in SpoolReader::open(path)?.enumerate() {
         let unsent = position as u64 >= done
