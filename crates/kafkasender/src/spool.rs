@@ -322,32 +322,37 @@ impl Spool {
             }
             self.forget_if_reported(&mut files, closed.sequence);
         }
-        {
+        let created = {
             let mut state = lock(&self.state);
             self.room_for(&state, frame.len())?;
-            if active.is_none() {
-                let (path, file) = self.create_file(&mut state)?;
-                let sequence = state.next_sequence - 1;
-                let acks = Acks::open(&path);
-                lock(&journal.files).insert(
-                    sequence,
-                    JournalFile {
-                        path: path.clone(),
-                        bytes: 0,
-                        appended: None,
-                        reported: 0,
-                        acks,
-                    },
-                );
-                *active = Some(ActiveJournal {
-                    sequence,
-                    file,
-                    path,
-                    bytes: MAGIC.len() as u64,
-                    appended: 0,
-                });
-            }
+            let created = match active {
+                None => Some((self.create_file(&mut state)?, state.next_sequence - 1)),
+                Some(_) => None,
+            };
             state.bytes += len;
+            created
+        };
+        // `files` is taken without `state` held: the delivery thread takes them in the other
+        // order (a report that completes a file deletes it and updates the size).
+        if let Some(((path, file), sequence)) = created {
+            let acks = Acks::open(&path);
+            lock(&journal.files).insert(
+                sequence,
+                JournalFile {
+                    path: path.clone(),
+                    bytes: 0,
+                    appended: None,
+                    reported: 0,
+                    acks,
+                },
+            );
+            *active = Some(ActiveJournal {
+                sequence,
+                file,
+                path,
+                bytes: MAGIC.len() as u64,
+                appended: 0,
+            });
         }
         let sync = match self.fsync {
             FsyncPolicy::Always => true,
@@ -1031,6 +1036,44 @@ mod tests {
         spool.release();
         assert!(spool_files(&dir).unwrap().is_empty());
         assert_eq!(spool.bytes(), 0, "the byte count follows the files");
+    }
+
+    #[test]
+    fn journaling_and_reports_on_two_threads_never_wait_for_each_other() {
+        // A sender creating a file and a report deleting one took the spool's locks in opposite
+        // orders, and a producer in journal mode could hang for good.
+        let dir = temp_dir("journal-threads");
+        let spool = std::sync::Arc::new(
+            Spool::open(&SpoolSettings {
+                mode: SpoolMode::Journal,
+                fsync: FsyncPolicy::Never,
+                ..settings(&dir, 1 << 30)
+            })
+            .unwrap()
+            .unwrap(),
+        );
+        let (places, reports) = std::sync::mpsc::channel();
+        let reporter = {
+            let spool = spool.clone();
+            std::thread::spawn(move || reports.iter().for_each(|p| spool.journal_reported(p)))
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            for i in 0..20_000 {
+                let m = message(i);
+                let place = spool
+                    .journal(&m.record.as_record(), &Entry::of(&m))
+                    .unwrap();
+                places.send(place).unwrap();
+            }
+            drop(places);
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("20,000 messages journaled and reported within a minute (no deadlock)");
+        sender.join().unwrap();
+        reporter.join().unwrap();
     }
 
     #[test]
