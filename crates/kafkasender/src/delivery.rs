@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{BorrowedMessage, Message};
-
 use crate::error::{Error, Result};
 use crate::record::{OwnedRecord, Record};
+use crate::reported::Reported;
 
 /// How a message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +91,7 @@ impl DeliveryReport {
 
     /// The report of a message librdkafka reported on, sent `attempts` times since `sent_at`.
     pub(crate) fn of_message(
-        message: &BorrowedMessage<'_>,
+        message: Reported<'_>,
         attempts: u32,
         sent_at: Instant,
         outcome: Outcome,
@@ -102,7 +101,7 @@ impl DeliveryReport {
             topic: message.topic().to_string(),
             partition: message.partition(),
             offset: if placed { message.offset() } else { -1 },
-            timestamp: message.timestamp().to_millis(),
+            timestamp: message.timestamp(),
             key: message.key().map(<[u8]>::to_vec),
             attempts,
             latency: sent_at.elapsed(),

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod producer;
 mod ratelimit;
 pub mod record;
+mod reported;
 mod retry;
 pub mod spool;
 pub mod testing;

@@ -1,9 +1,8 @@
 //! The record to send. It borrows its bytes: librdkafka copies them while `send` runs, so a caller
 //! (or a binding holding a Python `bytes` or a Node `Buffer`) never copies a payload twice.
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
-
 use crate::error::{Error, ErrorKind, Result};
+use crate::reported::Reported;
 
 /// One message header. Kafka allows repeated keys and null values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,19 +89,18 @@ impl From<&Record<'_>> for OwnedRecord {
 impl OwnedRecord {
     /// What librdkafka gives back of a failed message, to send again; `partition` is the one the
     /// caller asked for (librdkafka's message only knows the one it assigned).
-    pub(crate) fn of_message(message: &BorrowedMessage<'_>, partition: Option<i32>) -> OwnedRecord {
+    pub(crate) fn of_message(message: Reported<'_>, partition: Option<i32>) -> OwnedRecord {
         OwnedRecord {
             topic: message.topic().to_string(),
             key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers: message.headers().map_or_else(Vec::new, |headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            }),
+            value: message.value().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.map(<[u8]>::to_vec)))
+                .collect(),
             partition,
-            timestamp: message.timestamp().to_millis(),
+            timestamp: message.timestamp(),
         }
     }
 }

@@ -4,14 +4,13 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use rdkafka::bindings::{rd_kafka_fatal_error, rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::bindings::{rd_kafka_fatal_error, rd_kafka_msg_status_t};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafka;
@@ -25,6 +24,7 @@ use crate::delivery::{DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind};
 use crate::lock;
 use crate::record::OwnedRecord;
+use crate::reported::Reported;
 
 /// What librdkafka's statistics JSON is passed to, every `statistics.interval.ms`.
 pub type StatisticsCallback = Box<dyn Fn(&str) + Send + Sync + 'static>;
@@ -50,9 +50,8 @@ pub(crate) enum Written {
 }
 
 impl Written {
-    fn of(message: &BorrowedMessage<'_>) -> Written {
-        // SAFETY: the message is alive for the call.
-        match unsafe { rd_kafka_message_status(message.ptr()) } {
+    fn of(message: Reported<'_>) -> Written {
+        match message.status() {
             rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED => Written::No,
             rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_PERSISTED => Written::Yes,
             _ => Written::Possibly,
@@ -80,8 +79,6 @@ pub(crate) struct Context {
     pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) failures: Arc<dyn Failures>,
     pub(crate) on_statistics: Option<Arc<StatisticsCallback>>,
-    /// The last error event and when it came (see [`Context::is_second_report_of_last_error`]).
-    pub(crate) last_error: Mutex<Option<(String, Instant)>>,
     /// Authentication and TLS failures, for the watchdog.
     pub(crate) credentials: Arc<CredentialFailures>,
     /// The client this context belongs to, set once it exists (see [`Context::is_fatal`]).
@@ -98,23 +95,7 @@ pub(crate) struct NativeClient(pub(crate) *mut RDKafka);
 unsafe impl Send for NativeClient {}
 unsafe impl Sync for NativeClient {}
 
-/// How close together two reports of one error event arrive.
-const SAME_EVENT_WINDOW: Duration = Duration::from_millis(2);
-
 impl Context {
-    /// rust-rdkafka 0.39 hands each error event to `ClientContext::error` twice (`Client::poll_event`
-    /// handles it and returns it, and `BaseProducer::poll` handles it again), back to back on the
-    /// delivery thread. The second of two identical reports within a few milliseconds is that
-    /// echo; skipping it costs nothing even if it was a real repeat, which says nothing new.
-    fn is_second_report_of_last_error(&self, error: &KafkaError, reason: &str) -> bool {
-        let event = format!("{error}|{reason}");
-        let now = Instant::now();
-        let mut last = lock(&self.last_error);
-        let echo = matches!(&*last, Some((previous, at)) if *previous == event && now.duration_since(*at) < SAME_EVENT_WINDOW);
-        *last = if echo { None } else { Some((event, now)) };
-        echo
-    }
-
     /// The context of a client that replaces this one's (see `recovery`): the same state.
     pub(crate) fn renewed(&self) -> Context {
         Context {
@@ -122,7 +103,6 @@ impl Context {
             breaker: self.breaker.clone(),
             failures: self.failures.clone(),
             on_statistics: self.on_statistics.clone(),
-            last_error: Mutex::default(),
             credentials: self.credentials.clone(),
             native: OnceLock::new(),
             round_robin: self.round_robin.clone(),
@@ -204,9 +184,6 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.is_second_report_of_last_error(&error, reason) {
-            return;
-        }
         let code = error.rdkafka_error_code();
         if code == Some(RDKafkaErrorCode::Fatal) {
             self.tracker.fatal.store(true, Ordering::Release);
@@ -241,13 +218,24 @@ impl ProducerContext<RoundRobin> for Context {
         self.round_robin.as_deref()
     }
 
-    fn delivery(&self, result: &DeliveryResult<'_>, mut ticket: Ticket) {
-        let (message, error) = match result {
-            Ok(message) => {
+    /// Only while a client is dropped: rust-rdkafka serves its queue one last time.
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Ticket) {
+        let message = match result {
+            Ok(message) | Err((_, message)) => message,
+        };
+        self.on_report(Reported::of(message), ticket);
+    }
+}
+
+impl Context {
+    /// A message librdkafka is done with: delivered, or failed (see [`Failures`]).
+    pub(crate) fn on_report(&self, message: Reported<'_>, mut ticket: Ticket) {
+        let error = match message.error() {
+            None => {
                 self.credentials.clear();
-                (message, None)
+                None
             }
-            Err((error, message)) => (message, Some(self.delivery_error(error))),
+            Some(code) => Some(self.delivery_error(code)),
         };
         if let (None, Some(breaker)) = (&ticket.dead_letter, &self.breaker) {
             // Only failures that say the brokers are in trouble count, not refusals of one message.
@@ -305,11 +293,9 @@ impl ProducerContext<RoundRobin> for Context {
             self.tracker.finish(ticket, report);
         }
     }
-}
 
-impl Context {
-    fn delivery_error(&self, error: &KafkaError) -> Error {
-        let error = delivery_error(error);
+    fn delivery_error(&self, code: RDKafkaErrorCode) -> Error {
+        let error = delivery_error(code);
         if error.kind() != ErrorKind::Closed {
             return error;
         }
@@ -326,16 +312,13 @@ impl Context {
     }
 }
 
-fn delivery_error(error: &KafkaError) -> Error {
-    match error.rdkafka_error_code() {
-        Some(code @ (RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)) => {
-            Error::from_code(
-                code,
-                "the producer closed before the message was acknowledged",
-            )
-        }
-        Some(code) => Error::from_code(code, "delivery failed"),
-        None => Error::from(error.clone()),
+fn delivery_error(code: RDKafkaErrorCode) -> Error {
+    match code {
+        RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight => Error::from_code(
+            code,
+            "the producer closed before the message was acknowledged",
+        ),
+        code => Error::from_code(code, "delivery failed"),
     }
 }
 

@@ -15,6 +15,7 @@ use rdkafka::util::IntoOpaque;
 
 use super::context::{Context, NativeClient};
 use super::message::Ticket;
+use super::poll::{self, Retired};
 use super::round_robin::RoundRobin;
 use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
@@ -42,6 +43,8 @@ pub(crate) struct Engine {
     stop: AtomicBool,
     enqueue_timeout: Duration,
     ids: Option<MessageIds>,
+    /// Handled delivery reports, for the next send to destroy (see [`Retired`]).
+    pub(crate) retired: Retired,
 }
 
 /// The client sends go to now, and whether the producer is open.
@@ -100,6 +103,7 @@ impl Engine {
                     prefix: fastrand::u64(..),
                     next: AtomicU64::new(0),
                 }),
+            retired: Retired::default(),
         })
     }
 
@@ -230,6 +234,7 @@ impl Engine {
         ticket: Ticket,
         mut give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), (Error, Ticket)> {
+        self.retired.destroy_on_sender();
         let mut base: BaseRecord<'_, [u8], [u8], Ticket> =
             BaseRecord::with_opaque_to(record.topic, ticket);
         base.key = record.key;
@@ -265,9 +270,7 @@ impl Engine {
                         return Err((self.queue_full_error(), returned.delivery_opaque));
                     }
                     base = returned;
-                    // Room comes a whole delivered batch at a time, so a short nap between tries
-                    // costs nothing in throughput and keeps the delivery thread from waking us per message.
-                    thread::sleep(QUEUE_FULL_RECHECK);
+                    self.wait_for_room();
                 }
                 Err((error, returned)) => {
                     let error = match error.rdkafka_error_code() {
@@ -294,6 +297,7 @@ impl Engine {
         mut give_up: impl FnMut() -> bool,
     ) -> Vec<(usize, Error, Ticket)> {
         debug_assert!(self.ids.is_none(), "a plain run gets no id header");
+        self.retired.destroy_on_sender();
         let refuse_all = |error: Error, tickets: Vec<Ticket>| {
             tickets
                 .into_iter()
@@ -383,7 +387,7 @@ impl Engine {
                 break;
             }
             at = first_refused;
-            thread::sleep(QUEUE_FULL_RECHECK);
+            self.wait_for_room();
         }
         // SAFETY: the handle from `rd_kafka_topic_new`, used no more.
         unsafe { rdsys::rd_kafka_topic_destroy(rkt) };
@@ -398,6 +402,16 @@ impl Engine {
                 self.enqueue_timeout
             ),
         )
+    }
+
+    /// Between tries on a full queue: the room reports free once they are destroyed, which this
+    /// sender does if they wait for it; otherwise a short nap. Room comes a whole delivered batch
+    /// at a time, so the nap costs nothing in throughput and keeps the delivery thread from
+    /// waking senders per message.
+    fn wait_for_room(&self) {
+        if !self.retired.destroy_on_sender() {
+            thread::sleep(QUEUE_FULL_RECHECK);
+        }
     }
 
     /// Whether records get an id header (`message.id.header`).
@@ -437,7 +451,7 @@ impl Engine {
     pub(crate) fn run_delivery_loop(&self, mut watchdog: Watchdog, recover: impl Fn()) {
         while !self.stop.load(Ordering::Acquire) {
             let client = self.client();
-            client.poll(POLL_INTERVAL);
+            poll::serve(&client, POLL_INTERVAL, &self.retired);
             client.context().deliver_handoffs();
             if watchdog.check(client.context(), Instant::now()) == Verdict::Refuse {
                 self.purge(); // what waits is reported with the authentication error
@@ -450,8 +464,9 @@ impl Engine {
         }
         // Reports made ready by a last purge or a last hand-off.
         let client = self.client();
-        client.poll(Duration::ZERO);
+        poll::serve(&client, Duration::ZERO, &self.retired);
         client.context().deliver_handoffs();
+        self.retired.destroy_all();
     }
 
     /// Whether `client` failed fatally; if so, sends wait for a recovery or fail from now on.
@@ -592,7 +607,6 @@ mod tests {
             breaker: None,
             failures: Arc::new(ReportAsIs),
             on_statistics: None,
-            last_error: Default::default(),
             credentials: Default::default(),
             native: Default::default(),
             round_robin: None,

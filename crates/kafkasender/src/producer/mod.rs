@@ -6,6 +6,7 @@
 //! - `gate`: 1. validate, 2. rate limit, 3. circuit breaker, before anything is enqueued;
 //! - `engine`: 4. librdkafka, with backpressure on a full queue, and the delivery loop (a batch's
 //!   runs of plain records go in together, without the per-record topic lookup);
+//! - `poll`: librdkafka's event queue, served on the delivery thread; each report goes to
 //! - `context`: librdkafka's callbacks: a delivered message is reported, a failed one goes to
 //! - `rescue`: 5. client re-send with backoff, then the dead-letter topic, then the spool;
 //! - `replay`: what the spool kept goes through the path again, but what `lookup` finds in its
@@ -25,6 +26,7 @@ mod health_check;
 mod lookup;
 mod message;
 mod partitioner;
+mod poll;
 mod publish;
 mod recovery;
 mod replay;
@@ -161,7 +163,6 @@ impl Producer {
             breaker: gate.breaker.clone(),
             failures: rescue.clone(),
             on_statistics: on_statistics.map(Arc::new),
-            last_error: Mutex::new(None),
             credentials: Default::default(),
             native: Default::default(),
             round_robin: (settings.partition_strategy == PartitionStrategy::RoundRobin)

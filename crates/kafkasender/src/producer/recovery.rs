@@ -26,6 +26,7 @@ use rdkafka::producer::{Producer as _, PurgeConfig};
 
 use super::context::{Failure, Finished};
 use super::engine::{transaction_call, Engine, TransactionCall};
+use super::poll;
 use super::transaction::Transactions;
 use crate::delivery::{DeliveryReport, Outcome};
 use crate::error::{Error, ErrorKind};
@@ -139,9 +140,11 @@ pub(crate) fn recover(
     dead.purge(PurgeConfig::default().queue().inflight());
     let deadline = Instant::now() + DRAIN;
     while dead.in_flight_count() > 0 && Instant::now() < deadline {
-        dead.poll(Duration::from_millis(10));
+        poll::serve(&dead, Duration::from_millis(10), &engine.retired);
+        engine.retired.destroy_all(); // their messages count as in flight until then
     }
-    dead.poll(Duration::ZERO);
+    poll::serve(&dead, Duration::ZERO, &engine.retired);
+    engine.retired.destroy_all(); // none may outlive the dead client
     let replaced = engine.new_client(&dead).and_then(|client| {
         if transactions.is_some() {
             transaction_call(&client, TransactionCall::Init(transaction_timeout))
