@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use memmap2::{MmapMut, MmapOptions};
+
 use crate::config::{FsyncPolicy, SpoolMode, SpoolSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock;
@@ -102,6 +104,102 @@ struct ActiveJournal {
     bytes: u64,
     /// Messages appended so far; the next one's position.
     appended: u32,
+    /// The mapped stretch of the file appends are copied to, and its offset in the file.
+    window: Option<(u64, MmapMut)>,
+}
+
+/// Journal appends are copied into a memory map of the file, a window at a time: no system call
+/// per message. A copy is in the page cache at once, as a write would be, so a process killed
+/// after `send` returned cannot take it back; `spool.fsync` makes it durable as before. Each
+/// window's blocks are allocated before it is mapped, so a full disk refuses the send rather
+/// than raising SIGBUS. (Small in tests, like the files.)
+const JOURNAL_WINDOW: u64 = if cfg!(test) { 4 << 10 } else { 4 << 20 };
+
+impl ActiveJournal {
+    /// Copies `frame` to the end of the file. On failure nothing counts as appended: the next
+    /// append writes over what was copied.
+    fn append(&mut self, frame: &[u8]) -> io::Result<()> {
+        let start = self.bytes;
+        let copied = self.copy(frame);
+        if copied.is_err() {
+            self.bytes = start;
+        }
+        copied
+    }
+
+    fn copy(&mut self, mut rest: &[u8]) -> io::Result<()> {
+        while !rest.is_empty() {
+            let bytes = self.bytes;
+            let (offset, map) = match &mut self.window {
+                Some((offset, map)) if bytes < *offset + map.len() as u64 => (*offset, map),
+                _ => {
+                    self.map_window()?;
+                    continue;
+                }
+            };
+            let at = (bytes - offset) as usize;
+            let n = rest.len().min(map.len() - at);
+            map[at..at + n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            self.bytes += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Maps the window that holds the end of the file.
+    fn map_window(&mut self) -> io::Result<()> {
+        self.window = None; // unmapped; what was copied stays in the page cache
+        let offset = self.bytes / JOURNAL_WINDOW * JOURNAL_WINDOW;
+        allocate(&self.file, offset, JOURNAL_WINDOW)?;
+        // SAFETY: the file is this producer's alone (the directory's lock keeps others out) and
+        // keeps its size while mapped: it is cut to its records only once unmapped (`close`).
+        let map = unsafe {
+            MmapOptions::new()
+                .offset(offset)
+                .len(JOURNAL_WINDOW as usize)
+                .map_mut(&self.file)?
+        };
+        self.window = Some((offset, map));
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        // fdatasync writes back the pages dirtied through the map as well (msync is for the
+        // mapped range only, and earlier windows are unmapped).
+        self.file.sync_data()
+    }
+
+    /// Unmaps the window and cuts the file to its records (a killed producer leaves up to one
+    /// window of zeros after them, which readers take as the end).
+    fn close(mut self) {
+        self.window = None;
+        if let Err(error) = self.file.set_len(self.bytes) {
+            tracing::warn!(target: "kafkasender", path = %self.path.display(), %error,
+                "cannot cut a journal file to its records; readers stop at its zeros");
+        }
+    }
+}
+
+/// Allocates `len` bytes of `file` from `offset`, growing it as needed.
+fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (offset, len) = (offset as libc::off_t, len as libc::off_t);
+        // SAFETY: a valid descriptor; no memory is passed.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) } == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(error);
+        }
+    }
+    // Without fallocate: a sparse file of that size (a full disk then shows on the copy).
+    if file.metadata()?.len() < offset + len {
+        file.set_len(offset + len)?;
+    }
+    Ok(())
 }
 
 struct JournalFile {
@@ -280,8 +378,10 @@ impl Spool {
             "{FILE_PREFIX}{:020}{FILE_SUFFIX}",
             state.next_sequence
         ));
+        // Readable too: a journal file is mapped.
         let mut file = OpenOptions::new()
             .create_new(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| io_error("cannot create", &path, e))?;
@@ -315,12 +415,14 @@ impl Spool {
             .is_some_and(|a| a.bytes + len > JOURNAL_FILE_BYTES)
         {
             let closed = active.take().expect("checked above");
+            let (sequence, bytes, appended) = (closed.sequence, closed.bytes, closed.appended);
+            closed.close();
             let mut files = lock(&journal.files);
-            if let Some(file) = files.get_mut(&closed.sequence) {
-                file.bytes = closed.bytes;
-                file.appended = Some(closed.appended);
+            if let Some(file) = files.get_mut(&sequence) {
+                file.bytes = bytes;
+                file.appended = Some(appended);
             }
-            self.forget_if_reported(&mut files, closed.sequence);
+            self.forget_if_reported(&mut files, sequence);
         }
         let created = {
             let mut state = lock(&self.state);
@@ -352,6 +454,7 @@ impl Spool {
                 path,
                 bytes: MAGIC.len() as u64,
                 appended: 0,
+                window: None,
             });
         }
         let sync = match self.fsync {
@@ -360,20 +463,15 @@ impl Spool {
             FsyncPolicy::Never => false,
         };
         let active = active.as_mut().expect("created above");
-        // One write call per message: `send` returns only once the kernel has it, which a killed
-        // process cannot take back.
         active
-            .file
-            .write_all(frame)
+            .append(frame)
             .map_err(|e| io_error("cannot append to", &active.path, e))?;
         if sync {
             active
-                .file
-                .sync_data()
+                .sync()
                 .map_err(|e| io_error("cannot fsync", &active.path, e))?;
             *last_sync = Some(Instant::now());
         }
-        active.bytes += len;
         let position = active.appended;
         active.appended += 1;
         Ok((active.sequence, position))
@@ -487,11 +585,12 @@ impl Spool {
             let active = lock(&journal.writer).active.take();
             let mut files = lock(&journal.files);
             if let Some(active) = active {
-                let _ = active.file.sync_data();
+                let _ = active.sync();
                 if let Some(file) = files.get_mut(&active.sequence) {
                     file.bytes = active.bytes;
                     file.appended = Some(active.appended);
                 }
+                active.close();
             }
             for file in files.values_mut() {
                 file.acks.flush();
@@ -572,6 +671,11 @@ impl Iterator for SpoolReader {
         let mut frame_header = [0u8; 8];
         match read_fully(&mut self.reader, &mut frame_header) {
             Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            // A journal's allocated tail, after the last record of a killed producer.
+            Ok(8) if frame_header == [0; 8] => {
                 self.done = true;
                 return None;
             }
@@ -1074,6 +1178,33 @@ mod tests {
             .expect("20,000 messages journaled and reported within a minute (no deadlock)");
         sender.join().unwrap();
         reporter.join().unwrap();
+    }
+
+    #[test]
+    fn a_killed_producers_journal_reads_back_every_record_and_stops_at_its_zeros() {
+        let dir = temp_dir("journal-killed");
+        let spool = Spool::open(&SpoolSettings {
+            mode: SpoolMode::Journal,
+            ..settings(&dir, 1 << 20)
+        })
+        .unwrap()
+        .unwrap();
+        journal_messages(&spool, 0..3);
+        std::mem::forget(spool); // no release, no cut: what kill -9 leaves
+        let files = spool_files(&dir).unwrap();
+        assert_eq!(files.len(), 1);
+        let size = fs::metadata(&files[0]).unwrap().len();
+        assert_eq!(
+            size, JOURNAL_WINDOW,
+            "the allocated window, zeros after the records"
+        );
+        let read: Vec<_> = SpoolReader::open(&files[0]).unwrap().collect();
+        assert_eq!(
+            read,
+            (0..3).map(|i| Ok(message(i))).collect::<Vec<_>>(),
+            "every record, and no torn one for the zeros"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
