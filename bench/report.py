@@ -50,6 +50,7 @@ def catalogue():
     v = peer_versions()
     return {
         "librdkafka-header": ("librdkafka", None, RAW),
+        "librdkafka-self-poll": ("librdkafka", None, RAW),
         "rust-send-journal": ("Rust", None, "librdkafka-header"),
         "c-send": ("C", "kafkasender C `ks_producer_send` + callback", "rust-send"),
         "go-send-async": ("Go", "kafkasender Go `SendAsync`", "confluent-go"),

@@ -47,10 +47,18 @@ const BATCH: usize = 10_000;
 const RAW: &str = "librdkafka";
 /// The ceiling for contenders whose messages carry an id header (the journal's).
 const RAW_WITH_HEADER: &str = "librdkafka-header";
+/// Raw librdkafka polled by the thread that sends, as confluent-kafka-python is: each message is
+/// freed by the thread that allocated it. Not a ceiling (its reports wait for the next send),
+/// but where the core's speed past a poll thread comes from (see the core's `producer::poll`).
+const RAW_SELF_POLLED: &str = "librdkafka-self-poll";
 
 /// The contenders built into this binary, each run in a child process by `bench-run`.
-const BUILT_IN: [(&str, &str); 6] = [
+const BUILT_IN: [(&str, &str); 7] = [
     (RAW, "raw librdkafka (rdkafka BaseProducer + poll thread)"),
+    (
+        RAW_SELF_POLLED,
+        "raw librdkafka, polled by the sending thread (poll(0) every 16 sends)",
+    ),
     (
         RAW_WITH_HEADER,
         "raw librdkafka, one 33-byte header per message (what an x-ks-id costs librdkafka)",
@@ -472,8 +480,9 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
     };
     let recorder: &'static Recorder = Box::leak(Box::new(Recorder::new()));
     match args.contender.as_str() {
-        RAW => raw_librdkafka(&config, &load, recorder, false)?,
-        RAW_WITH_HEADER => raw_librdkafka(&config, &load, recorder, true)?,
+        RAW => raw_librdkafka(&config, &load, recorder, Raw::PollThread)?,
+        RAW_WITH_HEADER => raw_librdkafka(&config, &load, recorder, Raw::WithHeader)?,
+        RAW_SELF_POLLED => raw_librdkafka(&config, &load, recorder, Raw::SelfPolled)?,
         "rust-send" => kafkasender_send(config, &load, recorder)?,
         "rust-send-batch" => kafkasender_send_batch(config, &load, recorder)?,
         "rust-send-resilience" => {
@@ -753,12 +762,22 @@ impl ProducerContext for RawContext {
     }
 }
 
+/// The raw librdkafka contenders.
+#[derive(Clone, Copy, PartialEq)]
+enum Raw {
+    PollThread,
+    WithHeader,
+    /// Polled by the sending thread once the warm-up message is delivered.
+    SelfPolled,
+}
+
 fn raw_librdkafka(
     config: &Config,
     load: &Load<'_>,
     recorder: &'static Recorder,
-    with_header: bool,
+    raw: Raw,
 ) -> anyhow::Result<()> {
+    let self_polled = raw == Raw::SelfPolled;
     let mut client_config = rdkafka::ClientConfig::new();
     for (key, value) in config.librdkafka_properties() {
         client_config.set(key, value);
@@ -769,8 +788,8 @@ fn raw_librdkafka(
     let poller = {
         let (producer, done) = (producer.clone(), done.clone());
         thread::spawn(move || {
-            while !done.load(Ordering::Acquire) {
-                producer.poll(Duration::from_millis(100));
+            while !done.load(Ordering::Acquire) && !(self_polled && recorder.delivered() > 0) {
+                producer.poll(Duration::from_millis(10));
             }
         })
     };
@@ -779,7 +798,7 @@ fn raw_librdkafka(
         let mut record = BaseRecord::with_opaque_to(load.topic, Box::new(Instant::now()))
             .key(&key[..])
             .payload(&load.payload[..]);
-        if with_header {
+        if raw == Raw::WithHeader {
             // The shape of kafkasender's ids: a 16-digit prefix, '-', a hex sequence number,
             // written on the stack as the core writes them (an allocation here would be a cost
             // of the benchmark, not of the header).
@@ -790,11 +809,20 @@ fn raw_librdkafka(
                 value: Some(&id[..]),
             }));
         }
+        // rust-rdkafka's poll handles at most one event per zero-timeout call: often enough for
+        // events to never queue up (a few per millisecond).
+        if self_polled && i % 16 == 0 {
+            producer.poll(Duration::ZERO);
+        }
         loop {
             match producer.send::<[u8], [u8]>(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
+                    if self_polled {
+                        producer.poll(Duration::from_millis(1));
+                        continue;
+                    }
                     thread::sleep(Duration::from_millis(1));
                 }
                 Err((error, _)) => return Err(error.into()),
@@ -802,6 +830,9 @@ fn raw_librdkafka(
         }
     };
     load.run(recorder, send)?;
+    while self_polled && recorder.delivered() < load.count {
+        producer.poll(Duration::from_millis(1));
+    }
     recorder.wait_for(load.count)?;
     done.store(true, Ordering::Release);
     poller.join().expect("poll thread");
