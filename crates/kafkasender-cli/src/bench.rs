@@ -788,7 +788,7 @@ fn raw_librdkafka(
     let poller = {
         let (producer, done) = (producer.clone(), done.clone());
         thread::spawn(move || {
-            while !done.load(Ordering::Acquire) && !(self_polled && recorder.delivered() > 0) {
+            while !(done.load(Ordering::Acquire) || self_polled && recorder.delivered() > 0) {
                 producer.poll(Duration::from_millis(10));
             }
         })
@@ -811,7 +811,7 @@ fn raw_librdkafka(
         }
         // rust-rdkafka's poll handles at most one event per zero-timeout call: often enough for
         // events to never queue up (a few per millisecond).
-        if self_polled && i % 16 == 0 {
+        if self_polled && i.is_multiple_of(16) {
             producer.poll(Duration::ZERO);
         }
         loop {

@@ -681,4 +681,47 @@ mod tests {
         delivery.join().unwrap();
         assert_eq!(engine.queue_depth(), 0);
     }
+
+    #[test]
+    fn a_reported_message_frees_its_room_for_the_next_send_or_idle_for_the_delivery_thread() {
+        let engine = engine_without_brokers(); // room for one message
+        let delivery = {
+            let engine = engine.clone();
+            let watchdog = Watchdog::new(&Config::builder().brokers("x:1").build().unwrap());
+            thread::spawn(move || engine.run_delivery_loop(watchdog, || {}))
+        };
+        let client = engine.client();
+        let record = Record::new("orders").value("v");
+        let (sender, reports) = mpsc::channel();
+        let send_and_purge = |tries: u32| {
+            let sender = sender.clone();
+            let mut tried = 0;
+            let sent = engine.enqueue(
+                &client,
+                &record,
+                Ticket::new(move |r| sender.send(r).unwrap()),
+                || {
+                    tried += 1;
+                    tried >= tries
+                },
+            );
+            assert!(sent.is_ok(), "room after {tried} tries");
+            engine.tracker.accept();
+            engine.purge();
+            let report = reports.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(report.error().map(Error::kind), Some(ErrorKind::Closed));
+        };
+        send_and_purge(1);
+        // The report is out, but its message holds the one place until its event is destroyed:
+        // the next send does that at once (the delivery thread would wait two polls, 10 ms each).
+        send_and_purge(3);
+        // No send comes: the delivery thread destroys it.
+        let idle = Instant::now();
+        while engine.queue_depth() > 0 {
+            assert!(idle.elapsed() < Duration::from_secs(1), "freed while idle");
+            thread::sleep(Duration::from_millis(5));
+        }
+        engine.stop_delivery();
+        delivery.join().unwrap();
+    }
 }

@@ -24,7 +24,8 @@ use super::message::Ticket;
 use crate::lock;
 use crate::reported::Reported;
 
-/// Serves `client`'s event queue for up to `timeout` (or once, with a zero timeout).
+/// Serves `client`'s event queue until `timeout` has passed; with a zero timeout, until the
+/// queue is empty.
 pub(crate) fn serve(client: &Arc<Client>, timeout: Duration, retired: &Retired) {
     let deadline = Instant::now() + timeout;
     // SAFETY: a new reference to the client's main queue, destroyed below.
@@ -34,10 +35,12 @@ pub(crate) fn serve(client: &Arc<Client>, timeout: Duration, retired: &Retired) 
         let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: a live queue; the event, if any, is ours to destroy.
         let event = unsafe { rdsys::rd_kafka_queue_poll(queue, wait_ms) };
-        if let Some(event) = NonNull::new(event) {
-            handle(client, event, retired);
+        match NonNull::new(event) {
+            Some(event) => handle(client, event, retired),
+            None if timeout.is_zero() => break,
+            None => {}
         }
-        if Instant::now() >= deadline {
+        if !timeout.is_zero() && Instant::now() >= deadline {
             break;
         }
     }
