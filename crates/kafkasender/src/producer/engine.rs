@@ -426,7 +426,9 @@ impl Engine {
         &self,
         call: TransactionCall,
     ) -> std::result::Result<(), CallFailure> {
-        transaction_call(&self.client(), call)
+        // Committing or aborting waits in librdkafka until every message is freed.
+        self.retired
+            .while_urgent(|| transaction_call(&self.client(), call))
     }
 
     /// Fails what librdkafka has not sent yet; each message is then reported `closed`.

@@ -8,7 +8,7 @@
 use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,12 +148,33 @@ pub(crate) struct Retired {
     waiting: AtomicBool,
     /// Whether the events waiting were there at the end of the previous poll already.
     unclaimed: AtomicBool,
+    /// Threads waiting in librdkafka for every message to be freed (a transaction's commit or
+    /// abort flushes): events are destroyed at once meanwhile.
+    urgent: AtomicUsize,
 }
 
 impl Retired {
     fn keep(&self, event: HandledEvent) {
-        lock(&self.events).push(event);
+        let mut events = lock(&self.events);
+        // Read under the lock, so that `while_urgent`'s `destroy_all` cannot miss this event.
+        if self.urgent.load(Ordering::Acquire) > 0 {
+            drop(events);
+            drop(event);
+            return;
+        }
+        events.push(event);
+        drop(events);
         self.waiting.store(true, Ordering::Release);
+    }
+
+    /// Runs `call`, which waits in librdkafka for every message to be freed, with nothing
+    /// waiting here to be destroyed meanwhile.
+    pub(crate) fn while_urgent<T>(&self, call: impl FnOnce() -> T) -> T {
+        self.urgent.fetch_add(1, Ordering::AcqRel);
+        self.destroy_all();
+        let result = call();
+        self.urgent.fetch_sub(1, Ordering::AcqRel);
+        result
     }
 
     /// On a sending thread: destroys the events waiting, if the delivery thread is not adding
