@@ -69,6 +69,7 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
                 }
                 retired.keep(HandledEvent {
                     event,
+                    messages: rdsys::rd_kafka_event_message_count(ev),
                     _client: client.clone(),
                 });
                 return;
@@ -117,6 +118,8 @@ fn log_level(level: i32) -> RDKafkaLogLevel {
 /// its client, which must outlive it.
 pub(crate) struct HandledEvent {
     event: NonNull<rdsys::rd_kafka_event_t>,
+    /// How many messages it frees.
+    messages: usize,
     _client: Arc<Client>,
 }
 
@@ -148,6 +151,8 @@ pub(crate) struct Retired {
     waiting: AtomicBool,
     /// Whether the events waiting were there at the end of the previous poll already.
     unclaimed: AtomicBool,
+    /// Messages in the events waiting: librdkafka counts them as queued until they are freed.
+    messages: AtomicUsize,
     /// Threads waiting in librdkafka for every message to be freed (a transaction's commit or
     /// abort flushes): events are destroyed at once meanwhile.
     urgent: AtomicUsize,
@@ -162,9 +167,22 @@ impl Retired {
             drop(event);
             return;
         }
+        self.messages.fetch_add(event.messages, Ordering::Relaxed);
         events.push(event);
         drop(events);
         self.waiting.store(true, Ordering::Release);
+    }
+
+    /// Messages reported but not yet freed.
+    pub(crate) fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Relaxed) as u64
+    }
+
+    /// Destroys `taken`, then stops counting its messages.
+    fn destroy(&self, taken: Vec<HandledEvent>) {
+        let messages = taken.iter().map(|e| e.messages).sum();
+        drop(taken);
+        self.messages.fetch_sub(messages, Ordering::Relaxed);
     }
 
     /// Runs `call`, which waits in librdkafka for every message to be freed, with nothing
@@ -190,7 +208,9 @@ impl Retired {
         self.waiting.store(false, Ordering::Release);
         self.unclaimed.store(false, Ordering::Relaxed);
         drop(events);
-        !taken.is_empty()
+        let destroyed = !taken.is_empty();
+        self.destroy(taken);
+        destroyed
     }
 
     /// At the end of a poll: destroys the events that waited since the previous one.
@@ -208,6 +228,6 @@ impl Retired {
         let taken = std::mem::take(&mut *lock(&self.events));
         self.waiting.store(false, Ordering::Release);
         self.unclaimed.store(false, Ordering::Relaxed);
-        drop(taken);
+        self.destroy(taken);
     }
 }
