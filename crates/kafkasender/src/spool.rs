@@ -170,12 +170,35 @@ impl ActiveJournal {
     }
 
     /// Unmaps the window and cuts the file to its records (a killed producer leaves up to one
-    /// window of zeros after them, which readers take as the end).
-    fn close(mut self) {
+    /// window of zeros after them, which readers take as the end). Returns what the file list
+    /// keeps of it: see [`JournalFile::closed`].
+    fn close(mut self) -> ClosedJournal {
         self.window = None;
         if let Err(error) = self.file.set_len(self.bytes) {
             tracing::warn!(target: "kafkasender", path = %self.path.display(), %error,
                 "cannot cut a journal file to its records; readers stop at its zeros");
+        }
+        ClosedJournal {
+            sequence: self.sequence,
+            bytes: self.bytes,
+            appended: self.appended,
+        }
+    }
+}
+
+/// A journal file just closed for appends.
+struct ClosedJournal {
+    sequence: u64,
+    bytes: u64,
+    appended: u32,
+}
+
+impl JournalFile {
+    /// Notes the file's final size and message count, in `files` if it is still listed.
+    fn closed(files: &mut BTreeMap<u64, JournalFile>, closed: &ClosedJournal) {
+        if let Some(file) = files.get_mut(&closed.sequence) {
+            file.bytes = closed.bytes;
+            file.appended = Some(closed.appended);
         }
     }
 }
@@ -414,15 +437,10 @@ impl Spool {
             .as_ref()
             .is_some_and(|a| a.bytes + len > JOURNAL_FILE_BYTES)
         {
-            let closed = active.take().expect("checked above");
-            let (sequence, bytes, appended) = (closed.sequence, closed.bytes, closed.appended);
-            closed.close();
+            let closed = active.take().expect("checked above").close();
             let mut files = lock(&journal.files);
-            if let Some(file) = files.get_mut(&sequence) {
-                file.bytes = bytes;
-                file.appended = Some(appended);
-            }
-            self.forget_if_reported(&mut files, sequence);
+            JournalFile::closed(&mut files, &closed);
+            self.forget_if_reported(&mut files, closed.sequence);
         }
         let created = {
             let mut state = lock(&self.state);
@@ -586,11 +604,7 @@ impl Spool {
             let mut files = lock(&journal.files);
             if let Some(active) = active {
                 let _ = active.sync();
-                if let Some(file) = files.get_mut(&active.sequence) {
-                    file.bytes = active.bytes;
-                    file.appended = Some(active.appended);
-                }
-                active.close();
+                JournalFile::closed(&mut files, &active.close());
             }
             for file in files.values_mut() {
                 file.acks.flush();

@@ -9,7 +9,7 @@ use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
@@ -178,13 +178,6 @@ impl Retired {
         self.messages.load(Ordering::Relaxed) as u64
     }
 
-    /// Destroys `taken`, then stops counting its messages.
-    fn destroy(&self, taken: Vec<HandledEvent>) {
-        let messages = taken.iter().map(|e| e.messages).sum();
-        drop(taken);
-        self.messages.fetch_sub(messages, Ordering::Relaxed);
-    }
-
     /// Runs `call`, which waits in librdkafka for every message to be freed, with nothing
     /// waiting here to be destroyed meanwhile.
     pub(crate) fn while_urgent<T>(&self, call: impl FnOnce() -> T) -> T {
@@ -201,16 +194,10 @@ impl Retired {
         if !self.waiting.load(Ordering::Acquire) {
             return false;
         }
-        let Ok(mut events) = self.events.try_lock() else {
-            return false;
-        };
-        let taken = std::mem::take(&mut *events);
-        self.waiting.store(false, Ordering::Release);
-        self.unclaimed.store(false, Ordering::Relaxed);
-        drop(events);
-        let destroyed = !taken.is_empty();
-        self.destroy(taken);
-        destroyed
+        match self.events.try_lock() {
+            Ok(events) => self.destroy_taken(events),
+            Err(_) => false,
+        }
     }
 
     /// At the end of a poll: destroys the events that waited since the previous one.
@@ -225,9 +212,20 @@ impl Retired {
 
     /// Destroys every event waiting (before their client goes, and when delivery stops).
     pub(crate) fn destroy_all(&self) {
-        let taken = std::mem::take(&mut *lock(&self.events));
+        self.destroy_taken(lock(&self.events));
+    }
+
+    /// Empties the locked `events`, then destroys what they held with the lock let go and stops
+    /// counting their messages. Returns whether there were any.
+    fn destroy_taken(&self, mut events: MutexGuard<'_, Vec<HandledEvent>>) -> bool {
+        let taken = std::mem::take(&mut *events);
         self.waiting.store(false, Ordering::Release);
         self.unclaimed.store(false, Ordering::Relaxed);
-        self.destroy(taken);
+        drop(events);
+        let any = !taken.is_empty();
+        let messages: usize = taken.iter().map(|e| e.messages).sum();
+        drop(taken);
+        self.messages.fetch_sub(messages, Ordering::Relaxed);
+        any
     }
 }
