@@ -1028,6 +1028,14 @@ mod tests {
         }
     }
 
+    /// [`settings`] in journal mode, with room for 1 MiB.
+    fn journaling(dir: &Path) -> SpoolSettings {
+        SpoolSettings {
+            mode: SpoolMode::Journal,
+            ..settings(dir, 1 << 20)
+        }
+    }
+
     fn message(i: u32) -> SpooledMessage {
         SpooledMessage {
             record: OwnedRecord {
@@ -1132,12 +1140,7 @@ mod tests {
     #[test]
     fn full_journal_files_close_and_go_once_their_messages_are_reported() {
         let dir = temp_dir("journal-files");
-        let spool = Spool::open(&SpoolSettings {
-            mode: SpoolMode::Journal,
-            ..settings(&dir, 1 << 20)
-        })
-        .unwrap()
-        .unwrap();
+        let spool = Spool::open(&journaling(&dir)).unwrap().unwrap();
         let places = journal_messages(&spool, 0..40);
         let files: std::collections::BTreeSet<u64> = places.iter().map(|(f, _)| *f).collect();
         assert!(files.len() > 2, "files {files:?}");
@@ -1163,9 +1166,9 @@ mod tests {
         let dir = temp_dir("journal-threads");
         let spool = std::sync::Arc::new(
             Spool::open(&SpoolSettings {
-                mode: SpoolMode::Journal,
                 fsync: FsyncPolicy::Never,
-                ..settings(&dir, 1 << 30)
+                max_bytes: 1 << 30,
+                ..journaling(&dir)
             })
             .unwrap()
             .unwrap(),
@@ -1197,12 +1200,7 @@ mod tests {
     #[test]
     fn a_killed_producers_journal_reads_back_every_record_and_stops_at_its_zeros() {
         let dir = temp_dir("journal-killed");
-        let spool = Spool::open(&SpoolSettings {
-            mode: SpoolMode::Journal,
-            ..settings(&dir, 1 << 20)
-        })
-        .unwrap()
-        .unwrap();
+        let spool = Spool::open(&journaling(&dir)).unwrap().unwrap();
         journal_messages(&spool, 0..3);
         std::mem::forget(spool); // no release, no cut: what kill -9 leaves
         let files = spool_files(&dir).unwrap();
@@ -1224,10 +1222,7 @@ mod tests {
     #[test]
     fn a_journal_file_goes_once_its_messages_are_reported_and_stays_for_a_replay_otherwise() {
         let dir = temp_dir("journal");
-        let journaling = SpoolSettings {
-            mode: SpoolMode::Journal,
-            ..settings(&dir, 1 << 20)
-        };
+        let journaling = journaling(&dir);
         let spool = Spool::open(&journaling).unwrap().unwrap();
         assert!(spool.journals());
         let places = journal_messages(&spool, 0..3);
