@@ -165,11 +165,15 @@ def test_sends_complete_queued_reports_in_order_and_a_callback_that_sends_or_clo
         for i in range(5000):
             p.send(topic, b"v", key=str(i).encode(), partition=0, on_delivery=on_delivery)
         p.flush(30)
-        closing = []
-        # The last callback closes the producer; what is still queued completes all the same.
+        closing, sent = [], []
+        # A callback closes the producer; what is still queued completes all the same. Only once
+        # every send is made: a report can complete inside a later send on this thread, and a
+        # close there would refuse the sends after it.
         for i in range(5000, 5200):
             p.send(topic, b"v", key=str(i).encode(), partition=0,
-                   on_delivery=lambda r: (completed.append(int(r.key)), closing or closing.append(p.close())))
+                   on_delivery=lambda r: (completed.append(int(r.key)),
+                                          sent and not closing and closing.append(p.close())))
+        sent.append(True)
     in_order = [n for n in completed if n >= 0]
     assert in_order == list(range(5200)), "each report once, in send order"
     assert completed.count(-1) == 50
