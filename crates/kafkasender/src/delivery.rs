@@ -104,7 +104,7 @@ impl DeliveryReport {
             timestamp: message.timestamp(),
             key: message.key().map(<[u8]>::to_vec),
             attempts,
-            latency: sent_at.elapsed(),
+            latency: message.reported_at().saturating_duration_since(sent_at),
             recovered: false,
             outcome,
         }

@@ -3,6 +3,7 @@
 
 use std::ffi::CStr;
 use std::ptr;
+use std::time::Instant;
 
 use rdkafka::bindings as rdsys;
 use rdkafka::error::RDKafkaErrorCode;
@@ -10,18 +11,27 @@ use rdkafka::message::BorrowedMessage;
 
 /// One message of a delivery-report event, as librdkafka gives it back.
 #[derive(Clone, Copy)]
-pub(crate) struct Reported<'e>(&'e rdsys::rd_kafka_message_t);
+pub(crate) struct Reported<'e>(&'e rdsys::rd_kafka_message_t, Instant);
 
 impl<'e> Reported<'e> {
-    /// A message of a delivery-report event being handled.
-    pub(crate) fn new(message: &'e rdsys::rd_kafka_message_t) -> Reported<'e> {
-        Reported(message)
+    /// A message of a delivery-report event taken from librdkafka's queue at `reported_at` (one
+    /// clock read for the event's messages, not one each).
+    pub(crate) fn new(
+        message: &'e rdsys::rd_kafka_message_t,
+        reported_at: Instant,
+    ) -> Reported<'e> {
+        Reported(message, reported_at)
     }
 
     /// A message rust-rdkafka handed to the producer context (while a client is dropped).
     pub(crate) fn of(message: &'e BorrowedMessage<'_>) -> Reported<'e> {
         // SAFETY: the message lives as long as the borrow.
-        Reported(unsafe { &*message.ptr() })
+        Reported(unsafe { &*message.ptr() }, Instant::now())
+    }
+
+    /// When its report came out of librdkafka.
+    pub(crate) fn reported_at(&self) -> Instant {
+        self.1
     }
 
     /// librdkafka's error for a message it gave up on.

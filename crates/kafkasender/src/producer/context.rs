@@ -242,7 +242,9 @@ impl Context {
             let brokers_failing = error
                 .as_ref()
                 .is_some_and(|e| e.is_retriable() && e.kind() != ErrorKind::Closed);
-            if breaker.record(brokers_failing, ticket.probe, Instant::now()) == Transition::Closed {
+            if breaker.record(brokers_failing, ticket.probe, message.reported_at())
+                == Transition::Closed
+            {
                 self.failures.breaker_closed();
             }
         }

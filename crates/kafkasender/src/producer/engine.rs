@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header as RdHeader, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, PurgeConfig};
+use rdkafka::producer::{BaseProducer, Producer as _, PurgeConfig};
 use rdkafka::util::IntoOpaque;
 
 use super::context::{Context, NativeClient};
 use super::message::Ticket;
 use super::poll::{self, Retired};
+use super::produce::{Prepared, TopicName, PARTITION_UNASSIGNED};
 use super::round_robin::RoundRobin;
 use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
@@ -27,10 +27,12 @@ use crate::record::{Header, Record};
 /// the longest a report handed off by another thread waits, and a close for the delivery thread
 /// to notice it should stop.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Records per `rd_kafka_produce_batch` call of a run: between calls, the sender destroys the
+/// reports that came in meanwhile (see [`Retired`]), a few at a time rather than a whole run's
+/// worth at once, so their memory goes straight back to the next messages.
+const RUN_CHUNK: usize = 1024;
 /// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
-/// librdkafka's `RD_KAFKA_PARTITION_UA`: the partitioner picks (a macro, not in the bindings).
-const PARTITION_UNASSIGNED: i32 = -1;
 
 pub(crate) struct Engine {
     /// Sends hold it for reading until their message is enqueued; close and a recovery take it
@@ -232,52 +234,40 @@ impl Engine {
         client: &Client,
         record: &Record<'_>,
         ticket: Ticket,
+        give_up: impl FnMut() -> bool,
+    ) -> std::result::Result<(), (Error, Ticket)> {
+        let mut id = [0; 33];
+        let id = self.message_id(record, &mut id);
+        self.enqueue_with_id(client, record, id, ticket, give_up)
+    }
+
+    /// [`Engine::enqueue`] with the id header given (from [`Engine::message_id`]): the journal
+    /// has kept the record with it.
+    pub(crate) fn enqueue_with_id(
+        &self,
+        client: &Client,
+        record: &Record<'_>,
+        id: Option<(&str, &[u8])>,
+        ticket: Ticket,
         mut give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), (Error, Ticket)> {
         self.retired.destroy_on_sender();
-        let mut base: BaseRecord<'_, [u8], [u8], Ticket> =
-            BaseRecord::with_opaque_to(record.topic, ticket);
-        base.key = record.key;
-        base.payload = record.value;
-        base.partition = record.partition;
-        base.timestamp = record.timestamp;
-        let mut id = [0; 33];
-        let id = self.message_id(record, &mut id);
-        if !record.headers.is_empty() || id.is_some() {
-            let capacity = record.headers.len() + usize::from(id.is_some());
-            let headers = record.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(capacity),
-                |h, header| {
-                    h.insert(RdHeader {
-                        key: header.key,
-                        value: header.value,
-                    })
-                },
-            );
-            base.headers = Some(match id {
-                Some((key, value)) => headers.insert(RdHeader {
-                    key,
-                    value: Some(value),
-                }),
-                None => headers,
-            });
-        }
+        let Some(mut prepared) = Prepared::new(record, id) else {
+            return Err((nul_in_topic_error(), ticket));
+        };
+        let mut ticket = ticket;
         loop {
-            match client.send(base) {
+            match prepared.produce(client, ticket) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                Err((RDKafkaErrorCode::QueueFull, returned)) => {
                     if give_up() {
-                        return Err((self.queue_full_error(), returned.delivery_opaque));
+                        return Err((self.queue_full_error(), returned));
                     }
-                    base = returned;
+                    ticket = returned;
                     self.wait_for_room();
                 }
-                Err((error, returned)) => {
-                    let error = match error.rdkafka_error_code() {
-                        Some(code) => Error::from_code(code, "cannot enqueue"),
-                        None => error.into(),
-                    };
-                    return Err((error, returned.delivery_opaque));
+                Err((code, returned)) => {
+                    return Err((Error::from_code(code, "cannot enqueue"), returned))
                 }
             }
         }
@@ -305,9 +295,8 @@ impl Engine {
                 .map(|(index, ticket)| (index, error.clone(), ticket))
                 .collect()
         };
-        let Ok(name) = std::ffi::CString::new(topic) else {
-            let error = Error::new(ErrorKind::InvalidRecord, "the topic name holds a NUL byte");
-            return refuse_all(error, tickets);
+        let Some(name) = TopicName::new(topic) else {
+            return refuse_all(nul_in_topic_error(), tickets);
         };
         // SAFETY: a live client and a NUL-terminated name; the handle is destroyed below.
         let rkt = unsafe {
@@ -344,7 +333,10 @@ impl Engine {
         let mut refused = Vec::new();
         let mut at = 0;
         while at < messages.len() {
-            let count = (messages.len() - at).min(i32::MAX as usize);
+            if at > 0 {
+                self.retired.destroy_on_sender();
+            }
+            let count = (messages.len() - at).min(RUN_CHUNK);
             let chunk = &mut messages[at..at + count];
             // SAFETY: `chunk` is `count` initialised messages whose payloads and keys outlive the
             // call (librdkafka copies them: F_COPY).
@@ -559,6 +551,10 @@ fn new_client(config: &Config, context: Context) -> Result<Client> {
     let native = NativeClient(client.client().native_ptr());
     let _ = client.context().native.set(native);
     Ok(client)
+}
+
+fn nul_in_topic_error() -> Error {
+    Error::new(ErrorKind::InvalidRecord, "the topic name holds a NUL byte")
 }
 
 pub(crate) fn closed_error() -> Error {

@@ -27,6 +27,7 @@ mod lookup;
 mod message;
 mod partitioner;
 mod poll;
+mod produce;
 mod publish;
 mod recovery;
 mod replay;
@@ -989,13 +990,14 @@ impl Shared {
                 return Ok(self.spool_instead(record, ticket, rescue::circuit_open_error())?);
             }
         }
-        // With a journal, the message is on disk (with its id) before librdkafka has it.
+        // The id is chosen once: a journal keeps the record with it, and a send again through a
+        // replaced client carries the same.
         let mut id = [0; 33];
-        let journaled;
-        let record = match self.rescue.spool.as_deref() {
+        let id = self.engine.message_id(record, &mut id);
+        // With a journal, the message is on disk (with its id) before librdkafka has it.
+        match self.rescue.spool.as_deref() {
             Some(journal) if journal.journals() && origin == Origin::Caller => {
-                let with_id = self.engine.with_message_id(record, &mut id);
-                match journal.journal(&with_id, &journal_entry(&ticket)) {
+                match journal.journal(record, id, &journal_entry(&ticket)) {
                     Ok(place) => ticket.journaled_at = Some(place),
                     Err(error) => {
                         if ticket.probe {
@@ -1004,17 +1006,15 @@ impl Shared {
                         return Err(error.into());
                     }
                 }
-                journaled = with_id;
-                &journaled
             }
-            _ => record,
-        };
+            _ => {}
+        }
         tracker.accept();
         let mut give_up = give_up;
         let enqueued = loop {
             match self
                 .engine
-                .enqueue(&current.client, record, ticket, &mut give_up)
+                .enqueue_with_id(&current.client, record, id, ticket, &mut give_up)
             {
                 // The client went fatal since the check: wait for its replacement (see `recovery`).
                 Err((error, returned))
@@ -1083,10 +1083,11 @@ enum Origin {
 /// How an accepted message stands in the journal: if it is ever read from there, the producer
 /// stopped before it was reported.
 fn journal_entry(pending: &message::Pending) -> spool::Entry<'static> {
-    let now = spool::now_ms();
+    let now = spool::coarse_now_ms();
     spool::Entry {
         reason_kind: ErrorKind::Closed.as_str(),
-        reason: "journaled when accepted; the producer stopped before it was reported",
+        // Short: it is written with every message.
+        reason: "journaled; not reported",
         attempts: pending.attempts,
         first_attempt_ms: now,
         spooled_at_ms: now,

@@ -56,6 +56,7 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
     unsafe {
         match rdsys::rd_kafka_event_type(ev) {
             rdsys::RD_KAFKA_EVENT_DR => {
+                let reported_at = Instant::now();
                 loop {
                     let message = rdsys::rd_kafka_event_message_next(ev);
                     let Some(message) = message.as_ref() else {
@@ -65,7 +66,7 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
                         continue; // not one of ours (none is sent without a ticket)
                     }
                     let ticket = Ticket::from_ptr(message._private);
-                    context.on_report(Reported::new(message), ticket);
+                    context.on_report(Reported::new(message, reported_at), ticket);
                 }
                 retired.keep(HandledEvent {
                     event,
