@@ -796,7 +796,7 @@ pub(crate) fn coarse_now_ms() -> i64 {
 }
 
 #[derive(Clone, Copy)]
-pub(crate) enum Clock {
+enum Clock {
     Realtime,
     Monotonic,
 }

@@ -725,4 +725,32 @@ mod tests {
         engine.stop_delivery();
         delivery.join().unwrap();
     }
+
+    #[test]
+    fn while_a_call_waits_for_every_message_to_be_freed_reports_are_freed_at_once() {
+        let engine = engine_without_brokers();
+        let delivery = {
+            let engine = engine.clone();
+            let watchdog = Watchdog::new(&Config::builder().brokers("x:1").build().unwrap());
+            thread::spawn(move || engine.run_delivery_loop(watchdog, || {}))
+        };
+        let client = engine.client();
+        let (sender, reports) = mpsc::channel();
+        engine.retired.while_urgent(|| {
+            let ticket = Ticket::new(move |r| sender.send(r).unwrap());
+            let record = Record::new("orders").value("v");
+            assert!(engine.enqueue(&client, &record, ticket, || true).is_ok());
+            engine.tracker.accept();
+            engine.purge();
+            reports.recv_timeout(Duration::from_secs(10)).unwrap();
+            // No send comes to free it, and the delivery thread does not keep it for one (it
+            // would hold it two polls, 20 ms, counted as waiting meanwhile).
+            while client.in_flight_count() > 0 {
+                assert_eq!(engine.retired.messages(), 0, "kept for a send");
+                thread::yield_now();
+            }
+        });
+        engine.stop_delivery();
+        delivery.join().unwrap();
+    }
 }

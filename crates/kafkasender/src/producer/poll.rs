@@ -57,11 +57,15 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
         match rdsys::rd_kafka_event_type(ev) {
             rdsys::RD_KAFKA_EVENT_DR => {
                 let reported_at = Instant::now();
+                // Counted here: `rd_kafka_event_message_count` counts only the messages not yet
+                // taken with `rd_kafka_event_message_next`, none once they all are.
+                let mut messages = 0;
                 loop {
                     let message = rdsys::rd_kafka_event_message_next(ev);
                     let Some(message) = message.as_ref() else {
                         break;
                     };
+                    messages += 1;
                     if message._private.is_null() {
                         continue; // not one of ours (none is sent without a ticket)
                     }
@@ -70,7 +74,7 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
                 }
                 retired.keep(HandledEvent {
                     event,
-                    messages: rdsys::rd_kafka_event_message_count(ev),
+                    messages,
                     _client: client.clone(),
                 });
                 return;
