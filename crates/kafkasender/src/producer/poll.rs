@@ -27,20 +27,24 @@ use crate::reported::Reported;
 /// Serves `client`'s event queue until `timeout` has passed; with a zero timeout, until the
 /// queue is empty.
 pub(crate) fn serve(client: &Arc<Client>, timeout: Duration, retired: &Retired) {
-    let deadline = Instant::now() + timeout;
+    let mut now = Instant::now();
+    let deadline = now + timeout;
     // SAFETY: a new reference to the client's main queue, destroyed below.
     let queue = unsafe { rdsys::rd_kafka_queue_get_main(client.client().native_ptr()) };
     loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
+        let wait = deadline.saturating_duration_since(now);
         let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: a live queue; the event, if any, is ours to destroy.
         let event = unsafe { rdsys::rd_kafka_queue_poll(queue, wait_ms) };
+        // One clock read per event: it dates the event's reports and times this loop, which so
+        // may run past `timeout` by the handling of one event.
+        now = Instant::now();
         match NonNull::new(event) {
-            Some(event) => handle(client, event, retired),
+            Some(event) => handle(client, event, retired, now),
             None if timeout.is_zero() => break,
             None => {}
         }
-        if !timeout.is_zero() && Instant::now() >= deadline {
+        if !timeout.is_zero() && now >= deadline {
             break;
         }
     }
@@ -49,14 +53,19 @@ pub(crate) fn serve(client: &Arc<Client>, timeout: Duration, retired: &Retired) 
     retired.destroy_unclaimed();
 }
 
-fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired: &Retired) {
+/// Handles an event taken from the queue at `taken_at`.
+fn handle(
+    client: &Arc<Client>,
+    event: NonNull<rdsys::rd_kafka_event_t>,
+    retired: &Retired,
+    taken_at: Instant,
+) {
     let context = client.context();
     let ev = event.as_ptr();
     // SAFETY: a live event, read according to its type, then destroyed exactly once.
     unsafe {
         match rdsys::rd_kafka_event_type(ev) {
             rdsys::RD_KAFKA_EVENT_DR => {
-                let reported_at = Instant::now();
                 // Counted here: `rd_kafka_event_message_count` counts only the messages not yet
                 // taken with `rd_kafka_event_message_next`, none once they all are.
                 let mut messages = 0;
@@ -70,7 +79,7 @@ fn handle(client: &Arc<Client>, event: NonNull<rdsys::rd_kafka_event_t>, retired
                         continue; // not one of ours (none is sent without a ticket)
                     }
                     let ticket = Ticket::from_ptr(message._private);
-                    context.on_report(Reported::new(message, reported_at), ticket);
+                    context.on_report(Reported::new(message, taken_at), ticket);
                 }
                 retired.keep(HandledEvent {
                     event,
