@@ -109,6 +109,24 @@ impl OwnedRecord {
 const MAX_TOPIC_LEN: usize = 249;
 
 impl<'a> Record<'a> {
+    /// How many headers the record goes out with, and which: its own, then the id header `id`
+    /// if given. Every copy of a message carries them in this order (sent, journaled, replayed).
+    pub(crate) fn headers_then<'s>(
+        &'s self,
+        id: Option<(&'s str, &'s [u8])>,
+    ) -> (
+        usize,
+        impl Iterator<Item = (&'s str, Option<&'s [u8]>)> + 's,
+    ) {
+        let count = self.headers.len() + usize::from(id.is_some());
+        let all = self
+            .headers
+            .iter()
+            .map(|h| (h.key, h.value))
+            .chain(id.map(|(key, value)| (key, Some(value))));
+        (count, all)
+    }
+
     /// A record for `topic` with no key, value or headers yet.
     pub fn new(topic: &'a str) -> Record<'a> {
         Record {

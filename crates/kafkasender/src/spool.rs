@@ -931,11 +931,9 @@ fn frame_record(
     put_bytes(out, record.topic.as_bytes());
     put_optional(out, record.key);
     put_optional(out, record.value);
-    let headers = record.headers.iter().map(|h| (h.key, h.value));
-    let id = id.map(|(key, value)| (key, Some(value)));
-    let count = record.headers.len() + usize::from(id.is_some());
+    let (count, headers) = record.headers_then(id);
     out.extend_from_slice(&(count as u32).to_le_bytes());
-    for (key, value) in headers.chain(id) {
+    for (key, value) in headers {
         put_bytes(out, key.as_bytes());
         put_optional(out, value);
     }

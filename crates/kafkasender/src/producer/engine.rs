@@ -198,8 +198,8 @@ impl Engine {
         Some((ids.header.as_str(), ids.next(buffer)))
     }
 
-    /// `record` with its id header (see [`Engine::message_id`]): what the spool or the journal
-    /// keeps, so that every copy sent from there later carries the id of the first.
+    /// `record` with its id header (see [`Engine::message_id`]): what the spool keeps, so that
+    /// every copy sent from there later carries the id of the first.
     pub(crate) fn with_message_id<'r>(
         &'r self,
         record: &Record<'r>,
@@ -248,14 +248,13 @@ impl Engine {
         client: &Client,
         record: &Record<'_>,
         id: Option<(&str, &[u8])>,
-        ticket: Ticket,
+        mut ticket: Ticket,
         mut give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), (Error, Ticket)> {
         self.retired.destroy_on_sender();
         let Some(mut prepared) = Prepared::new(record, id) else {
             return Err((nul_in_topic_error(), ticket));
         };
-        let mut ticket = ticket;
         loop {
             match prepared.produce(client, ticket) {
                 Ok(()) => return Ok(()),
@@ -287,7 +286,6 @@ impl Engine {
         mut give_up: impl FnMut() -> bool,
     ) -> Vec<(usize, Error, Ticket)> {
         debug_assert!(self.ids.is_none(), "a plain run gets no id header");
-        self.retired.destroy_on_sender();
         let refuse_all = |error: Error, tickets: Vec<Ticket>| {
             tickets
                 .into_iter()
@@ -333,9 +331,7 @@ impl Engine {
         let mut refused = Vec::new();
         let mut at = 0;
         while at < messages.len() {
-            if at > 0 {
-                self.retired.destroy_on_sender();
-            }
+            self.retired.destroy_on_sender();
             let count = (messages.len() - at).min(RUN_CHUNK);
             let chunk = &mut messages[at..at + count];
             // SAFETY: `chunk` is `count` initialised messages whose payloads and keys outlive the

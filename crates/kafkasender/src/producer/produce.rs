@@ -31,17 +31,12 @@ impl<'r> Prepared<'r> {
     /// `None` when the topic name holds a NUL byte (validation refuses such a name earlier).
     pub(crate) fn new(record: &'r Record<'r>, id: Option<(&str, &[u8])>) -> Option<Prepared<'r>> {
         let name = TopicName::new(record.topic)?;
-        let count = record.headers.len() + usize::from(id.is_some());
+        let (count, all) = record.headers_then(id);
         let headers = if count == 0 {
             ptr::null_mut()
         } else {
             // SAFETY: creates a list that this struct owns until librdkafka takes it.
             let headers = unsafe { rdsys::rd_kafka_headers_new(count) };
-            let all = record
-                .headers
-                .iter()
-                .map(|h| (h.key, h.value))
-                .chain(id.map(|(key, value)| (key, Some(value))));
             for (key, value) in all {
                 let (value, size) = value.map_or((ptr::null(), 0), |v| (v.as_ptr(), v.len()));
                 // SAFETY: a live list; name and value are given with their lengths and copied.
