@@ -159,6 +159,41 @@ fn every_report_matches_what_a_consumer_reads_back() {
 }
 
 #[test]
+fn a_message_whose_id_is_its_only_header_lands_with_its_own_id() {
+    // Such a message's header list is reused from a delivered one, its value written over: sent
+    // in rounds, each after the previous one's reports, every round but the first reuses lists.
+    let topic = "ids";
+    let cluster = cluster_with_topic(topic, 3);
+    let config = cluster.config().set("message.id.header", MESSAGE_ID_HEADER);
+    let producer = Producer::new(config.build().unwrap()).unwrap();
+    let (rounds, per_round) = (5, 400);
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let value = format!("{}", round * per_round + i);
+            producer
+                .send(&Record::new(topic).value(&value), |_| {})
+                .unwrap();
+        }
+        producer.flush(FLUSH_TIMEOUT).unwrap();
+    }
+    let read = read_topic(cluster.bootstrap_servers(), topic, READ_TIMEOUT).unwrap();
+    assert_eq!(read.len(), rounds * per_round);
+    let mut sequences = HashSet::new();
+    for record in &read {
+        let [(name, Some(id))] = record.headers.as_slice() else {
+            panic!("one id header: {:?}", record.headers);
+        };
+        assert_eq!(name, MESSAGE_ID_HEADER);
+        // Ids are the producer's prefix, `-`, and a sequence number in hex drawn in send order.
+        let (_, sequence) = std::str::from_utf8(id).unwrap().split_once('-').unwrap();
+        let sequence = u64::from_str_radix(sequence, 16).unwrap();
+        let sent: u64 = value_of(record).parse().unwrap();
+        assert_eq!(sequence, sent, "the id drawn for this very message");
+        assert!(sequences.insert(sequence));
+    }
+}
+
+#[test]
 fn oversized_records_and_invalid_topics_are_rejected_and_nothing_is_enqueued() {
     let _outages = common::beside_others();
     let cluster = cluster_with_topic("valid", 1);

@@ -252,7 +252,7 @@ impl Engine {
         mut give_up: impl FnMut() -> bool,
     ) -> std::result::Result<(), (Error, Ticket)> {
         self.retired.destroy_on_sender();
-        let Some(mut prepared) = Prepared::new(record, id) else {
+        let Some(mut prepared) = Prepared::new(record, id, &self.retired.header_lists) else {
             return Err((nul_in_topic_error(), ticket));
         };
         loop {
