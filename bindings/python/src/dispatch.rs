@@ -39,6 +39,10 @@ pub enum Outcome {
 #[derive(Default)]
 struct Queue {
     ready: Vec<(Waiter, Outcome)>,
+    /// The previous turn's `ready`, emptied, for the next turn to queue into: under load a turn
+    /// holds thousands of results, and a queue grown afresh each turn reallocates and copies
+    /// them over and over, in memory the allocator keeps giving back to the system.
+    spare: Vec<(Waiter, Outcome)>,
     /// Queued or being completed.
     unfinished: usize,
     stop: bool,
@@ -195,13 +199,18 @@ impl Dispatcher {
         COMPLETING_HERE.set(true);
         let _release = Release(&self.completing);
         loop {
-            let (batch, stopping) = {
+            let (mut batch, stopping) = {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 self.has_ready.store(false, Ordering::Release);
-                (std::mem::take(&mut queue.ready), queue.stop)
+                let spare = std::mem::take(&mut queue.spare);
+                (std::mem::replace(&mut queue.ready, spare), queue.stop)
             };
             let empty = batch.is_empty();
-            self.complete(py, batch);
+            self.complete(py, &mut batch);
+            self.queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .spare = batch;
             // One batch a turn, so a send returns; but once the dispatcher is stopping, nothing
             // else would take what arrived meanwhile.
             if empty || !stopping || !self.has_ready.load(Ordering::Acquire) {
@@ -210,9 +219,10 @@ impl Dispatcher {
         }
     }
 
-    fn complete(&self, py: Python<'_>, batch: Vec<(Waiter, Outcome)>) {
+    /// Completes what `batch` holds, leaving it empty.
+    fn complete(&self, py: Python<'_>, batch: &mut Vec<(Waiter, Outcome)>) {
         let n = batch.len();
-        for (waiter, outcome) in batch {
+        for (waiter, outcome) in batch.drain(..) {
             // A lost message fails its future; any other outcome (kept somewhere) resolves it.
             let (result, lost) = match outcome {
                 Outcome::One(report) => {
