@@ -36,6 +36,10 @@ pub enum Outcome {
     Columns(Vec<kafkasender::DeliveryReport>, bool),
 }
 
+/// The most results an emptied queue is kept for (about 3 MB): one grown past that by a burst
+/// is freed rather than held for the rest of the producer's life.
+const SPARE_KEPT: usize = 16_384;
+
 #[derive(Default)]
 struct Queue {
     ready: Vec<(Waiter, Outcome)>,
@@ -207,10 +211,12 @@ impl Dispatcher {
             };
             let empty = batch.is_empty();
             self.complete(py, &mut batch);
-            self.queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .spare = batch;
+            if batch.capacity() <= SPARE_KEPT {
+                self.queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .spare = batch;
+            }
             // One batch a turn, so a send returns; but once the dispatcher is stopping, nothing
             // else would take what arrived meanwhile.
             if empty || !stopping || !self.has_ready.load(Ordering::Acquire) {
