@@ -70,8 +70,7 @@ fn handle(
                 // Counted here: `rd_kafka_event_message_count` counts only the messages not yet
                 // taken with `rd_kafka_event_message_next`, none once they all are.
                 let mut messages = 0;
-                // Room for every message's header list, so the loop never grows it.
-                let mut lists = Vec::with_capacity(rdsys::rd_kafka_event_message_count(ev));
+                let (mut lists, count) = (Vec::new(), rdsys::rd_kafka_event_message_count(ev));
                 loop {
                     let message = rdsys::rd_kafka_event_message_next(ev);
                     let Some(message) = message.as_ref() else {
@@ -83,7 +82,7 @@ fn handle(
                     }
                     let ticket = Ticket::from_ptr(message._private);
                     context.on_report(Reported::new(message, taken_at), ticket);
-                    retired.header_lists.take_back(message, &mut lists);
+                    retired.header_lists.take_back(message, &mut lists, count);
                 }
                 retired.header_lists.give_back(&mut lists);
                 retired.keep(HandledEvent {
@@ -164,8 +163,8 @@ impl Drop for HandledEvent {
 ///
 /// What no send claims within two polls (an idle producer) the delivery thread destroys.
 ///
-/// The header lists of those messages that carry only their id are not freed but taken back
-/// for the next sends to reuse ([`HeaderLists`]).
+/// The header lists of those messages that carry a single header (their id) are not freed but
+/// taken back for the next sends to reuse ([`HeaderLists`]).
 #[derive(Default)]
 pub(crate) struct Retired {
     pub(crate) header_lists: HeaderLists,

@@ -182,12 +182,14 @@ impl Drop for HeaderList {
 }
 
 impl HeaderLists {
-    /// On the delivery thread, once `message` is reported: takes its headers if they are a list
-    /// of one, for reuse. `message` must be a reported message, never read again for its headers.
+    /// On the delivery thread, once `message` is reported: takes its headers into `into` if they
+    /// are a list of one, for reuse. `message` must be a reported message, never read again for
+    /// its headers; `into` gets room for the `expected` lists of its event at the first one.
     pub(crate) fn take_back(
         &self,
         message: &rdsys::rd_kafka_message_t,
         into: &mut Vec<HeaderList>,
+        expected: usize,
     ) {
         let message = ptr::from_ref(message).cast_mut();
         let mut list = ptr::null_mut();
@@ -201,6 +203,9 @@ impl HeaderLists {
                 return;
             }
             rdsys::rd_kafka_message_detach_headers(message, &mut list);
+        }
+        if into.capacity() == 0 {
+            into.reserve(expected);
         }
         into.extend(NonNull::new(list).map(HeaderList));
     }
