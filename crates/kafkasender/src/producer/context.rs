@@ -249,11 +249,17 @@ impl Context {
             }
         }
         ticket.probe = false;
+        let by_token = ticket.token().is_some();
         if ticket.in_transaction {
             // Reported when its transaction ends, never re-sent or set aside on its own.
             let outcome = error.map_or(Outcome::Delivered, Outcome::Failed);
-            let report =
-                DeliveryReport::of_message(message, ticket.attempts, ticket.sent_at, outcome);
+            let report = DeliveryReport::of_message(
+                message,
+                ticket.attempts,
+                ticket.sent_at,
+                outcome,
+                by_token,
+            );
             return self.tracker.hold(ticket, report);
         }
         let Some(error) = error else {
@@ -263,6 +269,7 @@ impl Context {
                     ticket.attempts,
                     ticket.sent_at,
                     Outcome::Delivered,
+                    by_token,
                 ),
                 Some(letter) => DeliveryReport {
                     topic: letter.original.topic,
@@ -274,6 +281,7 @@ impl Context {
                             topic: message.topic().to_string(),
                             reason: letter.reason,
                         },
+                        by_token,
                     )
                 },
             };

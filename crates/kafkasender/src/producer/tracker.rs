@@ -126,6 +126,8 @@ impl Tracker {
         let delivered = match ticket.token() {
             Some(token) => {
                 drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
+                              // As a sink's reports promise, whichever path built this one.
+                (report.topic, report.key) = (String::new(), None);
                 let sink = self.sink.get().expect("token sends need the sink");
                 panic::catch_unwind(AssertUnwindSafe(|| sink(token, report)))
             }
