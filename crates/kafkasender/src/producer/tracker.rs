@@ -125,9 +125,9 @@ impl Tracker {
         // A panicking callback must not take the delivery thread (and every later report) with it.
         let delivered = match ticket.token() {
             Some(token) => {
-                drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
-                              // As a sink's reports promise, whichever path built this one.
+                // As a sink's reports promise, whichever path built this one.
                 (report.topic, report.key) = (String::new(), None);
+                drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
                 let sink = self.sink.get().expect("token sends need the sink");
                 panic::catch_unwind(AssertUnwindSafe(|| sink(token, report)))
             }
