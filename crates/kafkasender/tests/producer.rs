@@ -319,6 +319,41 @@ fn close_with_messages_in_flight_reports_each_exactly_once() {
 }
 
 #[test]
+fn a_batch_send_goes_in_whole_when_the_brokers_take_nothing() {
+    // A batch send waits while `batch.run.ahead.messages` (20,000) are queued and the brokers keep
+    // taking them; brokers that take none must not hold it: every record goes into librdkafka's
+    // queue, after one wait of 100 ms (one per stretch of 1,024 records past the first 20,000
+    // would be 4 s).
+    let _outages = common::beside_others();
+    let topic = "stalled-batch";
+    let cluster = cluster_with_topic(topic, 3);
+    let producer = stalled_producer(&cluster, topic, cluster.config());
+    let records: Vec<Record<'_>> = (0..60_000)
+        .map(|_| Record::new(topic).value("never"))
+        .collect();
+    let (sender, receiver) = mpsc::channel();
+    let started = Instant::now();
+    producer
+        .send_batch(
+            &records,
+            Box::new(move |reports| sender.send(reports).unwrap()),
+        )
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(2500), "held for {waited:?}");
+    assert!(
+        producer.metrics().queue_depth >= 60_000,
+        "every record queued"
+    );
+    producer.close(Duration::from_millis(300));
+    let reports = receiver.recv_timeout(FLUSH_TIMEOUT).unwrap();
+    assert_eq!(reports.len(), 60_000);
+    assert!(reports
+        .iter()
+        .all(|r| r.error().map(|e| e.kind()) == Some(ErrorKind::Closed)));
+}
+
+#[test]
 fn dropping_an_open_producer_reports_every_message_once() {
     let _outages = common::beside_others();
     let topic = "dropped";

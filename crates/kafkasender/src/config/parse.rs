@@ -111,6 +111,7 @@ pub(super) fn apply_own(settings: &mut Settings, key: &str, value: String) {
     let resilience = &mut settings.resilience;
     match key {
         "enqueue.timeout.ms" => settings.enqueue_timeout = millis(),
+        "batch.run.ahead.messages" => settings.batch_run_ahead = count().unwrap_or(u64::MAX),
         "close.timeout.ms" => settings.close_timeout = millis(),
         "message.id.header" => {
             settings.message_id_header = match value.as_str() {

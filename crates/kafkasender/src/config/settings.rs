@@ -121,6 +121,8 @@ pub const SETTINGS: &[Setting] = &[
         "How long a transaction may stay open before the broker aborts it; also bounds `message.timeout.ms`."),
     setting("enqueue.timeout.ms", "KAFKA_PRODUCER_ENQUEUE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
         "How long `send` waits for room when the local queue is full before failing with `queue_full`."),
+    setting("batch.run.ahead.messages", "KAFKA_PRODUCER_BATCH_RUN_AHEAD", COUNT_OR_ZERO, Target::Own, "20000",
+        "How many messages may wait in the local queue before a batch send queues more, while the brokers keep taking them: a batch is queued faster than it is sent, and every message queued ahead holds memory. Brokers that take nothing for 100 ms are not waited for. A producer gets at most this many messages per round trip to the brokers: raise it for a link with a long round trip. 0 = no limit but `queue.buffering.max.messages`."),
     setting("close.timeout.ms", "KAFKA_PRODUCER_CLOSE_TIMEOUT", ValueKind::Duration, Target::Own, "10s",
         "How long dropping an unclosed producer waits for in-flight messages."),
     setting("message.id.header", "KAFKA_PRODUCER_ID_HEADER", ValueKind::Text, Target::Own, "auto",
@@ -470,6 +472,8 @@ impl Settings {
 pub struct Settings {
     /// `enqueue.timeout.ms`: how long `send` waits for queue room.
     pub enqueue_timeout: Duration,
+    /// `batch.run.ahead.messages`: how many queued messages make a batch send wait (0: none).
+    pub batch_run_ahead: u64,
     /// `close.timeout.ms`: how long drop waits for in-flight messages.
     pub close_timeout: Duration,
     /// `message.id.header`: whether each message carries its id, and under which header.
@@ -520,6 +524,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             enqueue_timeout: Duration::from_secs(5),
+            batch_run_ahead: 20_000,
             close_timeout: Duration::from_secs(10),
             message_id_header: MessageIdHeader::Auto,
             auth_failure_timeout: Duration::from_secs(5),

@@ -31,6 +31,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// reports that came in meanwhile (see [`Retired`]), a few at a time rather than a whole run's
 /// worth at once, so their memory goes straight back to the next messages.
 const RUN_CHUNK: usize = 1024;
+/// How long the queue may stay as long before a batch send stops waiting for it to shrink.
+const STALL: Duration = Duration::from_millis(100);
 /// How long a sender blocked on a full queue sleeps before trying again.
 const QUEUE_FULL_RECHECK: Duration = Duration::from_millis(1);
 
@@ -47,6 +49,11 @@ pub(crate) struct Engine {
     ids: Option<MessageIds>,
     /// Handled delivery reports, for the next send to destroy (see [`Retired`]).
     pub(crate) retired: Retired,
+    /// `batch.run.ahead.messages` (see [`Engine::wait_while_far_ahead`]).
+    batch_run_ahead: u64,
+    /// The queue's length when a batch send last found the brokers taking nothing (0: not
+    /// since it was shorter).
+    stalled_at_depth: AtomicU64,
 }
 
 /// The client sends go to now, and whether the producer is open.
@@ -106,6 +113,8 @@ impl Engine {
                     next: AtomicU64::new(0),
                 }),
             retired: Retired::default(),
+            batch_run_ahead: config.settings().batch_run_ahead,
+            stalled_at_depth: AtomicU64::new(0),
         })
     }
 
@@ -399,6 +408,39 @@ impl Engine {
     fn wait_for_room(&self) {
         if !self.retired.destroy_on_sender() {
             thread::sleep(QUEUE_FULL_RECHECK);
+        }
+    }
+
+    /// For a batch send, before more of it goes in: waits while `batch.run.ahead.messages` or
+    /// more messages wait in librdkafka and the brokers keep taking them (the queue shrank
+    /// within `STALL`). A batch is queued far faster than it is sent, and each message queued
+    /// ahead holds its librdkafka copy and its report's place until the brokers catch up
+    /// (measured: `send_batch` at half the peak RSS and 1.23x the rate with 20,000 rather than
+    /// librdkafka's 100,000-message queue to fill). Brokers found taking nothing are not waited
+    /// for again until the queue is shorter than it was then: a batch sent into an outage waits
+    /// `STALL` once, then goes in up to librdkafka's queue, as any send does.
+    pub(crate) fn wait_while_far_ahead(&self) {
+        let limit = self.batch_run_ahead;
+        let mut depth = self.queue_depth();
+        if limit == 0 || depth < limit {
+            return;
+        }
+        let stalled_at = self.stalled_at_depth.load(Ordering::Relaxed);
+        if stalled_at > 0 && depth >= stalled_at {
+            return;
+        }
+        self.stalled_at_depth.store(0, Ordering::Relaxed);
+        let mut shrank_at = Instant::now();
+        while depth >= limit {
+            self.wait_for_room();
+            let now = self.queue_depth();
+            if now < depth {
+                shrank_at = Instant::now();
+            } else if shrank_at.elapsed() >= STALL {
+                self.stalled_at_depth.store(now, Ordering::Relaxed);
+                return;
+            }
+            depth = now;
         }
     }
 

@@ -77,6 +77,9 @@ use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
+/// A batch send looks at how far ahead of the brokers it runs before every this many records
+/// (see `Engine::wait_while_far_ahead`), none of its runs being longer.
+const BATCH_PACE_EVERY: usize = 1024;
 /// librdkafka's `transaction.timeout.ms`, which also bounds `init_transactions` at start.
 const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long close waits for the answers to requests in flight once the rest is purged.
@@ -400,9 +403,19 @@ impl Producer {
         on_delivery: BatchCallback,
     ) -> Result<()> {
         let slots = Batch::start(records.len(), on_delivery);
-        let mut index = 0;
+        // A callback's batch is not paced: the queue shrinks only as the thread it holds reports.
+        let paced = !self.on_delivery_thread();
+        let (mut index, mut paced_at) = (0, 0);
         while index < records.len() {
-            let run = self.shared.plain_run(&records[index..]);
+            if index >= paced_at {
+                if paced {
+                    self.shared.engine.wait_while_far_ahead();
+                }
+                paced_at = index + BATCH_PACE_EVERY;
+            }
+            let run = self
+                .shared
+                .plain_run(&records[index..paced_at.min(records.len())]);
             if run > 1 {
                 self.shared
                     .submit_run(&records[index..index + run], index, &slots);
