@@ -403,7 +403,8 @@ impl Producer {
         on_delivery: BatchCallback,
     ) -> Result<()> {
         let slots = Batch::start(records.len(), on_delivery);
-        // A callback's batch is not paced: the queue shrinks only as the thread it holds reports.
+        // A batch sent from a callback is not paced: the queue shrinks as the delivery thread
+        // handles reports, which it cannot do while it waits here.
         let paced = !self.on_delivery_thread();
         let (mut index, mut paced_at) = (0, 0);
         while index < records.len() {
