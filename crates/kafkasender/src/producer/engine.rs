@@ -51,9 +51,29 @@ pub(crate) struct Engine {
     pub(crate) retired: Retired,
     /// `batch.run.ahead.messages` (see [`Engine::wait_while_far_ahead`]).
     batch_run_ahead: u64,
-    /// The queue's length when a batch send last found the brokers taking nothing (0: not
-    /// since it was shorter).
-    stalled_at_depth: AtomicU64,
+    /// When a batch send last found the brokers taking nothing.
+    stalled: StallMemo,
+}
+
+/// The queue's length when a batch send last found the brokers taking nothing (0: none since
+/// the queue was shorter).
+#[derive(Default)]
+struct StallMemo(AtomicU64);
+
+impl StallMemo {
+    fn remember(&self, depth: u64) {
+        self.0.store(depth, Ordering::Relaxed);
+    }
+
+    /// Whether the brokers are still taking nothing, as far as a queue of `depth` tells: it is
+    /// no shorter than when they were found so. A shorter queue forgets them.
+    fn still(&self, depth: u64) -> bool {
+        let at = self.0.load(Ordering::Relaxed);
+        if at > 0 && depth < at {
+            self.0.store(0, Ordering::Relaxed);
+        }
+        at > 0 && depth >= at
+    }
 }
 
 /// The client sends go to now, and whether the producer is open.
@@ -114,7 +134,7 @@ impl Engine {
                 }),
             retired: Retired::default(),
             batch_run_ahead: config.settings().batch_run_ahead,
-            stalled_at_depth: AtomicU64::new(0),
+            stalled: StallMemo::default(),
         })
     }
 
@@ -422,14 +442,10 @@ impl Engine {
     pub(crate) fn wait_while_far_ahead(&self) {
         let limit = self.batch_run_ahead;
         let mut depth = self.queue_depth();
-        if limit == 0 || depth < limit {
+        // Before the limit is looked at: a queue that drained below it must clear the memo too.
+        if self.stalled.still(depth) || limit == 0 || depth < limit {
             return;
         }
-        let stalled_at = self.stalled_at_depth.load(Ordering::Relaxed);
-        if stalled_at > 0 && depth >= stalled_at {
-            return;
-        }
-        self.stalled_at_depth.store(0, Ordering::Relaxed);
         let mut shrank_at = Instant::now();
         while depth >= limit {
             self.wait_for_room();
@@ -437,7 +453,7 @@ impl Engine {
             if now < depth {
                 shrank_at = Instant::now();
             } else if shrank_at.elapsed() >= STALL {
-                self.stalled_at_depth.store(now, Ordering::Relaxed);
+                self.stalled.remember(now);
                 return;
             }
             depth = now;
@@ -650,6 +666,22 @@ mod tests {
             round_robin: None,
         };
         Arc::new(Engine::new(&config, context).unwrap())
+    }
+
+    #[test]
+    fn brokers_found_taking_nothing_are_forgotten_once_the_queue_is_shorter() {
+        let stalled = StallMemo::default();
+        assert!(!stalled.still(30_000), "nothing remembered");
+        stalled.remember(25_000);
+        assert!(
+            stalled.still(25_000) && stalled.still(30_000),
+            "no shorter yet"
+        );
+        assert!(!stalled.still(10), "drained: the brokers took messages");
+        assert!(
+            !stalled.still(30_000),
+            "forgotten, so a long queue is paced again"
+        );
     }
 
     #[test]
