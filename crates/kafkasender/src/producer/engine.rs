@@ -29,8 +29,10 @@ use crate::record::{Header, Record};
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Records per `rd_kafka_produce_batch` call of a run: between calls, the sender destroys the
 /// reports that came in meanwhile (see [`Retired`]), a few at a time rather than a whole run's
-/// worth at once, so their memory goes straight back to the next messages.
-const RUN_CHUNK: usize = 1024;
+/// worth at once, so their memory goes straight back to the next messages. A batch send also
+/// looks at how far ahead of the brokers it runs before each as many records
+/// ([`Engine::wait_while_far_ahead`]).
+pub(crate) const RUN_CHUNK: usize = 1024;
 /// How long the queue may stay as long before a batch send stops waiting for it to shrink.
 const STALL: Duration = Duration::from_millis(100);
 /// How long a sender blocked on a full queue sleeps before trying again.

@@ -77,9 +77,6 @@ use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
-/// A batch send looks at how far ahead of the brokers it runs before every this many records
-/// (see `Engine::wait_while_far_ahead`), none of its runs being longer.
-const BATCH_PACE_EVERY: usize = 1024;
 /// librdkafka's `transaction.timeout.ms`, which also bounds `init_transactions` at start.
 const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long close waits for the answers to requests in flight once the rest is purged.
@@ -412,7 +409,7 @@ impl Producer {
                 if paced {
                     self.shared.engine.wait_while_far_ahead();
                 }
-                paced_at = index + BATCH_PACE_EVERY;
+                paced_at = index + engine::RUN_CHUNK;
             }
             let run = self
                 .shared
