@@ -178,7 +178,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("spool.dir", "KAFKA_SPOOL_DIR", ValueKind::Text, Target::Own, "off",
         "Directory of the durable local spool: what neither the topic nor the dead-letter topic took."),
     setting("spool.fsync", "KAFKA_SPOOL_FSYNC", ValueKind::Choice(FSYNC_POLICIES), Target::Own, "interval",
-        "`always` (each record), `interval` (at most 200 ms of records at risk on power loss) or `never`."),
+        "`always` (each record), `interval` (on power loss, what was appended since the last sync began: about 200 ms) or `never`."),
     setting("spool.mode", "KAFKA_SPOOL_MODE", ValueKind::Choice(SPOOL_MODES), Target::Own, "spool",
         "`spool`: what could not be delivered; `journal`: also every accepted message, written before `send` returns and dropped once reported, so a crashed producer's messages are re-sent by the next one on the directory."),
     setting("spool.max.bytes", "KAFKA_SPOOL_MAX_BYTES", COUNT, Target::Own, "1073741824",
@@ -318,8 +318,9 @@ impl PartitionStrategy {
 pub enum FsyncPolicy {
     /// After every record: nothing is lost on power failure; slowest.
     Always,
-    /// At most every 200 ms and on close: a process crash loses nothing, a power failure at most
-    /// that much.
+    /// At most every 200 ms and on close: a process crash loses nothing, a power failure what was
+    /// appended since the last sync began (about 200 ms; more while a slow disk finishes a sync,
+    /// which in journal mode runs off the sending thread).
     Interval,
     /// Left to the operating system.
     Never,
