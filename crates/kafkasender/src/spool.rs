@@ -558,11 +558,18 @@ impl Spool {
                 let now = coarse_clock(Clock::Monotonic);
                 if last_sync.is_none_or(|at| now.saturating_sub(at) >= FSYNC_INTERVAL) {
                     // A second descriptor of the file: the sync may outlive the active file.
+                    // Without one (no descriptor left), the message is appended all the same and
+                    // the next append tries again: refusing it now would leave its frame behind.
                     match active.file.try_clone() {
-                        Ok(file) => syncs.begin(file, &active.path, true),
-                        Err(e) => return Err(io_error("cannot fsync", &active.path, e)),
+                        Ok(file) => {
+                            syncs.begin(file, &active.path, true);
+                            *last_sync = Some(now);
+                        }
+                        Err(error) => {
+                            tracing::warn!(target: "kafkasender", path = %active.path.display(),
+                                %error, "cannot start a journal sync; the next append tries again")
+                        }
                     }
-                    *last_sync = Some(now);
                 }
             }
             FsyncPolicy::Never => {}
