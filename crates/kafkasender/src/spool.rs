@@ -550,10 +550,18 @@ impl Spool {
         active
             .append(frame)
             .map_err(|e| io_error("cannot append to", &active.path, e))?;
+        let place = (active.sequence, active.appended);
+        active.appended += 1;
         match self.fsync {
-            FsyncPolicy::Always => active
-                .sync()
-                .map_err(|e| io_error("cannot fsync", &active.path, e))?,
+            FsyncPolicy::Always => {
+                if let Err(error) = active.sync() {
+                    let error = io_error("cannot fsync", &active.path, error);
+                    // The frame is in the file: crossed off at once, so a replay skips what its
+                    // sender heard refused, and those after it keep positions that are theirs.
+                    self.journal_reported(place);
+                    return Err(error);
+                }
+            }
             FsyncPolicy::Interval => {
                 let now = coarse_clock(Clock::Monotonic);
                 if last_sync.is_none_or(|at| now.saturating_sub(at) >= FSYNC_INTERVAL) {
@@ -574,9 +582,7 @@ impl Spool {
             }
             FsyncPolicy::Never => {}
         }
-        let position = active.appended;
-        active.appended += 1;
-        Ok((active.sequence, position))
+        Ok(place)
     }
 
     /// A journaled message was reported (delivered, dead-lettered, spooled or failed): a closed
