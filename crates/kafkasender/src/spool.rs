@@ -1277,7 +1277,7 @@ mod tests {
     }
 
     #[test]
-    fn interval_syncs_run_off_the_sending_thread_and_a_failed_one_refuses_the_next_append() {
+    fn interval_syncs_go_on_across_closed_files_and_a_failed_one_refuses_the_next_append() {
         let dir = temp_dir("journal-interval");
         let settings = SpoolSettings {
             fsync: FsyncPolicy::Interval,
