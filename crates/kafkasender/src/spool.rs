@@ -204,6 +204,8 @@ impl ActiveJournal {
 #[derive(Default)]
 struct BackgroundSyncs {
     running: AtomicBool,
+    /// Whether `failed` holds an error: every append looks here, not at the lock.
+    has_failed: AtomicBool,
     failed: Mutex<Option<Error>>,
 }
 
@@ -219,7 +221,7 @@ impl BackgroundSyncs {
             if let Err(error) = file.sync_data() {
                 tracing::error!(target: "kafkasender", path = %path.display(), %error,
                     "cannot fsync a journal file; the next send is refused");
-                *lock(&syncs.failed) = Some(io_error("cannot fsync", &path, error));
+                syncs.keep_failure(io_error("cannot fsync", &path, error));
             }
             if every_interval {
                 syncs.running.store(false, Ordering::Release);
@@ -236,8 +238,17 @@ impl BackgroundSyncs {
         }
     }
 
+    /// Keeps a failed sync's error for the next append.
+    fn keep_failure(&self, error: Error) {
+        *lock(&self.failed) = Some(error);
+        self.has_failed.store(true, Ordering::Release);
+    }
+
     /// The error of a sync that failed since the last call, if any.
     fn failure(&self) -> Option<Error> {
+        if !self.has_failed.swap(false, Ordering::Acquire) {
+            return None;
+        }
         lock(&self.failed).take()
     }
 }
@@ -1289,7 +1300,7 @@ mod tests {
         assert!(positions.last().unwrap().0 > positions[0].0, "files closed");
         let journal = spool.journal.as_ref().unwrap();
         let syncs = lock(&journal.writer).syncs.clone();
-        *lock(&syncs.failed) = Some(io_error(
+        syncs.keep_failure(io_error(
             "cannot fsync",
             &dir,
             io::Error::from_raw_os_error(libc::EIO),
