@@ -210,8 +210,7 @@ impl<'a> RecordArgs<'a> {
 /// What happened to one message. Immutable.
 #[pyclass(frozen, module = "kafkasender")]
 pub struct DeliveryReport {
-    #[pyo3(get)]
-    topic: String,
+    topic: kafkasender::TopicName,
     #[pyo3(get)]
     partition: i32,
     #[pyo3(get)]
@@ -219,7 +218,7 @@ pub struct DeliveryReport {
     /// Milliseconds since the epoch, or None.
     #[pyo3(get)]
     timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
+    key: Option<kafkasender::Bytes>,
     #[pyo3(get)]
     attempts: u32,
     /// Seconds from send to this report.
@@ -242,6 +241,11 @@ pub struct DeliveryReport {
 
 #[pymethods]
 impl DeliveryReport {
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
     #[getter]
     fn key<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         self.key.as_deref().map(|k| PyBytes::new(py, k))

@@ -1,7 +1,12 @@
 //! The one delivery model: every accepted send ends in exactly one [`DeliveryReport`].
 
+use std::fmt;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::record::{OwnedRecord, Record};
@@ -54,10 +59,14 @@ impl Outcome {
 }
 
 /// What happened to one message. Reported exactly once per accepted send.
+///
+/// The topic and key are shared rather than owned: a batch's reports point into one buffer of
+/// its keys and one copy of each topic, where a copy per report (made on the delivery thread,
+/// freed on the caller's) cost `send_batch` about a quarter of its CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReport {
     /// The topic the message was sent to (also when it was dead-lettered).
-    pub topic: String,
+    pub topic: TopicName,
     /// The partition (of the dead-letter topic when dead-lettered); -1 if none was assigned.
     pub partition: i32,
     /// The offset in the partition; -1 unless delivered or dead-lettered.
@@ -65,7 +74,7 @@ pub struct DeliveryReport {
     /// The message timestamp in milliseconds since the epoch, if known.
     pub timestamp: Option<i64>,
     /// The message key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Bytes>,
     /// How many times kafkasender handed the message to librdkafka for its topic: 1, plus its
     /// client re-sends (`retry.max`). librdkafka's own idempotent wire retries are not counted.
     pub attempts: u32,
@@ -90,20 +99,21 @@ impl DeliveryReport {
     }
 
     /// The report of a message librdkafka reported on, sent `attempts` times since `sent_at`;
-    /// without its topic and key when it was sent `by_token` (see [`ReportSink`]).
+    /// without its topic and key when its sender `names` them (a token send, see [`ReportSink`],
+    /// or a batch's record).
     pub(crate) fn of_message(
         message: Reported<'_>,
         attempts: u32,
         sent_at: Instant,
         outcome: Outcome,
-        by_token: bool,
+        names: Names,
     ) -> DeliveryReport {
         let placed = matches!(outcome, Outcome::Delivered | Outcome::DeadLettered { .. });
-        let (topic, key) = match by_token {
-            true => (String::new(), None),
-            false => (
-                message.topic().to_string(),
-                message.key().map(<[u8]>::to_vec),
+        let (topic, key) = match names {
+            Names::BySender => (TopicName::default(), None),
+            Names::Copied => (
+                TopicName::from(message.topic()),
+                message.key().map(Bytes::copy_from_slice),
             ),
         };
         DeliveryReport {
@@ -127,11 +137,11 @@ impl DeliveryReport {
         outcome: Outcome,
     ) -> DeliveryReport {
         DeliveryReport {
-            topic: record.topic.clone(),
+            topic: TopicName::from(record.topic.as_str()),
             partition: record.partition.unwrap_or(-1),
             offset: -1,
             timestamp: record.timestamp,
-            key: record.key.clone(),
+            key: record.key.as_deref().map(Bytes::copy_from_slice),
             attempts,
             latency: sent_at.elapsed(),
             recovered: false,
@@ -152,11 +162,11 @@ impl DeliveryReport {
     /// The report of a record that never reached librdkafka.
     pub(crate) fn not_enqueued(record: &Record<'_>, error: Error) -> DeliveryReport {
         DeliveryReport {
-            topic: record.topic.to_string(),
+            topic: TopicName::from(record.topic),
             partition: record.partition.unwrap_or(-1),
             offset: -1,
             timestamp: record.timestamp,
-            key: record.key.map(<[u8]>::to_vec),
+            key: record.key.map(Bytes::copy_from_slice),
             attempts: 0,
             latency: Duration::ZERO,
             recovered: false,
@@ -172,6 +182,76 @@ impl DeliveryReport {
             _ => Ok(self),
         }
     }
+}
+
+/// A report's topic: a name shared between reports, so a clone copies no text, and empty
+/// without an allocation (a token send's report, whose sender knows its topic).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(Option<Arc<str>>);
+
+impl TopicName {
+    /// The name as a `str`.
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl Deref for TopicName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for TopicName {
+    fn from(name: &str) -> TopicName {
+        TopicName((!name.is_empty()).then(|| Arc::from(name)))
+    }
+}
+
+impl From<String> for TopicName {
+    fn from(name: String) -> TopicName {
+        TopicName((!name.is_empty()).then(|| Arc::from(name)))
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for TopicName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for TopicName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for TopicName {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// Where a report's topic and key come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names {
+    /// Copied from librdkafka's message.
+    Copied,
+    /// Left out: the sender knows them (a token send) or fills them in (a batch).
+    BySender,
 }
 
 /// Receives one message's report, on the producer's delivery thread. Keep it short: hand the

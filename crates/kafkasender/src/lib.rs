@@ -37,8 +37,13 @@ pub mod spool;
 pub mod testing;
 
 pub use breaker::BreakerState;
+/// The type of report keys ([`DeliveryReport::key`]), re-exported so callers need no `bytes` of
+/// their own.
+pub use bytes::Bytes;
 pub use config::{Config, ConfigBuilder, Producers, MESSAGE_ID_HEADER};
-pub use delivery::{BatchCallback, DeliveryCallback, DeliveryReport, Outcome, ReportSink};
+pub use delivery::{
+    BatchCallback, DeliveryCallback, DeliveryReport, Outcome, ReportSink, TopicName,
+};
 pub use error::{ConfigProblem, Error, ErrorKind, Result};
 pub use health::{Health, HealthStatus};
 pub use metrics::{LatencySummary, Metric, MetricKind, MetricValue, MetricsSnapshot};

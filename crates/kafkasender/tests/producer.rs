@@ -107,11 +107,12 @@ fn every_report_matches_what_a_consumer_reads_back() {
                 )
             });
         assert_eq!(
-            landed.key, report.key,
+            landed.key.as_deref(),
+            report.key.as_deref(),
             "the reported key is the one stored at the reported offset"
         );
         key_partitions
-            .entry(report.key.clone().unwrap())
+            .entry(report.key.clone().unwrap().to_vec())
             .or_default()
             .insert(report.partition);
     }

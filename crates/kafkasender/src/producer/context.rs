@@ -249,7 +249,7 @@ impl Context {
             }
         }
         ticket.probe = false;
-        let by_token = ticket.token().is_some();
+        let names = ticket.names();
         if ticket.in_transaction {
             // Reported when its transaction ends, never re-sent or set aside on its own.
             let outcome = error.map_or(Outcome::Delivered, Outcome::Failed);
@@ -258,7 +258,7 @@ impl Context {
                 ticket.attempts,
                 ticket.sent_at,
                 outcome,
-                by_token,
+                names,
             );
             return self.tracker.hold(ticket, report);
         }
@@ -269,10 +269,10 @@ impl Context {
                     ticket.attempts,
                     ticket.sent_at,
                     Outcome::Delivered,
-                    by_token,
+                    names,
                 ),
                 Some(letter) => DeliveryReport {
-                    topic: letter.original.topic,
+                    topic: letter.original.topic.into(),
                     ..DeliveryReport::of_message(
                         message,
                         ticket.attempts,
@@ -281,7 +281,7 @@ impl Context {
                             topic: message.topic().to_string(),
                             reason: letter.reason,
                         },
-                        by_token,
+                        names,
                     )
                 },
             };

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rdkafka::util::IntoOpaque;
 
-use crate::delivery::DeliveryReport;
+use crate::delivery::{DeliveryReport, Names};
 use crate::error::Error;
 use crate::record::OwnedRecord;
 use crate::spool::now_ms;
@@ -44,12 +44,23 @@ pub(crate) struct Pending {
     pub(crate) dead_letter: Option<Box<DeadLetter>>,
     /// Where the journal holds the message (`spool.mode=journal`): crossed off when reported.
     pub(crate) journaled_at: Option<(u64, u32)>,
-    /// A token send's token (see [`Pending::token`]); a flag beside it rather than an
-    /// `Option<u64>`, which would take 16 bytes.
+    /// A token send's token (see [`Pending::token`]); `sent_as` beside it says whether there is
+    /// one, rather than an `Option<u64>`, which would take 16 bytes.
     token: u64,
-    tokened: bool,
+    pub(crate) sent_as: SentAs,
     /// What to do with whatever is stored behind this struct (a callback: see `WithCallback`).
     end: End,
+}
+
+/// How the message was sent, which decides where its report goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SentAs {
+    /// With a callback of its own (or a future).
+    Callback,
+    /// With a token, for the producer's report sink.
+    Token,
+    /// As a record of a batch, whose reports go to the batch's callback together.
+    BatchRecord,
 }
 
 /// What a ticket does with the storage its [`Pending`] heads as it ends: hands over the report
@@ -78,7 +89,7 @@ impl Pending {
             dead_letter: None,
             journaled_at: None,
             token: 0,
-            tokened: false,
+            sent_as: SentAs::Callback,
             end,
         }
     }
@@ -96,7 +107,16 @@ impl Pending {
 
     /// A token send's token: its report goes to the producer's report sink, not to a callback.
     pub(crate) fn token(&self) -> Option<u64> {
-        self.tokened.then_some(self.token)
+        (self.sent_as == SentAs::Token).then_some(self.token)
+    }
+
+    /// Where the report's topic and key come from: a token's or a batch's sender knows them
+    /// without a copy per message.
+    pub(crate) fn names(&self) -> Names {
+        match self.sent_as {
+            SentAs::Callback => Names::Copied,
+            SentAs::Token | SentAs::BatchRecord => Names::BySender,
+        }
     }
 
     /// The message is handed to librdkafka again now.
@@ -141,7 +161,7 @@ impl Ticket {
     /// A ticket whose report goes to the producer's report sink with `token`.
     pub(crate) fn for_token(token: u64) -> Ticket {
         let mut ticket = Ticket::new(|_: DeliveryReport| {});
-        (ticket.token, ticket.tokened) = (token, true);
+        (ticket.token, ticket.sent_as) = (token, SentAs::Token);
         ticket
     }
 

@@ -399,7 +399,7 @@ impl Producer {
         records: &[Record<'_>],
         on_delivery: BatchCallback,
     ) -> Result<()> {
-        let slots = Batch::start(records.len(), on_delivery);
+        let slots = Batch::start(records, on_delivery)?;
         // A batch sent from a callback is not paced: the queue shrinks as the delivery thread
         // handles reports, which it cannot do while it waits here.
         let paced = !self.on_delivery_thread();

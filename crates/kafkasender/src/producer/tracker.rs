@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use super::context::Finished;
 use super::message::Ticket;
 use super::recovery::Recovery;
-use crate::delivery::{DeliveryReport, Outcome, ReportSink};
+use crate::delivery::{DeliveryReport, Outcome, ReportSink, TopicName};
 use crate::error::{Error, ErrorKind};
 use crate::health::BrokerView;
 use crate::lock;
@@ -126,7 +126,7 @@ impl Tracker {
         let delivered = match ticket.token() {
             Some(token) => {
                 // As a sink's reports promise, whichever path built this one.
-                (report.topic, report.key) = (String::new(), None);
+                (report.topic, report.key) = (TopicName::default(), None);
                 drop(ticket); // freed before the sink runs, as `deliver` frees before the callback
                 let sink = self.sink.get().expect("token sends need the sink");
                 panic::catch_unwind(AssertUnwindSafe(|| sink(token, report)))
