@@ -126,7 +126,7 @@ pub fn config_map(
 
 /// Everything a record needs, extracted under the GIL, borrowing `bytes` arguments.
 pub struct RecordArgs<'a> {
-    pub topic: String,
+    pub topic: &'a str,
     pub value: Option<Payload<'a>>,
     pub key: Option<Payload<'a>>,
     pub headers: Headers,
@@ -136,23 +136,28 @@ pub struct RecordArgs<'a> {
 
 impl<'a> RecordArgs<'a> {
     pub fn extract(
-        topic: &Bound<'_, PyAny>,
+        topic: &'a Bound<'_, PyAny>,
         value: &'a Bound<'_, PyAny>,
         key: Option<&'a Bound<'_, PyAny>>,
         headers_arg: Option<&Bound<'_, PyAny>>,
         partition: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<RecordArgs<'a>> {
-        let topic: String = topic.extract().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "topic must be str, not {}",
-                topic
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
+        // Borrowed from the str's own UTF-8 form (kept alive by the caller's argument): no copy
+        // per record.
+        let topic = topic
+            .cast::<PyString>()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "topic must be str, not {}",
+                    topic
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?
+            .to_str()?;
         let int = |arg: Option<&Bound<'_, PyAny>>, name: &str| -> PyResult<Option<i64>> {
             match arg {
                 Some(v) if !v.is_none() && !v.is_instance_of::<PyBool>() => v
@@ -190,7 +195,7 @@ impl<'a> RecordArgs<'a> {
 
     pub fn record(&self) -> Record<'_> {
         Record {
-            topic: &self.topic,
+            topic: self.topic,
             key: self.key.as_ref().map(Payload::as_slice),
             value: self.value.as_ref().map(Payload::as_slice),
             headers: self

@@ -113,7 +113,7 @@ impl Producer {
         let args = RecordArgs::extract(topic, &value, key.as_ref(), headers, partition, timestamp)?;
         let mut waiter = self.waiter(py, on_delivery)?;
         let key = args.key.as_ref().map(Payload::as_slice);
-        let trace = otel::start(py, Some(&args.topic), key, 1).map(|(span, trace)| {
+        let trace = otel::start(py, Some(args.topic), key, 1).map(|(span, trace)| {
             waiter.span = Some(span);
             trace
         });
@@ -196,7 +196,7 @@ impl Producer {
             })
             .collect::<PyResult<_>>()?;
         let mut waiter = self.waiter(py, None)?;
-        let topic = args.first().map(|first| first.topic.as_str());
+        let topic = args.first().map(|first| first.topic);
         let topic = topic.filter(|topic| args.iter().all(|a| a.topic == *topic));
         let key = match args.as_slice() {
             [one] => one.key.as_ref().map(Payload::as_slice),
