@@ -15,7 +15,7 @@ use rdkafka::util::IntoOpaque;
 use super::context::{Context, NativeClient};
 use super::message::Ticket;
 use super::poll::{self, Retired};
-use super::produce::{Prepared, TopicName, PARTITION_UNASSIGNED};
+use super::produce::{CTopicName, Prepared, PARTITION_UNASSIGNED};
 use super::round_robin::RoundRobin;
 use super::tracker::Tracker;
 use super::watchdog::{Verdict, Watchdog};
@@ -324,7 +324,7 @@ impl Engine {
                 .map(|(index, ticket)| (index, error.clone(), ticket))
                 .collect()
         };
-        let Some(name) = TopicName::new(topic) else {
+        let Some(name) = CTopicName::new(topic) else {
             return refuse_all(nul_in_topic_error(), tickets);
         };
         // SAFETY: a live client and a NUL-terminated name; the handle is destroyed below.

@@ -24,7 +24,7 @@ pub(crate) const PARTITION_UNASSIGNED: i32 = -1;
 /// then the id if one is given) in librdkafka's list. Produced as often as the queue is full.
 pub(crate) struct Prepared<'r> {
     record: &'r Record<'r>,
-    name: TopicName,
+    name: CTopicName,
     /// Ours until a produce succeeds; destroyed on drop otherwise.
     headers: *mut rdsys::rd_kafka_headers_t,
 }
@@ -37,7 +37,7 @@ impl<'r> Prepared<'r> {
         id: Option<(&str, &[u8])>,
         reusable: &HeaderLists,
     ) -> Option<Prepared<'r>> {
-        let name = TopicName::new(record.topic)?;
+        let name = CTopicName::new(record.topic)?;
         let (count, mut all) = record.headers_then(id);
         let headers = match count {
             0 => ptr::null_mut(),
@@ -246,16 +246,17 @@ impl HeaderLists {
     }
 }
 
-/// A topic name with its NUL, on the stack when it fits (every name Kafka accepts does).
+/// A topic name as librdkafka takes it, with its NUL (not the reports' [`crate::TopicName`]),
+/// on the stack when it fits (every name Kafka accepts does).
 #[allow(clippy::large_enum_variant)] // the point: no allocation per message
-pub(crate) enum TopicName {
+pub(crate) enum CTopicName {
     Inline([u8; 256]),
     Heap(CString),
 }
 
-impl TopicName {
+impl CTopicName {
     /// `None` when the name holds a NUL byte.
-    pub(crate) fn new(topic: &str) -> Option<TopicName> {
+    pub(crate) fn new(topic: &str) -> Option<CTopicName> {
         let bytes = topic.as_bytes();
         if bytes.contains(&0) {
             return None;
@@ -263,15 +264,15 @@ impl TopicName {
         let mut inline = [0; 256];
         if bytes.len() < inline.len() {
             inline[..bytes.len()].copy_from_slice(bytes);
-            return Some(TopicName::Inline(inline));
+            return Some(CTopicName::Inline(inline));
         }
-        CString::new(bytes).ok().map(TopicName::Heap)
+        CString::new(bytes).ok().map(CTopicName::Heap)
     }
 
     pub(crate) fn as_ptr(&self) -> *const c_char {
         match self {
-            TopicName::Inline(bytes) => bytes.as_ptr().cast(),
-            TopicName::Heap(name) => name.as_ptr(),
+            CTopicName::Inline(bytes) => bytes.as_ptr().cast(),
+            CTopicName::Heap(name) => name.as_ptr(),
         }
     }
 }
@@ -342,12 +343,12 @@ mod tests {
     #[test]
     fn a_topic_name_is_nul_terminated_inline_or_on_the_heap_and_refused_with_a_nul() {
         for topic in ["orders", &"t".repeat(255), &"t".repeat(300)] {
-            let name = TopicName::new(topic).expect("no NUL");
+            let name = CTopicName::new(topic).expect("no NUL");
             // SAFETY: `as_ptr` points at a NUL-terminated name that `name` keeps alive.
             let read = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
             assert_eq!(read.to_bytes(), topic.as_bytes());
-            assert_eq!(matches!(name, TopicName::Inline(_)), topic.len() < 256);
+            assert_eq!(matches!(name, CTopicName::Inline(_)), topic.len() < 256);
         }
-        assert!(TopicName::new("a\0b").is_none());
+        assert!(CTopicName::new("a\0b").is_none());
     }
 }
