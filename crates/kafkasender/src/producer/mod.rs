@@ -73,7 +73,6 @@ use crate::health::{Health, HealthStatus};
 use crate::lock;
 use crate::metrics::{Gauges, MetricsSnapshot};
 use crate::record::{OwnedRecord, Record};
-use crate::spool;
 
 /// How long close waits for librdkafka to report the messages it purged.
 const PURGE_GRACE: Duration = Duration::from_secs(5);
@@ -1008,7 +1007,7 @@ impl Shared {
         // With a journal, the message is on disk (with its id) before librdkafka has it.
         match self.rescue.spool.as_deref() {
             Some(journal) if journal.journals() && origin == Origin::Caller => {
-                match journal.journal(record, id, &journal_entry(&ticket)) {
+                match journal.journal(record, id, ticket.attempts) {
                     Ok(place) => ticket.journaled_at = Some(place),
                     Err(error) => {
                         if ticket.probe {
@@ -1089,22 +1088,6 @@ enum Origin {
     Caller,
     /// A spool replay: refused when the breaker rejects it (the replay resumes later).
     Spool,
-}
-
-/// How an accepted message stands in the journal: if it is ever read from there, the producer
-/// stopped before it was reported.
-fn journal_entry(pending: &message::Pending) -> spool::Entry<'static> {
-    let now = spool::coarse_now_ms();
-    spool::Entry {
-        reason_kind: ErrorKind::Closed.as_str(),
-        // Short: it is written with every message.
-        reason: "journaled; not reported",
-        attempts: pending.attempts,
-        first_attempt_ms: now,
-        spooled_at_ms: now,
-        // It may have been sent before the producer stopped.
-        may_be_written: true,
-    }
 }
 
 fn behind_the_spool_error() -> Error {
