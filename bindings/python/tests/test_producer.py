@@ -239,11 +239,14 @@ def test_a_program_that_never_awaits_never_imports_asyncio(cluster, topic):
 
 
 def test_send_batch_reports_in_order_and_puts_rejected_records_in_their_place(cluster, producer, topic):
-    records = [(topic, f"t-{i}".encode()) for i in range(500)]
+    records = [(topic, f"t-{i}".encode(), f"k-{i}".encode() if i % 3 else None) for i in range(500)]
     records.insert(250, {"topic": "bad topic!", "value": b"x"})
     records.append({"topic": topic, "value": "d", "key": "k", "headers": [("h", b"1")], "partition": 1})
     reports = producer.send_batch(records).result(timeout=60)
     assert len(reports) == 502
+    # Each report names its own record's topic and key (a batch's reports share one buffer of keys).
+    names = [(r[0], r[2]) for r in records[:250]] + [("bad topic!", None)] + [(r[0], r[2]) for r in records[251:501]]
+    assert [(r.topic, r.key) for r in reports] == names + [(topic, b"k")]
     assert reports[250].outcome == "failed" and isinstance(reports[250].error, InvalidRecordError)
     assert all(r.delivered for i, r in enumerate(reports) if i != 250)
     assert reports[-1].partition == 1 and reports[-1].key == b"k"
