@@ -505,6 +505,11 @@ impl Spool {
         attempts: u32,
     ) -> Result<(u64, u32)> {
         let journal = self.journal.as_ref().expect("journal mode");
+        // The clock is read before the writer lock is taken, as it was when the caller read it.
+        let journaled = Framing::Journaled {
+            attempts,
+            at_ms: coarse_now_ms(),
+        };
         let mut writer = lock(&journal.writer);
         let JournalWriter {
             active,
@@ -515,10 +520,6 @@ impl Spool {
         if let Some(error) = syncs.failure() {
             return Err(error);
         }
-        let journaled = Framing::Journaled {
-            attempts,
-            at_ms: coarse_now_ms(),
-        };
         frame_record(frame, record, id, &journaled);
         let len = frame.len() as u64;
         if active
@@ -1310,7 +1311,6 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Journals `message(i)` for each `i`; returns where each went.
     /// How `message(i)` reads back from a journal, journaled at `at_ms` (checked to be about
     /// now): its record keeps the message, its attempts and that time, and it reads back as
     /// accepted and not reported, and as possibly written.
@@ -1325,6 +1325,7 @@ mod tests {
         }
     }
 
+    /// Journals `message(i)` for each `i`; returns where each went.
     fn journal_messages(spool: &Spool, numbers: std::ops::Range<u32>) -> Vec<(u64, u32)> {
         numbers
             .map(|i| {
