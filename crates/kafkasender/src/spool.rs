@@ -11,9 +11,15 @@
 //! exclusive lock on `.lock`).
 //!
 //! With `spool.mode=journal` every accepted message is also appended, before `send` returns, to
-//! journal files: spool files of their own, each deleted once every message in it has been
-//! reported. A process killed at any point leaves them behind, and the next producer on the
-//! directory replays them like any spool file. Beside each journal file, and each spool file being
+//! journal files: spool files of their own, named alike, each done with once every message in it
+//! has been reported. A process killed at any point leaves them behind, and the next producer on
+//! the directory replays them like any spool file. A journal file begins with `KSJOURN1` and a
+//! salt of its own, which every record's checksum starts from: a file done with is renamed
+//! `journal-free-<sequence>.ks` and written over as a later journal file (a fresh file's blocks
+//! are allocated, zeroed and freed again by the file system, per file), and what is left of its
+//! earlier records past the new ones fails their checksum. A journal file therefore ends at the
+//! first record that does not check out: past it are only an earlier use of the file, or the one
+//! send that had not returned when the process died. Beside each journal file, and each spool file being
 //! replayed, `<file>.acks` lists the positions of its messages already reported (little-endian
 //! u32s, written in blocks), and a replay skips those; the others may have been written (a crash
 //! loses the last unwritten block), so a replay looks them up in their topic before it sends them.
@@ -34,6 +40,9 @@ use crate::lock;
 use crate::record::{OwnedRecord, Record};
 
 const MAGIC: &[u8; 8] = b"KSSPOOL1";
+/// A journal file's magic, followed by its salt (u32 LE): see the module's documentation.
+const JOURNAL_MAGIC: &[u8; 8] = b"KSJOURN1";
+const JOURNAL_HEADER_BYTES: u64 = JOURNAL_MAGIC.len() as u64 + 4;
 /// Version 2 added a flags byte at the end of the body (bit 0: may be written); version 1
 /// records are still read, as never written.
 const RECORD_VERSION: u8 = 2;
@@ -48,6 +57,12 @@ const JOURNALED_REASON: &str = "journaled; not reported";
 const MAY_BE_WRITTEN: u8 = 1;
 const FILE_PREFIX: &str = "spool-";
 const FILE_SUFFIX: &str = ".ks";
+/// A journal file done with and kept to be written over (not a spool file: no replay reads it).
+const FREE_JOURNAL_PREFIX: &str = "journal-free-";
+/// Journal files kept to be written over, at most. A producer needs one more file than those
+/// waiting for reports (a librdkafka queue of 100,000 messages of 100 bytes fills one); more
+/// would only hold disk space.
+const FREE_JOURNALS_KEPT: usize = 3;
 /// Longest a record may claim to be; anything longer is a torn or corrupt length.
 const MAX_RECORD_BYTES: u32 = 256 << 20;
 /// How often `spool.fsync=interval` syncs.
@@ -112,6 +127,8 @@ struct ActiveJournal {
     sequence: u64,
     file: File,
     path: PathBuf,
+    /// What every record's checksum in this file starts from.
+    salt: u32,
     bytes: u64,
     /// Messages appended so far; the next one's position.
     appended: u32,
@@ -184,15 +201,11 @@ impl ActiveJournal {
         self.file.sync_data()
     }
 
-    /// Unmaps the window and cuts the file to its records (a killed producer leaves up to one
-    /// window of zeros after them, which readers take as the end); with `syncs`, syncs its last
-    /// appends there. Returns what the file list keeps of it: see [`JournalFile::closed`].
+    /// Unmaps the window; with `syncs`, syncs its last appends there. The file keeps its
+    /// allocated size (readers stop after its records), to be written over once done with.
+    /// Returns what the file list keeps of it: see [`JournalFile::closed`].
     fn close(mut self, syncs: Option<&Arc<BackgroundSyncs>>) -> ClosedJournal {
         self.window = None;
-        if let Err(error) = self.file.set_len(self.bytes) {
-            tracing::warn!(target: "kafkasender", path = %self.path.display(), %error,
-                "cannot cut a journal file to its records; readers stop at its zeros");
-        }
         if let Some(syncs) = syncs {
             syncs.begin(self.file, &self.path, false);
         }
@@ -359,9 +372,11 @@ pub(crate) fn reported_positions(path: &Path) -> std::collections::HashSet<u32> 
         .collect()
 }
 
-/// A journal file is closed for appends at this size; it goes once its messages are reported.
-/// (Small in tests, so that they close files.)
-const JOURNAL_FILE_BYTES: u64 = if cfg!(test) { 1 << 10 } else { 64 << 20 };
+/// A journal file is closed for appends at this size; it is done with once its messages are
+/// reported. Small enough that a producer soon writes over files it is done with (and keeps
+/// little disk space for those it keeps); a file costs a few system calls. (Smaller in tests,
+/// so that they close files.)
+const JOURNAL_FILE_BYTES: u64 = if cfg!(test) { 1 << 10 } else { 16 << 20 };
 /// Reported positions are written to the `.acks` file in blocks of this many bytes.
 const ACKS_BLOCK: usize = 4096;
 
@@ -374,6 +389,10 @@ struct State {
     last_sync: Instant,
     /// Closed files not yet taken by a replay, oldest first.
     waiting: VecDeque<PathBuf>,
+    /// Journal files done with, kept to be written over, and their sizes: in `free_bytes`, not in
+    /// `bytes` (they hold no messages), but within `spool.max.bytes` with them.
+    free_journals: Vec<(PathBuf, u64)>,
+    free_bytes: u64,
 }
 
 impl Spool {
@@ -400,6 +419,10 @@ impl Spool {
                 ),
             )
         })?;
+        // Journal files kept for reuse by a producer that did not close: nothing in them is waited for.
+        for free in free_journal_files(&dir) {
+            let _ = fs::remove_file(free);
+        }
         let files = spool_files(&dir)?;
         let bytes = files
             .iter()
@@ -423,6 +446,8 @@ impl Spool {
                 bytes,
                 last_sync: Instant::now(),
                 waiting: files.into(),
+                free_journals: Vec::new(),
+                free_bytes: 0,
             }),
         }))
     }
@@ -431,7 +456,7 @@ impl Spool {
     pub(crate) fn append(&self, message: &SpooledMessage) -> Result<PathBuf> {
         let framed = framed_record(&message.record.as_record(), &Entry::of(message));
         let mut state = lock(&self.state);
-        self.room_for(&state, framed.len())?;
+        self.room_for(&mut state, framed.len())?;
         if state.active.is_none() {
             let created = self.create_file(&mut state)?;
             state.active = Some(created);
@@ -456,9 +481,18 @@ impl Spool {
         Ok(path)
     }
 
-    /// Whether `spool.max.bytes` leaves room for `bytes` more (spool and journal files count alike).
-    fn room_for(&self, state: &State, bytes: usize) -> Result<()> {
-        if state.bytes + bytes as u64 <= self.max_bytes {
+    /// Whether `spool.max.bytes` leaves room for `bytes` more (spool and journal files count
+    /// alike); journal files kept for reuse are deleted to make room.
+    fn room_for(&self, state: &mut State, bytes: usize) -> Result<()> {
+        let needed = state.bytes + bytes as u64;
+        while needed + state.free_bytes > self.max_bytes {
+            let Some((path, size)) = state.free_journals.pop() else {
+                break;
+            };
+            let _ = fs::remove_file(path);
+            state.free_bytes -= size;
+        }
+        if needed <= self.max_bytes {
             return Ok(());
         }
         Err(Error::new(
@@ -488,6 +522,72 @@ impl Spool {
         state.next_sequence += 1;
         state.bytes += MAGIC.len() as u64;
         Ok((path, file))
+    }
+
+    /// A journal file to append to, numbered after every other, its header written with a salt
+    /// of its own: a file done with written over when one is kept, else a new one. Returns the
+    /// file, its path, sequence number and salt.
+    fn create_journal_file(&self, state: &mut State) -> Result<(File, PathBuf, u64, u32)> {
+        let sequence = state.next_sequence;
+        let path = self
+            .dir
+            .join(format!("{FILE_PREFIX}{sequence:020}{FILE_SUFFIX}"));
+        let file = match state.free_journals.pop() {
+            Some((free, size)) => {
+                state.free_bytes -= size;
+                match self.reuse_journal_file(&free, &path) {
+                    Ok(reused) => Some(reused),
+                    Err(error) => {
+                        tracing::warn!(target: "kafkasender", path = %free.display(), %error,
+                            "cannot reuse a journal file; a new one is made");
+                        let _ = fs::remove_file(&free);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let (file, salt) = match file {
+            Some(reused) => reused,
+            None => {
+                // Readable too: a journal file is mapped.
+                let mut file = OpenOptions::new()
+                    .create_new(true)
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| io_error("cannot create", &path, e))?;
+                let salt = new_salt(None);
+                file.write_all(&journal_header(salt))
+                    .map_err(|e| io_error("cannot write", &path, e))?;
+                (file, salt)
+            }
+        };
+        state.next_sequence += 1;
+        state.bytes += JOURNAL_HEADER_BYTES;
+        Ok((file, path, sequence, salt))
+    }
+
+    /// Gives the journal file `free` a new salt, then the name `path`: its earlier records then
+    /// fail their checksums. The header is synced first (unless `spool.fsync=never`): after a
+    /// power loss, the file must not come back under a journal's name with its old salt, and
+    /// its old messages read as never reported.
+    fn reuse_journal_file(&self, free: &Path, path: &Path) -> io::Result<(File, u32)> {
+        use std::os::unix::fs::FileExt;
+        let file = OpenOptions::new().read(true).write(true).open(free)?;
+        let mut old = [0u8; JOURNAL_HEADER_BYTES as usize];
+        let old_salt = file
+            .read_exact_at(&mut old, 0)
+            .ok()
+            .filter(|()| &old[..8] == JOURNAL_MAGIC)
+            .map(|()| u32::from_le_bytes([old[8], old[9], old[10], old[11]]));
+        let salt = new_salt(old_salt);
+        file.write_all_at(&journal_header(salt), 0)?;
+        if self.fsync != FsyncPolicy::Never {
+            file.sync_data()?;
+        }
+        fs::rename(free, path)?;
+        Ok((file, salt))
     }
 
     /// Whether accepted messages are journaled (`spool.mode=journal`).
@@ -539,9 +639,9 @@ impl Spool {
         }
         let created = {
             let mut state = lock(&self.state);
-            self.room_for(&state, frame.len())?;
+            self.room_for(&mut state, frame.len())?;
             let created = match active {
-                None => Some((self.create_file(&mut state)?, state.next_sequence - 1)),
+                None => Some(self.create_journal_file(&mut state)?),
                 Some(_) => None,
             };
             state.bytes += len;
@@ -549,7 +649,7 @@ impl Spool {
         };
         // `files` is taken without `state` held: the delivery thread takes them in the other
         // order (a report that completes a file deletes it and updates the size).
-        if let Some(((path, file), sequence)) = created {
+        if let Some((file, path, sequence, salt)) = created {
             let acks = Acks::open(&path);
             lock(&journal.files).insert(
                 sequence,
@@ -565,12 +665,14 @@ impl Spool {
                 sequence,
                 file,
                 path,
-                bytes: MAGIC.len() as u64,
+                salt,
+                bytes: JOURNAL_HEADER_BYTES,
                 appended: 0,
                 window: None,
             });
         }
         let active = active.as_mut().expect("created above");
+        seal(frame, active.salt);
         active
             .append(frame)
             .map_err(|e| io_error("cannot append to", &active.path, e))?;
@@ -632,11 +734,24 @@ impl Spool {
             let file = files.remove(&sequence).expect("checked above");
             drop(file.acks);
             let _ = fs::remove_file(acks_path(&file.path));
-            match fs::remove_file(&file.path) {
-                Ok(()) => {
-                    let mut state = lock(&self.state);
-                    state.bytes = state.bytes.saturating_sub(file.bytes);
-                }
+            let mut state = lock(&self.state);
+            let size = fs::metadata(&file.path).map_or(0, |m| m.len());
+            let free = self
+                .dir
+                .join(format!("{FREE_JOURNAL_PREFIX}{sequence:020}{FILE_SUFFIX}"));
+            let kept = state.free_journals.len() < FREE_JOURNALS_KEPT
+                && state.bytes.saturating_sub(file.bytes) + state.free_bytes + size
+                    <= self.max_bytes
+                && fs::rename(&file.path, &free).is_ok();
+            let gone = if kept {
+                state.free_journals.push((free, size));
+                state.free_bytes += size;
+                Ok(())
+            } else {
+                fs::remove_file(&file.path)
+            };
+            match gone {
+                Ok(()) => state.bytes = state.bytes.saturating_sub(file.bytes),
                 Err(error) => {
                     tracing::error!(target: "kafkasender", path = %file.path.display(), %error,
                     "cannot delete a journal file; its messages will be sent again by the next producer")
@@ -727,6 +842,12 @@ impl Spool {
             for sequence in sequences {
                 self.forget_if_reported(&mut files, sequence);
             }
+            // No other producer would reuse them: a closed producer leaves only what it must.
+            let mut state = lock(&self.state);
+            for (free, _) in state.free_journals.drain(..) {
+                let _ = fs::remove_file(free);
+            }
+            state.free_bytes = 0;
         }
         lock(&self.lock).take();
     }
@@ -739,6 +860,11 @@ pub struct SpoolReader {
     reader: BufReader<File>,
     offset: u64,
     done: bool,
+    /// A journal file's salt (see the module's documentation): its records' checksums start from
+    /// it, and the first record that does not check out is its end, not a torn record.
+    salt: Option<u32>,
+    /// The file's size when opened.
+    size: u64,
 }
 
 /// Where a spool file stops making sense, and why.
@@ -756,15 +882,27 @@ impl SpoolReader {
     /// Opens a spool file.
     pub fn open(path: &Path) -> Result<SpoolReader> {
         let file = File::open(path).map_err(|e| io_error("cannot open", path, e))?;
+        let size = file.metadata().map_or(u64::MAX, |m| m.len());
         let mut reader = SpoolReader {
             path: path.to_path_buf(),
             reader: BufReader::new(file),
             offset: 0,
             done: false,
+            salt: None,
+            size,
         };
         let mut magic = [0u8; 8];
+        let mut salt = [0u8; 4];
         match read_fully(&mut reader.reader, &mut magic) {
             Ok(8) if &magic == MAGIC => reader.offset = 8,
+            Ok(8) if &magic == JOURNAL_MAGIC => {
+                if read_fully(&mut reader.reader, &mut salt).ok() == Some(4) {
+                    reader.salt = Some(u32::from_le_bytes(salt));
+                    reader.offset = JOURNAL_HEADER_BYTES;
+                } else {
+                    reader.done = true; // killed while its header was written: nothing in it
+                }
+            }
             Ok(0) => reader.done = true, // created, then killed before the header was written
             _ => {
                 return Err(Error::new(
@@ -776,15 +914,33 @@ impl SpoolReader {
         Ok(reader)
     }
 
+    /// Stops at a record that does not check out: a torn record in a spool file; in a journal
+    /// file, its end (see the module's documentation).
     fn torn(
         &mut self,
         reason: impl Into<String>,
     ) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
         self.done = true;
+        if self.salt.is_some() {
+            return None;
+        }
+        self.stop(reason.into())
+    }
+
+    /// Stops at a read error, in any file.
+    fn unreadable(
+        &mut self,
+        error: io::Error,
+    ) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
+        self.done = true;
+        self.stop(format!("read error: {error}"))
+    }
+
+    fn stop(&self, reason: String) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
         Some(Err(TornRecord {
             path: self.path.clone(),
             offset: self.offset,
-            reason: reason.into(),
+            reason,
         }))
     }
 }
@@ -809,20 +965,24 @@ impl Iterator for SpoolReader {
             }
             Ok(8) => {}
             Ok(n) => return self.torn(format!("{n} bytes of a record header, then the end")),
-            Err(e) => return self.torn(format!("read error: {e}")),
+            Err(e) => return self.unreadable(e),
         }
         let length = u32::from_le_bytes(frame_header[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(frame_header[4..].try_into().expect("4 bytes"));
         if length > MAX_RECORD_BYTES {
             return self.torn(format!("implausible record length {length}"));
         }
+        let left = self.size.saturating_sub(self.offset + 8);
+        if u64::from(length) > left {
+            return self.torn(format!("{left} of {length} body bytes, then the end"));
+        }
         let mut body = vec![0u8; length as usize];
         match read_fully(&mut self.reader, &mut body) {
             Ok(n) if n == body.len() => {}
             Ok(n) => return self.torn(format!("{n} of {length} body bytes, then the end")),
-            Err(e) => return self.torn(format!("read error: {e}")),
+            Err(e) => return self.unreadable(e),
         }
-        if crc32fast::hash(&body) != crc {
+        if checksum(self.salt.unwrap_or(0), &body) != crc {
             return self.torn("checksum mismatch");
         }
         match decode(&body) {
@@ -947,6 +1107,21 @@ fn spool_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Journal files kept for reuse in `dir` (see [`FREE_JOURNAL_PREFIX`]).
+fn free_journal_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(FREE_JOURNAL_PREFIX))
+        })
+        .collect()
+}
+
 fn sequence_of(path: &Path) -> Option<u64> {
     path.file_name()?
         .to_str()?
@@ -1012,11 +1187,12 @@ enum Framing<'a> {
 fn framed_record(record: &Record<'_>, entry: &Entry<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     frame_record(&mut out, record, None, &Framing::Spooled(entry));
+    seal(&mut out, 0);
     out
 }
 
 /// Frames a record into `out` (cleared first; its capacity is kept for the next), with the id
-/// header `id` after its own headers, if given.
+/// header `id` after its own headers, if given; [`seal`] then fills in its length and checksum.
 fn frame_record(
     out: &mut Vec<u8>,
     record: &Record<'_>,
@@ -1071,10 +1247,47 @@ fn frame_record(
         None => out.push(0),
     }
     out.push(if may_be_written { MAY_BE_WRITTEN } else { 0 });
-    let body = u32::try_from(out.len() - 8).unwrap_or(u32::MAX);
-    let crc = crc32fast::hash(&out[8..]);
-    out[..4].copy_from_slice(&body.to_le_bytes());
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes a framed record's length and checksum, the checksum starting from `salt` (a journal
+/// file's, or 0 in a spool file: a plain CRC-32).
+fn seal(framed: &mut [u8], salt: u32) {
+    let body = u32::try_from(framed.len() - 8).unwrap_or(u32::MAX);
+    let crc = checksum(salt, &framed[8..]);
+    framed[..4].copy_from_slice(&body.to_le_bytes());
+    framed[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn checksum(salt: u32, body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(salt);
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// A journal file's header: its magic and `salt`.
+fn journal_header(salt: u32) -> [u8; JOURNAL_HEADER_BYTES as usize] {
+    let mut header = [0; JOURNAL_HEADER_BYTES as usize];
+    header[..8].copy_from_slice(JOURNAL_MAGIC);
+    header[8..].copy_from_slice(&salt.to_le_bytes());
+    header
+}
+
+/// A salt for a journal file, other than the one it had (`old`): random per process and call.
+fn new_salt(old: Option<u32>) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        let salt = hasher.finish() as u32;
+        if Some(salt) != old {
+            return salt;
+        }
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -1337,6 +1550,24 @@ mod tests {
             .collect()
     }
 
+    /// `message(i)`, made as long as every other `uniform(j)`.
+    fn uniform(i: u32) -> SpooledMessage {
+        let mut m = message(1);
+        m.record.key = Some(format!("k{i:06}").into_bytes());
+        m
+    }
+
+    fn journal_uniform(spool: &Spool, numbers: std::ops::Range<u32>) -> Vec<(u64, u32)> {
+        numbers
+            .map(|i| {
+                let m = uniform(i);
+                spool
+                    .journal(&m.record.as_record(), None, m.attempts)
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn interval_syncs_go_on_across_closed_files_and_a_failed_one_refuses_the_next_append() {
         let dir = temp_dir("journal-interval");
@@ -1457,6 +1688,112 @@ mod tests {
             "every record with its id, and no torn one for the zeros"
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn journal_files_done_with_are_written_over_and_their_old_records_never_read_back() {
+        let dir = temp_dir("journal-reuse");
+        let spool = Spool::open(&journaling(&dir)).unwrap().unwrap();
+        // Files of 1 KB in tests: these fill several, each kept once its messages are reported.
+        // Records of one size: a reused file's old records lie where new ones would.
+        let first = journal_uniform(&spool, 0..40);
+        for place in &first {
+            spool.journal_reported(*place);
+        }
+        assert_eq!(free_journal_files(&dir).len(), FREE_JOURNALS_KEPT);
+        assert_eq!(spool_files(&dir).unwrap().len(), 1, "the active file");
+        // Fill the active file, then two messages into the next: a file written over, whose
+        // old records follow the new ones.
+        let mut places = Vec::new();
+        let active = first.last().unwrap().0;
+        while places.last().is_none_or(|(file, _)| *file == active) {
+            let next = 100 + places.len() as u32;
+            places.extend(journal_uniform(&spool, next..next + 1));
+        }
+        let last = 100 + places.len() as u32;
+        places.extend(journal_uniform(&spool, last..last + 1));
+        let reused = places.last().unwrap().0;
+        assert_eq!(
+            free_journal_files(&dir).len(),
+            FREE_JOURNALS_KEPT - 1,
+            "one reused"
+        );
+        let file = spool_files(&dir).unwrap().pop().unwrap();
+        assert_eq!(sequence_of(&file), Some(reused));
+        let bytes = fs::read(&file).unwrap();
+        let mut reader = SpoolReader::open(&file).unwrap();
+        let keys = |messages: &mut dyn Iterator<Item = SpooledMessage>| {
+            messages.map(|m| m.record.key.unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&mut reader.by_ref().map(|m| m.unwrap())),
+            keys(&mut (last - 1..=last).map(uniform)),
+            "the reused file holds its two new messages, none of its old ones"
+        );
+        let written = reader.offset as usize;
+        assert!(
+            bytes[written..written + 64].iter().any(|b| *b != 0),
+            "old records follow the new ones"
+        );
+        lock(&spool.lock).take(); // the process's end lets the lock go,
+        std::mem::forget(spool); // and nothing else: what kill -9 leaves
+        let mut read = keys(
+            &mut spool_files(&dir)
+                .unwrap()
+                .iter()
+                .flat_map(|path| SpoolReader::open(path).unwrap().map(|m| m.unwrap())),
+        );
+        let count = read.len();
+        read.sort();
+        read.dedup();
+        assert_eq!(read.len(), count, "each message once");
+        assert!(keys(&mut (100..=last).map(uniform))
+            .iter()
+            .all(|k| read.contains(k)));
+        let spool = Spool::open(&journaling(&dir)).unwrap().unwrap();
+        assert!(
+            free_journal_files(&dir).is_empty(),
+            "left by a killed producer: deleted"
+        );
+        for path in spool
+            .take_for_replay()
+            .iter()
+            .chain(&spool_files(&dir).unwrap())
+        {
+            spool.remove_replayed(path);
+        }
+        for place in journal_uniform(&spool, 0..40) {
+            spool.journal_reported(place);
+        }
+        assert!(!free_journal_files(&dir).is_empty());
+        spool.release();
+        assert!(free_journal_files(&dir).is_empty(), "deleted on close");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn journal_files_kept_for_reuse_fit_within_the_size_cap() {
+        let dir = temp_dir("journal-reuse-cap");
+        let spool = Spool::open(&SpoolSettings {
+            max_bytes: 3 * JOURNAL_WINDOW,
+            ..journaling(&dir)
+        })
+        .unwrap()
+        .unwrap();
+        for place in journal_messages(&spool, 0..40) {
+            spool.journal_reported(place);
+        }
+        // Each file kept takes a window (4 KB in tests); the active one takes one too.
+        let kept = free_journal_files(&dir);
+        assert!(
+            !kept.is_empty() && kept.len() < FREE_JOURNALS_KEPT,
+            "{kept:?}"
+        );
+        let state = lock(&spool.state);
+        assert!(state.bytes + state.free_bytes <= 3 * JOURNAL_WINDOW);
+        drop(state);
+        spool.release();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
