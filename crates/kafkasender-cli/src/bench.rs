@@ -491,6 +491,11 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
         "rust-send-journal" => kafkasender_send(with_journal(overrides, args)?, &load, recorder)?,
         other => bail!("unknown contender {other:?}"),
     }
+    for kind in ["spool", "journal"] {
+        // Only when nothing but the lock is left: what a run left is kept, to be looked at.
+        let _ = std::fs::remove_file(scratch_dir(kind).join(".lock"));
+        let _ = std::fs::remove_dir(scratch_dir(kind));
+    }
     let (elapsed, latency) = recorder.result(args.count)?;
     let usage = resource_usage();
     println!(
@@ -507,8 +512,7 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
 
 /// Every resilience stage configured, none of them ever needed.
 fn with_idle_resilience(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
-    let spool =
-        std::env::temp_dir().join(format!("kafkasender-bench-spool-{}", std::process::id()));
+    let spool = scratch_dir("spool");
     let idle = [
         ("breaker.enabled", "true".to_string()),
         ("dlq.topic", format!("{}-dlq", args.topic)),
@@ -521,14 +525,18 @@ fn with_idle_resilience(overrides: &[(String, String)], args: &RunArgs) -> anyho
 
 /// Every accepted message journaled before `send` returns, and nothing else configured.
 fn with_journal(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
-    let journal =
-        std::env::temp_dir().join(format!("kafkasender-bench-journal-{}", std::process::id()));
+    let journal = scratch_dir("journal");
     let settings = [
         ("spool.dir", journal.display().to_string()),
         ("spool.mode", "journal".to_string()),
     ]
     .map(|(key, value)| (key.to_string(), value));
     Ok(crate::config(&[overrides, &settings[..]].concat(), Some(&args.bootstrap)).build()?)
+}
+
+/// This run's own directory for a spool or a journal.
+fn scratch_dir(kind: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("kafkasender-bench-{kind}-{}", std::process::id()))
 }
 
 /// Peak resident set (KiB) and CPU seconds (user + system) of this process.

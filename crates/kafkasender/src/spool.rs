@@ -1593,6 +1593,8 @@ mod tests {
         assert_eq!(refused.kind(), ErrorKind::Spool);
         assert!(refused.to_string().contains("cannot fsync"), "{refused}");
         journal_messages(&spool, 21..22); // reported once, then appends go on
+        drop(spool);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1615,6 +1617,7 @@ mod tests {
         spool.release();
         assert!(spool_files(&dir).unwrap().is_empty());
         assert_eq!(spool.bytes(), 0, "the byte count follows the files");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1653,6 +1656,7 @@ mod tests {
             .expect("20,000 messages journaled and reported within a minute (no deadlock)");
         sender.join().unwrap();
         reporter.join().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
