@@ -19,10 +19,11 @@
 //! are allocated, zeroed and freed again by the file system, per file), and what is left of its
 //! earlier records past the new ones fails their checksum. A journal file therefore ends at the
 //! first record that does not check out: past it are only an earlier use of the file, or the one
-//! send that had not returned when the process died. Beside each journal file, and each spool file being
-//! replayed, `<file>.acks` lists the positions of its messages already reported (little-endian
-//! u32s, written in blocks), and a replay skips those; the others may have been written (a crash
-//! loses the last unwritten block), so a replay looks them up in their topic before it sends them.
+//! send that had not returned when the process died. Beside each journal file, and each spool
+//! file being replayed, `<file>.acks` lists the positions of its messages already reported
+//! (little-endian u32s, written in blocks), and a replay skips those; the others may have been
+//! written (a crash loses the last unwritten block), so a replay looks them up in their topic
+//! before it sends them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -920,8 +921,8 @@ impl SpoolReader {
         &mut self,
         reason: impl Into<String>,
     ) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
-        self.done = true;
         if self.salt.is_some() {
+            self.done = true;
             return None;
         }
         self.stop(reason.into())
@@ -932,11 +933,12 @@ impl SpoolReader {
         &mut self,
         error: io::Error,
     ) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
-        self.done = true;
         self.stop(format!("read error: {error}"))
     }
 
-    fn stop(&self, reason: String) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
+    /// Stops, yielding where and why.
+    fn stop(&mut self, reason: String) -> Option<std::result::Result<SpooledMessage, TornRecord>> {
+        self.done = true;
         Some(Err(TornRecord {
             path: self.path.clone(),
             offset: self.offset,
