@@ -1778,6 +1778,47 @@ mod tests {
     }
 
     #[test]
+    fn a_record_larger_than_a_reused_journal_file_grows_it_and_reads_back_whole() {
+        let dir = temp_dir("journal-reuse-large");
+        let spool = Spool::open(&SpoolSettings {
+            max_bytes: 1 << 30,
+            ..journaling(&dir)
+        })
+        .unwrap()
+        .unwrap();
+        for place in journal_uniform(&spool, 0..40) {
+            spool.journal_reported(place);
+        }
+        let kept = free_journal_files(&dir).len();
+        assert!(kept > 0);
+        // Two windows and more (4 KB each in tests): a file of its own, a reused one.
+        let mut large = message(7);
+        large.record.value = Some(vec![7; 3 * JOURNAL_WINDOW as usize]);
+        let (file, _) = spool
+            .journal(&large.record.as_record(), None, large.attempts)
+            .unwrap();
+        assert_eq!(
+            free_journal_files(&dir).len(),
+            kept - 1,
+            "a kept file reused"
+        );
+        lock(&spool.lock).take();
+        std::mem::forget(spool); // what kill -9 leaves
+        let path = spool_files(&dir)
+            .unwrap()
+            .into_iter()
+            .find(|path| sequence_of(path) == Some(file))
+            .unwrap();
+        let read: Vec<_> = SpoolReader::open(&path)
+            .unwrap()
+            .map(|m| m.unwrap())
+            .collect();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].record, large.record);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn journal_files_kept_for_reuse_fit_within_the_size_cap() {
         let dir = temp_dir("journal-reuse-cap");
         let spool = Spool::open(&SpoolSettings {
