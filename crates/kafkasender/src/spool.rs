@@ -507,22 +507,17 @@ impl Spool {
 
     /// A new spool file, numbered after every other, with its magic written.
     fn create_file(&self, state: &mut State) -> Result<(PathBuf, File)> {
-        let path = self.dir.join(format!(
-            "{FILE_PREFIX}{:020}{FILE_SUFFIX}",
-            state.next_sequence
-        ));
-        // Readable too: a journal file is mapped.
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error("cannot create", &path, e))?;
-        file.write_all(MAGIC)
-            .map_err(|e| io_error("cannot write", &path, e))?;
+        let path = self.file_path(state.next_sequence);
+        let file = new_file(&path, MAGIC)?;
         state.next_sequence += 1;
         state.bytes += MAGIC.len() as u64;
         Ok((path, file))
+    }
+
+    /// Where the spool or journal file numbered `sequence` lies.
+    fn file_path(&self, sequence: u64) -> PathBuf {
+        self.dir
+            .join(format!("{FILE_PREFIX}{sequence:020}{FILE_SUFFIX}"))
     }
 
     /// A journal file to append to, numbered after every other, its header written with a salt
@@ -530,9 +525,7 @@ impl Spool {
     /// file, its path, sequence number and salt.
     fn create_journal_file(&self, state: &mut State) -> Result<(File, PathBuf, u64, u32)> {
         let sequence = state.next_sequence;
-        let path = self
-            .dir
-            .join(format!("{FILE_PREFIX}{sequence:020}{FILE_SUFFIX}"));
+        let path = self.file_path(sequence);
         let file = match state.free_journals.pop() {
             Some((free, size)) => {
                 state.free_bytes -= size;
@@ -551,17 +544,8 @@ impl Spool {
         let (file, salt) = match file {
             Some(reused) => reused,
             None => {
-                // Readable too: a journal file is mapped.
-                let mut file = OpenOptions::new()
-                    .create_new(true)
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| io_error("cannot create", &path, e))?;
                 let salt = new_salt(None);
-                file.write_all(&journal_header(salt))
-                    .map_err(|e| io_error("cannot write", &path, e))?;
-                (file, salt)
+                (new_file(&path, &journal_header(salt))?, salt)
             }
         };
         state.next_sequence += 1;
@@ -1109,6 +1093,20 @@ fn spool_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Creates the file `path` (which must not exist) and writes `header`; later writes follow it.
+fn new_file(path: &Path, header: &[u8]) -> Result<File> {
+    // Readable too: a journal file is mapped.
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("cannot create", path, e))?;
+    file.write_all(header)
+        .map_err(|e| io_error("cannot write", path, e))?;
+    Ok(file)
+}
+
 /// Journal files kept for reuse in `dir` (see [`FREE_JOURNAL_PREFIX`]).
 fn free_journal_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -1542,9 +1540,16 @@ mod tests {
 
     /// Journals `message(i)` for each `i`; returns where each went.
     fn journal_messages(spool: &Spool, numbers: std::ops::Range<u32>) -> Vec<(u64, u32)> {
-        numbers
-            .map(|i| {
-                let m = message(i);
+        journal_each(spool, numbers.map(message))
+    }
+
+    /// Journals each of `messages`; returns where each went.
+    fn journal_each(
+        spool: &Spool,
+        messages: impl Iterator<Item = SpooledMessage>,
+    ) -> Vec<(u64, u32)> {
+        messages
+            .map(|m| {
                 spool
                     .journal(&m.record.as_record(), None, m.attempts)
                     .unwrap()
@@ -1557,17 +1562,6 @@ mod tests {
         let mut m = message(1);
         m.record.key = Some(format!("k{i:06}").into_bytes());
         m
-    }
-
-    fn journal_uniform(spool: &Spool, numbers: std::ops::Range<u32>) -> Vec<(u64, u32)> {
-        numbers
-            .map(|i| {
-                let m = uniform(i);
-                spool
-                    .journal(&m.record.as_record(), None, m.attempts)
-                    .unwrap()
-            })
-            .collect()
     }
 
     #[test]
@@ -1702,7 +1696,7 @@ mod tests {
         let spool = Spool::open(&journaling(&dir)).unwrap().unwrap();
         // Files of 1 KB in tests: these fill several, each kept once its messages are reported.
         // Records of one size: a reused file's old records lie where new ones would.
-        let first = journal_uniform(&spool, 0..40);
+        let first = journal_each(&spool, (0..40).map(uniform));
         for place in &first {
             spool.journal_reported(*place);
         }
@@ -1714,10 +1708,10 @@ mod tests {
         let active = first.last().unwrap().0;
         while places.last().is_none_or(|(file, _)| *file == active) {
             let next = 100 + places.len() as u32;
-            places.extend(journal_uniform(&spool, next..next + 1));
+            places.extend(journal_each(&spool, (next..next + 1).map(uniform)));
         }
         let last = 100 + places.len() as u32;
-        places.extend(journal_uniform(&spool, last..last + 1));
+        places.extend(journal_each(&spool, (last..last + 1).map(uniform)));
         let reused = places.last().unwrap().0;
         assert_eq!(
             free_journal_files(&dir).len(),
@@ -1768,7 +1762,7 @@ mod tests {
         {
             spool.remove_replayed(path);
         }
-        for place in journal_uniform(&spool, 0..40) {
+        for place in journal_each(&spool, (0..40).map(uniform)) {
             spool.journal_reported(place);
         }
         assert!(!free_journal_files(&dir).is_empty());
@@ -1786,7 +1780,7 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        for place in journal_uniform(&spool, 0..40) {
+        for place in journal_each(&spool, (0..40).map(uniform)) {
             spool.journal_reported(place);
         }
         let kept = free_journal_files(&dir).len();
