@@ -492,7 +492,7 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
         other => bail!("unknown contender {other:?}"),
     }
     for kind in ["spool", "journal"] {
-        // Only when nothing but the lock is left: what a run left is kept, to be looked at.
+        // The directory goes when only its lock was in it: what a run left stays, to be looked at.
         let _ = std::fs::remove_file(scratch_dir(kind).join(".lock"));
         let _ = std::fs::remove_dir(scratch_dir(kind));
     }
