@@ -268,7 +268,10 @@ impl BackgroundSyncs {
 
     /// The error of a sync that failed since the last call, if any.
     fn failure(&self) -> Option<Error> {
-        if !self.has_failed.swap(false, Ordering::Acquire) {
+        // Every append asks: a plain read while none failed, the swap only once one has.
+        if !self.has_failed.load(Ordering::Acquire)
+            || !self.has_failed.swap(false, Ordering::Acquire)
+        {
             return None;
         }
         lock(&self.failed).take()
