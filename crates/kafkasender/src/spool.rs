@@ -393,10 +393,16 @@ struct State {
     last_sync: Instant,
     /// Closed files not yet taken by a replay, oldest first.
     waiting: VecDeque<PathBuf>,
-    /// Journal files done with, kept to be written over, and their sizes: in `free_bytes`, not in
-    /// `bytes` (they hold no messages), but within `spool.max.bytes` with them.
+    /// Journal files done with, kept to be written over, and their sizes: not in `bytes` (they
+    /// hold no messages), but within `spool.max.bytes` with them (see [`State::free_bytes`]).
     free_journals: Vec<(PathBuf, u64)>,
-    free_bytes: u64,
+}
+
+impl State {
+    /// Bytes in the journal files kept to be written over (at most [`FREE_JOURNALS_KEPT`]).
+    fn free_bytes(&self) -> u64 {
+        self.free_journals.iter().map(|(_, size)| size).sum()
+    }
 }
 
 impl Spool {
@@ -451,7 +457,6 @@ impl Spool {
                 last_sync: Instant::now(),
                 waiting: files.into(),
                 free_journals: Vec::new(),
-                free_bytes: 0,
             }),
         }))
     }
@@ -489,12 +494,11 @@ impl Spool {
     /// alike); journal files kept for reuse are deleted to make room.
     fn room_for(&self, state: &mut State, bytes: usize) -> Result<()> {
         let needed = state.bytes + bytes as u64;
-        while needed + state.free_bytes > self.max_bytes {
-            let Some((path, size)) = state.free_journals.pop() else {
+        while needed + state.free_bytes() > self.max_bytes {
+            let Some((path, _)) = state.free_journals.pop() else {
                 break;
             };
             let _ = fs::remove_file(path);
-            state.free_bytes -= size;
         }
         if needed <= self.max_bytes {
             return Ok(());
@@ -529,22 +533,16 @@ impl Spool {
     fn create_journal_file(&self, state: &mut State) -> Result<(File, PathBuf, u64, u32)> {
         let sequence = state.next_sequence;
         let path = self.file_path(sequence);
-        let file = match state.free_journals.pop() {
-            Some((free, size)) => {
-                state.free_bytes -= size;
-                match self.reuse_journal_file(&free, &path) {
-                    Ok(reused) => Some(reused),
-                    Err(error) => {
-                        tracing::warn!(target: "kafkasender", path = %free.display(), %error,
-                            "cannot reuse a journal file; a new one is made");
-                        let _ = fs::remove_file(&free);
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        let (file, salt) = match file {
+        let reused = state.free_journals.pop().and_then(|(free, _)| {
+            self.reuse_journal_file(&free, &path)
+                .inspect_err(|error| {
+                    tracing::warn!(target: "kafkasender", path = %free.display(), %error,
+                        "cannot reuse a journal file; a new one is made");
+                    let _ = fs::remove_file(&free);
+                })
+                .ok()
+        });
+        let (file, salt) = match reused {
             Some(reused) => reused,
             None => {
                 let salt = new_salt(None);
@@ -728,12 +726,11 @@ impl Spool {
                 .dir
                 .join(format!("{FREE_JOURNAL_PREFIX}{sequence:020}{FILE_SUFFIX}"));
             let kept = state.free_journals.len() < FREE_JOURNALS_KEPT
-                && state.bytes.saturating_sub(file.bytes) + state.free_bytes + size
+                && state.bytes.saturating_sub(file.bytes) + state.free_bytes() + size
                     <= self.max_bytes
                 && fs::rename(&file.path, &free).is_ok();
             let gone = if kept {
                 state.free_journals.push((free, size));
-                state.free_bytes += size;
                 Ok(())
             } else {
                 fs::remove_file(&file.path)
@@ -835,7 +832,6 @@ impl Spool {
             for (free, _) in state.free_journals.drain(..) {
                 let _ = fs::remove_file(free);
             }
-            state.free_bytes = 0;
         }
         lock(&self.lock).take();
     }
@@ -1085,17 +1081,19 @@ fn coarse_clock(clock: Clock) -> Duration {
 }
 
 fn spool_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
+    let paths = match paths_in(dir) {
+        Ok(paths) => paths,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_error("cannot list", dir, e)),
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| sequence_of(path).is_some())
-        .collect();
+    let mut files: Vec<PathBuf> = paths.filter(|path| sequence_of(path).is_some()).collect();
     files.sort_by_key(|path| sequence_of(path));
     Ok(files)
+}
+
+/// The paths of `dir`'s entries (those that can be read).
+fn paths_in(dir: &Path) -> io::Result<impl Iterator<Item = PathBuf>> {
+    Ok(fs::read_dir(dir)?.filter_map(|entry| entry.ok().map(|e| e.path())))
 }
 
 /// Creates the file `path` (which must not exist) and writes `header`; later writes follow it.
@@ -1114,11 +1112,10 @@ fn new_file(path: &Path, header: &[u8]) -> Result<File> {
 
 /// Journal files kept for reuse in `dir` (see [`FREE_JOURNAL_PREFIX`]).
 fn free_journal_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(paths) = paths_in(dir) else {
         return Vec::new();
     };
-    entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
+    paths
         .filter(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
@@ -1836,7 +1833,7 @@ mod tests {
             "{kept:?}"
         );
         let state = lock(&spool.state);
-        assert!(state.bytes + state.free_bytes <= 3 * JOURNAL_WINDOW);
+        assert!(state.bytes + state.free_bytes() <= 3 * JOURNAL_WINDOW);
         drop(state);
         spool.release();
         fs::remove_dir_all(&dir).unwrap();
