@@ -132,7 +132,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("recovery.window.ms", "KAFKA_PRODUCER_RECOVERY_WINDOW", ValueKind::Duration, Target::Own, "5m",
         "The window `recovery.max` counts recoveries in."),
     setting("auth.failure.timeout.ms", "KAFKA_PRODUCER_AUTH_FAILURE_TIMEOUT", ValueKind::Duration, Target::Own, "5s",
-        "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication`."),
+        "How long SASL authentication or the TLS handshake may keep failing before every pending and new send fails with `authentication` (until a first delivery, counted from the oldest waiting send if that is earlier)."),
     setting("partition.strategy", "KAFKA_PARTITION_STRATEGY", ValueKind::Choice(PARTITION_STRATEGIES), Target::Own, "murmur2",
         "How a record without an explicit partition gets one: `murmur2` (a key lands where the Java client puts it; keyless records spread at random), `consistent` (CRC32 of the key, as librdkafka's `consistent_random`), `random`, or `round_robin` (each record to the next partition with a leader, keys ignored). Not together with librdkafka's `partitioner`."),
     setting("health.check.interval.ms", "KAFKA_HEALTH_CHECK_INTERVAL", ValueKind::Duration, Target::Own, "2s",

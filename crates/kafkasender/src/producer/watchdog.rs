@@ -5,7 +5,8 @@
 //!   the circuit breaker, so new sends are spooled or fail fast instead of filling the queue;
 //! - **failing credentials**: SASL authentication or the TLS handshake failing for
 //!   `auth.failure.timeout.ms` with nothing delivered makes every pending and new send fail with
-//!   `authentication`, instead of waiting for a timeout that says nothing of the cause. Sends are
+//!   `authentication`, instead of waiting for a timeout that says nothing of the cause (until a
+//!   first delivery, the timeout counts from the oldest waiting send if that is earlier). Sends are
 //!   accepted again once no such failure has been seen for three times that long.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::context::Context;
+use super::tracker::Tracker;
 use crate::breaker::BreakerState;
 use crate::config::Config;
 use crate::error::Error;
@@ -76,7 +78,11 @@ pub(crate) struct Watchdog {
     stall: Option<Duration>,
     auth_timeout: Duration,
     last_completed: u64,
+    /// When a message was last reported, or the stall was last acted on.
     last_progress: Instant,
+    /// When the sends now in flight began to wait: the last report, or the first send after
+    /// none was in flight.
+    waiting_since: Instant,
     refusing: bool,
 }
 
@@ -89,27 +95,36 @@ impl Watchdog {
             auth_timeout: settings.auth_failure_timeout,
             last_completed: 0,
             last_progress: Instant::now(),
+            waiting_since: Instant::now(),
             refusing: false,
         }
     }
 
     pub(crate) fn check(&mut self, context: &Context, now: Instant) -> Verdict {
-        self.check_stall(context, now);
-        self.check_credentials(context, now)
+        let waiting = self.note_progress(&context.tracker, now);
+        if waiting {
+            self.check_stall(context, now);
+        }
+        self.check_credentials(&context.credentials, &context.tracker, now)
+    }
+
+    /// Whether messages are in flight with none reported since the previous check.
+    fn note_progress(&mut self, tracker: &Tracker, now: Instant) -> bool {
+        let completed = tracker.completed();
+        if completed != self.last_completed || tracker.in_flight() == 0 {
+            self.last_completed = completed;
+            self.last_progress = now;
+            self.waiting_since = now;
+            return false;
+        }
+        true
     }
 
     fn check_stall(&mut self, context: &Context, now: Instant) {
-        let tracker = &context.tracker;
-        let completed = tracker.completed();
-        let in_flight = tracker.in_flight();
-        if completed != self.last_completed || in_flight == 0 {
-            self.last_completed = completed;
-            self.last_progress = now;
-            return;
-        }
         let (Some(stall), Some(breaker)) = (self.stall, &context.breaker) else {
             return;
         };
+        let in_flight = context.tracker.in_flight();
         if now.duration_since(self.last_progress) >= stall
             && breaker.state() == BreakerState::Closed
         {
@@ -119,12 +134,20 @@ impl Watchdog {
         }
     }
 
-    fn check_credentials(&mut self, context: &Context, now: Instant) -> Verdict {
-        let seen = context.credentials.seen();
-        match seen {
-            Some(seen) if !self.refusing && now.duration_since(seen.first) >= self.auth_timeout => {
+    fn check_credentials(
+        &mut self,
+        credentials: &CredentialFailures,
+        tracker: &Tracker,
+        now: Instant,
+    ) -> Verdict {
+        match credentials.seen() {
+            Some(seen)
+                if !self.refusing
+                    && now.duration_since(self.failing_since(&seen, tracker))
+                        >= self.auth_timeout =>
+            {
                 tracing::error!(target: "kafkasender", error = %seen.error, "authentication keeps failing: pending and new sends fail");
-                context.tracker.refuse(Some(seen.error));
+                tracker.refuse(Some(seen.error));
                 self.refusing = true;
                 Verdict::Refuse
             }
@@ -132,17 +155,173 @@ impl Watchdog {
                 if self.refusing && now.duration_since(seen.last) >= 3 * self.auth_timeout =>
             {
                 tracing::info!(target: "kafkasender", "no authentication failure for a while: accepting sends again");
-                context.credentials.clear();
-                self.accept_again(context)
+                credentials.clear();
+                self.accept_again(tracker)
             }
-            None if self.refusing => self.accept_again(context),
+            None if self.refusing => self.accept_again(tracker),
             _ => Verdict::CarryOn,
         }
     }
 
-    fn accept_again(&mut self, context: &Context) -> Verdict {
-        context.tracker.refuse(None);
+    /// Where the timeout counts from. A producer that never delivered anything counts from its
+    /// oldest waiting send as well: its credentials are likely wrong from the start, and a broker
+    /// slow to answer the handshake should not add its delay. One that has delivered counts from
+    /// the first failure only: a broker that restarts may refuse a handshake for a moment while
+    /// sends wait for other reasons.
+    fn failing_since(&self, seen: &Seen, tracker: &Tracker) -> Instant {
+        if tracker.metrics.delivered() == 0 {
+            seen.first.min(self.waiting_since)
+        } else {
+            seen.first
+        }
+    }
+
+    fn accept_again(&mut self, tracker: &Tracker) -> Verdict {
+        tracker.refuse(None);
         self.refusing = false;
         Verdict::CarryOn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// A watchdog with a 5 s `auth.failure.timeout.ms`, and nothing in flight at `start`.
+    fn watching(start: Instant) -> (Watchdog, CredentialFailures, Tracker) {
+        let config = Config::builder()
+            .brokers("x:1")
+            .set("auth.failure.timeout.ms", "5000")
+            .build()
+            .unwrap();
+        let mut watchdog = Watchdog::new(&config);
+        let tracker = Tracker::default();
+        assert!(!watchdog.note_progress(&tracker, start));
+        (watchdog, CredentialFailures::default(), tracker)
+    }
+
+    fn check(
+        watchdog: &mut Watchdog,
+        credentials: &CredentialFailures,
+        tracker: &Tracker,
+        at: Instant,
+    ) -> Verdict {
+        watchdog.note_progress(tracker, at);
+        watchdog.check_credentials(credentials, tracker, at)
+    }
+
+    fn sasl_failure() -> Error {
+        Error::new(ErrorKind::Authentication, "SASL authentication failed")
+    }
+
+    #[test]
+    fn sends_that_waited_the_timeout_fail_as_soon_as_a_late_failure_is_seen() {
+        let start = Instant::now();
+        let (mut watchdog, credentials, tracker) = watching(start);
+        (0..5).for_each(|_| tracker.accept());
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + SECOND),
+            Verdict::CarryOn
+        );
+        // The brokers answer the handshake only after 7 s: the sends have waited longer than the
+        // timeout already, so they fail now rather than 5 s after the failure.
+        credentials.record(sasl_failure(), start + 7 * SECOND);
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 7 * SECOND),
+            Verdict::Refuse
+        );
+        assert_eq!(
+            tracker.refusal().map(|e| e.kind()),
+            Some(ErrorKind::Authentication)
+        );
+    }
+
+    #[test]
+    fn failures_seen_before_any_send_count_from_the_first_of_them() {
+        let start = Instant::now();
+        let (mut watchdog, credentials, tracker) = watching(start);
+        credentials.record(sasl_failure(), start);
+        tracker.accept();
+        let sent = start + 2 * SECOND;
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, sent),
+            Verdict::CarryOn
+        );
+        let almost = start + 5 * SECOND - Duration::from_millis(1);
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, almost),
+            Verdict::CarryOn
+        );
+        assert!(tracker.refusal().is_none());
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
+            Verdict::Refuse
+        );
+    }
+
+    #[test]
+    fn a_failure_seen_soon_after_the_sends_fails_them_the_timeout_after_they_began_to_wait() {
+        let start = Instant::now();
+        let (mut watchdog, credentials, tracker) = watching(start);
+        tracker.accept();
+        credentials.record(sasl_failure(), start + Duration::from_millis(300));
+        let almost = start + 5 * SECOND - Duration::from_millis(1);
+        for at in [start + SECOND, start + 3 * SECOND, almost] {
+            assert_eq!(
+                check(&mut watchdog, &credentials, &tracker, at),
+                Verdict::CarryOn
+            );
+        }
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
+            Verdict::Refuse
+        );
+    }
+
+    #[test]
+    fn once_a_message_was_delivered_a_late_failure_gets_the_whole_timeout() {
+        let start = Instant::now();
+        let (mut watchdog, credentials, tracker) = watching(start);
+        tracker.metrics.record_delivered(Duration::from_millis(2));
+        tracker.accept();
+        credentials.record(sasl_failure(), start + 7 * SECOND);
+        let almost = start + 12 * SECOND - Duration::from_millis(1);
+        for at in [start + 7 * SECOND, almost] {
+            assert_eq!(
+                check(&mut watchdog, &credentials, &tracker, at),
+                Verdict::CarryOn
+            );
+        }
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 12 * SECOND),
+            Verdict::Refuse
+        );
+    }
+
+    #[test]
+    fn sends_are_accepted_again_once_no_failure_has_been_seen_for_three_timeouts() {
+        let start = Instant::now();
+        let (mut watchdog, credentials, tracker) = watching(start);
+        credentials.record(sasl_failure(), start);
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
+            Verdict::Refuse
+        );
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 14 * SECOND),
+            Verdict::CarryOn
+        );
+        assert!(
+            tracker.refusal().is_some(),
+            "refused until 15 s after the last failure"
+        );
+        assert_eq!(
+            check(&mut watchdog, &credentials, &tracker, start + 15 * SECOND),
+            Verdict::CarryOn
+        );
+        assert!(tracker.refusal().is_none());
     }
 }
