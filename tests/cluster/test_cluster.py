@@ -142,6 +142,28 @@ def test_an_untrusted_certificate_fails_every_message_with_authentication_within
     assert "certificate verify failed" in result.stderr
 
 
+def test_a_producer_with_a_wrong_password_keeps_refusing_sends_while_librdkafka_stops_repeating_the_failure():
+    """librdkafka reports an unchanged failure once per 30 s: a send 25 s after the first failures,
+    in that silence, is refused at once rather than accepted and failed at the next report."""
+    env = cluster_env()
+    topic = scenarios.topic_name("auth-later")
+    scenario = {
+        "brokers": 0,
+        "config": {
+            "bootstrap.servers": env["KS_CLUSTER_SASL"], "security.protocol": "sasl_plaintext",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": env["KS_CLUSTER_USER"],
+            "sasl.password": "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1],
+        },
+        "actions": [{"send": {"topic": topic, "value": "v"}}, {"flush": 30000}, {"sleep": 20000},
+                    {"send": {"topic": topic, "value": "v"}}, {"flush": 30000}],
+    }
+    rust = dict(face_runners())["rust"]
+    outcomes = parity.play(shlex.split(rust), scenario)
+    print(outcomes)
+    assert outcomes[0] == {"outcome": "failed", "error": "authentication", "partition": -1}
+    assert outcomes[1] == {"outcome": "refused", "error": "authentication", "partition": -1}
+
+
 def face_runners():
     """(name, command) of every face's scenario runner, as `make test-cluster` passes them."""
     tokens = shlex.split(os.environ.get("KS_PARITY_RUNNERS", ""))

@@ -7,7 +7,8 @@
 //!   `auth.failure.timeout.ms` with nothing delivered makes every pending and new send fail with
 //!   `authentication`, instead of waiting for a timeout that says nothing of the cause (until a
 //!   first delivery, the timeout counts from the oldest waiting send if that is earlier). Sends are
-//!   accepted again once no such failure has been seen for three times that long.
+//!   accepted again once no such failure has been seen for three times that long, and for at
+//!   least [`FAILURES_UNHEARD_FOR`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -19,6 +20,12 @@ use crate::breaker::BreakerState;
 use crate::config::Config;
 use crate::error::Error;
 use crate::lock;
+
+/// How long SASL or TLS failures that go on may go unreported: librdkafka reports a broker's
+/// failure that repeats unchanged at most once every 30 s, and tries a connection again at least
+/// every 10 s (`reconnect.backoff.max.ms`). Sends are not accepted again sooner, or a producer
+/// with a wrong password would accept sends in the silence and fail them only at the next report.
+const FAILURES_UNHEARD_FOR: Duration = Duration::from_secs(45);
 
 /// SASL and TLS failures from librdkafka's error events, cleared by any delivery.
 #[derive(Default)]
@@ -152,7 +159,9 @@ impl Watchdog {
                 Verdict::Refuse
             }
             Some(seen)
-                if self.refusing && now.duration_since(seen.last) >= 3 * self.auth_timeout =>
+                if self.refusing
+                    && now.duration_since(seen.last)
+                        >= (3 * self.auth_timeout).max(FAILURES_UNHEARD_FOR) =>
             {
                 tracing::info!(target: "kafkasender", "no authentication failure for a while: accepting sends again");
                 credentials.clear();
@@ -302,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn sends_are_accepted_again_once_no_failure_has_been_seen_for_three_timeouts() {
+    fn sends_are_accepted_again_once_librdkafka_would_have_reported_a_failure_that_went_on() {
         let start = Instant::now();
         let (mut watchdog, credentials, tracker) = watching(start);
         credentials.record(sasl_failure(), start);
@@ -310,16 +319,19 @@ mod tests {
             check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
             Verdict::Refuse
         );
+        // Three timeouts (15 s) are shorter than librdkafka's silence about a repeated failure.
+        let almost = start + FAILURES_UNHEARD_FOR - Duration::from_millis(1);
         assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 14 * SECOND),
+            check(&mut watchdog, &credentials, &tracker, almost),
             Verdict::CarryOn
         );
         assert!(
             tracker.refusal().is_some(),
-            "refused until 15 s after the last failure"
+            "refused until 45 s after the last failure"
         );
+        let quiet = start + FAILURES_UNHEARD_FOR;
         assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 15 * SECOND),
+            check(&mut watchdog, &credentials, &tracker, quiet),
             Verdict::CarryOn
         );
         assert!(tracker.refusal().is_none());
