@@ -199,141 +199,121 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    /// A watchdog with a 5 s `auth.failure.timeout.ms`, and nothing in flight at `start`.
-    fn watching(start: Instant) -> (Watchdog, CredentialFailures, Tracker) {
-        let config = Config::builder()
-            .brokers("x:1")
-            .set("auth.failure.timeout.ms", "5000")
-            .build()
-            .unwrap();
-        let mut watchdog = Watchdog::new(&config);
-        let tracker = Tracker::default();
-        assert!(!watchdog.note_progress(&tracker, start));
-        (watchdog, CredentialFailures::default(), tracker)
+    /// A watchdog with a 5 s `auth.failure.timeout.ms`, and what it watches.
+    struct Watched {
+        watchdog: Watchdog,
+        credentials: CredentialFailures,
+        tracker: Tracker,
     }
 
-    fn check(
-        watchdog: &mut Watchdog,
-        credentials: &CredentialFailures,
-        tracker: &Tracker,
-        at: Instant,
-    ) -> Verdict {
-        watchdog.note_progress(tracker, at);
-        watchdog.check_credentials(credentials, tracker, at)
-    }
+    impl Watched {
+        /// Nothing in flight at `start`.
+        fn from(start: Instant) -> Watched {
+            let config = Config::builder()
+                .brokers("x:1")
+                .set("auth.failure.timeout.ms", "5000")
+                .build()
+                .unwrap();
+            let mut watched = Watched {
+                watchdog: Watchdog::new(&config),
+                credentials: CredentialFailures::default(),
+                tracker: Tracker::default(),
+            };
+            assert!(!watched.watchdog.note_progress(&watched.tracker, start));
+            watched
+        }
 
-    fn sasl_failure() -> Error {
-        Error::new(ErrorKind::Authentication, "SASL authentication failed")
+        fn fail(&self, at: Instant) {
+            let error = Error::new(ErrorKind::Authentication, "SASL authentication failed");
+            self.credentials.record(error, at);
+        }
+
+        fn check(&mut self, at: Instant) -> Verdict {
+            self.watchdog.note_progress(&self.tracker, at);
+            self.watchdog
+                .check_credentials(&self.credentials, &self.tracker, at)
+        }
+
+        /// Every send refused with `authentication` at `at`.
+        fn refuses_at(&mut self, at: Instant) {
+            assert_eq!(self.check(at), Verdict::Refuse);
+            let refusal = self.tracker.refusal().map(|e| e.kind());
+            assert_eq!(refusal, Some(ErrorKind::Authentication));
+        }
+
+        /// Nothing refused at each of `earlier` and just before `at`; refused at `at`.
+        fn refuses_first_at(&mut self, earlier: &[Instant], at: Instant) {
+            let just_before = at - Duration::from_millis(1);
+            for &when in earlier.iter().chain([&just_before]) {
+                assert_eq!(self.check(when), Verdict::CarryOn);
+                assert!(self.tracker.refusal().is_none());
+            }
+            self.refuses_at(at);
+        }
     }
 
     #[test]
     fn sends_that_waited_the_timeout_fail_as_soon_as_a_late_failure_is_seen() {
         let start = Instant::now();
-        let (mut watchdog, credentials, tracker) = watching(start);
-        (0..5).for_each(|_| tracker.accept());
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + SECOND),
-            Verdict::CarryOn
-        );
+        let mut watched = Watched::from(start);
+        (0..5).for_each(|_| watched.tracker.accept());
+        assert_eq!(watched.check(start + SECOND), Verdict::CarryOn);
         // The brokers answer the handshake only after 7 s: the sends have waited longer than the
         // timeout already, so they fail now rather than 5 s after the failure.
-        credentials.record(sasl_failure(), start + 7 * SECOND);
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 7 * SECOND),
-            Verdict::Refuse
-        );
-        assert_eq!(
-            tracker.refusal().map(|e| e.kind()),
-            Some(ErrorKind::Authentication)
-        );
+        let answered = start + 7 * SECOND;
+        watched.fail(answered);
+        watched.refuses_at(answered);
     }
 
     #[test]
     fn failures_seen_before_any_send_count_from_the_first_of_them() {
         let start = Instant::now();
-        let (mut watchdog, credentials, tracker) = watching(start);
-        credentials.record(sasl_failure(), start);
-        tracker.accept();
+        let mut watched = Watched::from(start);
+        watched.fail(start);
+        watched.tracker.accept();
         let sent = start + 2 * SECOND;
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, sent),
-            Verdict::CarryOn
-        );
-        let almost = start + 5 * SECOND - Duration::from_millis(1);
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, almost),
-            Verdict::CarryOn
-        );
-        assert!(tracker.refusal().is_none());
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
-            Verdict::Refuse
-        );
+        watched.refuses_first_at(&[sent], start + 5 * SECOND);
     }
 
     #[test]
     fn a_failure_seen_soon_after_the_sends_fails_them_the_timeout_after_they_began_to_wait() {
         let start = Instant::now();
-        let (mut watchdog, credentials, tracker) = watching(start);
-        tracker.accept();
-        credentials.record(sasl_failure(), start + Duration::from_millis(300));
-        let almost = start + 5 * SECOND - Duration::from_millis(1);
-        for at in [start + SECOND, start + 3 * SECOND, almost] {
-            assert_eq!(
-                check(&mut watchdog, &credentials, &tracker, at),
-                Verdict::CarryOn
-            );
-        }
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
-            Verdict::Refuse
-        );
+        let mut watched = Watched::from(start);
+        watched.tracker.accept();
+        watched.fail(start + Duration::from_millis(300));
+        watched.refuses_first_at(&[start + SECOND, start + 3 * SECOND], start + 5 * SECOND);
     }
 
     #[test]
     fn once_a_message_was_delivered_a_late_failure_gets_the_whole_timeout() {
         let start = Instant::now();
-        let (mut watchdog, credentials, tracker) = watching(start);
-        tracker.metrics.record_delivered(Duration::from_millis(2));
-        tracker.accept();
-        credentials.record(sasl_failure(), start + 7 * SECOND);
-        let almost = start + 12 * SECOND - Duration::from_millis(1);
-        for at in [start + 7 * SECOND, almost] {
-            assert_eq!(
-                check(&mut watchdog, &credentials, &tracker, at),
-                Verdict::CarryOn
-            );
-        }
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 12 * SECOND),
-            Verdict::Refuse
-        );
+        let mut watched = Watched::from(start);
+        watched
+            .tracker
+            .metrics
+            .record_delivered(Duration::from_millis(2));
+        watched.tracker.accept();
+        watched.fail(start + 7 * SECOND);
+        watched.refuses_first_at(&[start + 7 * SECOND], start + 12 * SECOND);
     }
 
     #[test]
     fn sends_are_accepted_again_once_librdkafka_would_have_reported_a_failure_that_went_on() {
         let start = Instant::now();
-        let (mut watchdog, credentials, tracker) = watching(start);
-        credentials.record(sasl_failure(), start);
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, start + 5 * SECOND),
-            Verdict::Refuse
-        );
+        let mut watched = Watched::from(start);
+        watched.fail(start);
+        watched.refuses_first_at(&[], start + 5 * SECOND);
         // Three timeouts (15 s) are shorter than librdkafka's silence about a repeated failure.
         let almost = start + FAILURES_UNHEARD_FOR - Duration::from_millis(1);
-        assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, almost),
-            Verdict::CarryOn
-        );
+        assert_eq!(watched.check(almost), Verdict::CarryOn);
         assert!(
-            tracker.refusal().is_some(),
+            watched.tracker.refusal().is_some(),
             "refused until 45 s after the last failure"
         );
-        let quiet = start + FAILURES_UNHEARD_FOR;
         assert_eq!(
-            check(&mut watchdog, &credentials, &tracker, quiet),
+            watched.check(start + FAILURES_UNHEARD_FOR),
             Verdict::CarryOn
         );
-        assert!(tracker.refusal().is_none());
+        assert!(watched.tracker.refusal().is_none());
     }
 }
