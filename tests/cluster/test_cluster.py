@@ -189,8 +189,8 @@ def test_every_face_fails_authentication_within_ten_seconds(failure):
     }
     for name, command in runners:
         # A face slower than 10 s gets one more try: in one CI run a face took 26 s while the others
-        # took 5 s, and none did again in 65 runs here, the brokers or the machine stalling rather
-        # than the producer. A face slow twice is the producer.
+        # took 5 s, and none did again in 65 runs here (most likely the brokers or the machine
+        # stalling, which no producer can see past). A face slow twice fails.
         for attempt in (1, 2):
             started = time.monotonic()
             outcomes = parity.play(shlex.split(command), scenario)
