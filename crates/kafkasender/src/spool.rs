@@ -514,17 +514,18 @@ impl Spool {
 
     /// A new spool file, numbered after every other, with its magic written.
     fn create_file(&self, state: &mut State) -> Result<(PathBuf, File)> {
-        let path = self.file_path(state.next_sequence);
+        let path = self.file_path(FILE_PREFIX, state.next_sequence);
         let file = new_file(&path, MAGIC)?;
         state.next_sequence += 1;
         state.bytes += MAGIC.len() as u64;
         Ok((path, file))
     }
 
-    /// Where the spool or journal file numbered `sequence` lies.
-    fn file_path(&self, sequence: u64) -> PathBuf {
+    /// Where the file numbered `sequence` lies: a spool or journal file with [`FILE_PREFIX`], a
+    /// journal file kept for reuse with [`FREE_JOURNAL_PREFIX`].
+    fn file_path(&self, prefix: &str, sequence: u64) -> PathBuf {
         self.dir
-            .join(format!("{FILE_PREFIX}{sequence:020}{FILE_SUFFIX}"))
+            .join(format!("{prefix}{sequence:020}{FILE_SUFFIX}"))
     }
 
     /// A journal file to append to, numbered after every other, its header written with a salt
@@ -532,7 +533,7 @@ impl Spool {
     /// file, its path, sequence number and salt.
     fn create_journal_file(&self, state: &mut State) -> Result<(File, PathBuf, u64, u32)> {
         let sequence = state.next_sequence;
-        let path = self.file_path(sequence);
+        let path = self.file_path(FILE_PREFIX, sequence);
         let reused = state.free_journals.pop().and_then(|(free, _)| {
             self.reuse_journal_file(&free, &path)
                 .inspect_err(|error| {
@@ -722,9 +723,7 @@ impl Spool {
             let _ = fs::remove_file(acks_path(&file.path));
             let mut state = lock(&self.state);
             let size = fs::metadata(&file.path).map_or(0, |m| m.len());
-            let free = self
-                .dir
-                .join(format!("{FREE_JOURNAL_PREFIX}{sequence:020}{FILE_SUFFIX}"));
+            let free = self.file_path(FREE_JOURNAL_PREFIX, sequence);
             let kept = state.free_journals.len() < FREE_JOURNALS_KEPT
                 && state.bytes.saturating_sub(file.bytes) + state.free_bytes() + size
                     <= self.max_bytes
