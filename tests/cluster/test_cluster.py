@@ -118,9 +118,18 @@ def test_tls_with_the_cluster_ca_produces_and_reads_back():
     assert len(read_back(topic, 100)) == 100
 
 
+def wrong_password(env):
+    """Settings of a SCRAM-SHA-512 client of the cluster's SASL listener, its user's password reversed."""
+    return {
+        "bootstrap.servers": env["KS_CLUSTER_SASL"], "security.protocol": "sasl_plaintext",
+        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": env["KS_CLUSTER_USER"],
+        "sasl.password": "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1],
+    }
+
+
 def test_a_wrong_password_fails_every_message_with_authentication_within_ten_seconds_and_never_shows_it():
     env = cluster_env()
-    password = "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1]
+    password = wrong_password(env)["sasl.password"]
     result, elapsed = produce_lines(env["KS_CLUSTER_SASL"], [
         "security.protocol=sasl_plaintext", "sasl.mechanism=SCRAM-SHA-512",
         f"sasl.username={env['KS_CLUSTER_USER']}", f"sasl.password={password}", "debug=all",
@@ -149,11 +158,7 @@ def test_a_producer_with_a_wrong_password_keeps_refusing_sends_while_librdkafka_
     topic = scenarios.topic_name("auth-later")
     scenario = {
         "brokers": 0,
-        "config": {
-            "bootstrap.servers": env["KS_CLUSTER_SASL"], "security.protocol": "sasl_plaintext",
-            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": env["KS_CLUSTER_USER"],
-            "sasl.password": "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1],
-        },
+        "config": wrong_password(env),
         "actions": [{"send": {"topic": topic, "value": "v"}}, {"flush": 30000}, {"sleep": 20000},
                     {"send": {"topic": topic, "value": "v"}}, {"flush": 30000}],
     }
@@ -176,11 +181,7 @@ def test_every_face_fails_authentication_within_ten_seconds(failure):
     assert {name for name, _ in runners} == {"rust", "c", "go", "python", "node"}, "KS_PARITY_RUNNERS"
     env = cluster_env()
     config = {
-        "wrong password": {
-            "bootstrap.servers": env["KS_CLUSTER_SASL"], "security.protocol": "sasl_plaintext",
-            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": env["KS_CLUSTER_USER"],
-            "sasl.password": "wrong-" + env["KS_CLUSTER_PASSWORD"][::-1],
-        },
+        "wrong password": wrong_password(env),
         "untrusted certificate": {"bootstrap.servers": env["KS_CLUSTER_TLS"], "security.protocol": "ssl"},
     }[failure]
     scenario = {
