@@ -125,10 +125,17 @@ def test_an_undeliverable_message_fails_its_future_and_an_open_breaker_refuses(t
 
     breaker = {**config, "breaker.enabled": True, "breaker.timeout.ms": "1h", "breaker.consecutive.failures": 1}
     with Producer(breaker) as p:
-        deadline = time.monotonic() + 30
-        while p.metrics()["breaker_state"] != 1 and time.monotonic() < deadline:  # 1: open
-            p.send("t", b"fails")
+        # The breaker opens on its own thread (a failure, or librdkafka's "all brokers down"),
+        # so it may open between any two calls here: the loop ends on the refusal itself.
+        deadline, refused = time.monotonic() + 30, None
+        while refused is None and time.monotonic() < deadline:
+            try:
+                p.send("t", b"fails")
+            except CircuitOpenError as error:
+                refused = error
             time.sleep(0.1)
+        assert refused is not None and refused.kind == "circuit_open"
+        assert p.metrics()["breaker_state"] == 1  # 1: open
         with pytest.raises(CircuitOpenError):
             p.send("t", b"refused")
         assert p.health()["status"] == "unhealthy"
