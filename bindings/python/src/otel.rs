@@ -1,6 +1,9 @@
 //! OpenTelemetry spans and trace headers through Python's own API (`kafkasender/_tracing.py`),
 //! asked for only once the program has set a tracer provider: until then a send costs one
-//! attribute read, and nothing at all without `opentelemetry-api` installed.
+//! lookup in `sys.modules` (and one attribute read once the program has imported
+//! OpenTelemetry). Never imported from here: a program that set a tracer provider has imported
+//! `opentelemetry.trace` itself, and importing it for one that has not cost 2.4 MB of RSS and 40
+//! modules whenever the package was merely installed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,7 +21,21 @@ static HOOKS: PyOnceLock<Option<Hooks>> = PyOnceLock::new();
 /// Set once a tracer provider is seen: OpenTelemetry lets a program set one only once.
 static PROVIDER_SET: AtomicBool = AtomicBool::new(false);
 
+/// The hooks, once the program has imported `opentelemetry.trace`.
 fn hooks(py: Python<'_>) -> Option<&'static Hooks> {
+    if let Some(hooks) = HOOKS.get(py) {
+        return hooks.as_ref();
+    }
+    static MODULES: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+    let modules = MODULES.get_or_init(py, || {
+        let sys = py.import("sys").ok()?;
+        Some(sys.getattr("modules").ok()?.unbind())
+    });
+    modules
+        .as_ref()?
+        .bind(py)
+        .get_item(intern!(py, "opentelemetry.trace"))
+        .ok()?;
     HOOKS
         .get_or_init(py, || {
             let trace_api = py.import("opentelemetry.trace").ok()?.unbind();
