@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
 
 /// `kafkasender._tracing` and `opentelemetry.trace`, when OpenTelemetry is installed.
 struct Hooks {
@@ -26,16 +27,17 @@ fn hooks(py: Python<'_>) -> Option<&'static Hooks> {
     if let Some(hooks) = HOOKS.get(py) {
         return hooks.as_ref();
     }
-    static MODULES: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+    // A dict's own lookup: a missing key costs no KeyError.
+    static MODULES: PyOnceLock<Option<Py<PyDict>>> = PyOnceLock::new();
     let modules = MODULES.get_or_init(py, || {
-        let sys = py.import("sys").ok()?;
-        Some(sys.getattr("modules").ok()?.unbind())
+        let modules = py.import("sys").ok()?.getattr("modules").ok()?;
+        Some(modules.cast_into::<PyDict>().ok()?.unbind())
     });
     modules
         .as_ref()?
         .bind(py)
         .get_item(intern!(py, "opentelemetry.trace"))
-        .ok()?;
+        .ok()??;
     HOOKS
         .get_or_init(py, || {
             let trace_api = py.import("opentelemetry.trace").ok()?.unbind();
