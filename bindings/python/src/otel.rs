@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-/// `kafkasender._tracing` and `opentelemetry.trace`, when OpenTelemetry is installed.
+/// `kafkasender._tracing` and `opentelemetry.trace`, once the program has imported the latter.
 struct Hooks {
     tracing: Py<PyModule>,
     trace_api: Py<PyModule>,
@@ -27,17 +27,21 @@ fn hooks(py: Python<'_>) -> Option<&'static Hooks> {
     if let Some(hooks) = HOOKS.get(py) {
         return hooks.as_ref();
     }
-    // A dict's own lookup: a missing key costs no KeyError.
     static MODULES: PyOnceLock<Option<Py<PyDict>>> = PyOnceLock::new();
-    let modules = MODULES.get_or_init(py, || {
-        let modules = py.import("sys").ok()?.getattr("modules").ok()?;
-        Some(modules.cast_into::<PyDict>().ok()?.unbind())
-    });
-    modules
+    let modules = MODULES
+        .get_or_init(py, || {
+            let modules = py.import("sys").ok()?.getattr("modules").ok()?;
+            Some(modules.cast_into::<PyDict>().ok()?.unbind())
+        })
         .as_ref()?
-        .bind(py)
-        .get_item(intern!(py, "opentelemetry.trace"))
-        .ok()??;
+        .bind(py);
+    // The dict's own lookup: a module not imported costs no KeyError.
+    if !matches!(
+        modules.get_item(intern!(py, "opentelemetry.trace")),
+        Ok(Some(_))
+    ) {
+        return None;
+    }
     HOOKS
         .get_or_init(py, || {
             let trace_api = py.import("opentelemetry.trace").ok()?.unbind();
