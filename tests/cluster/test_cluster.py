@@ -128,12 +128,12 @@ def wrong_password(env):
 
 
 def test_a_wrong_password_fails_every_message_with_authentication_within_ten_seconds_and_never_shows_it():
-    env = cluster_env()
-    password = wrong_password(env)["sasl.password"]
-    result, elapsed = produce_lines(env["KS_CLUSTER_SASL"], [
-        "security.protocol=sasl_plaintext", "sasl.mechanism=SCRAM-SHA-512",
-        f"sasl.username={env['KS_CLUSTER_USER']}", f"sasl.password={password}", "debug=all",
-    ], [f"m{i}" for i in range(20)], scenarios.topic_name("wrong-password"), log_level="trace")
+    client = wrong_password(cluster_env())
+    password = client["sasl.password"]
+    bootstrap = client.pop("bootstrap.servers")
+    result, elapsed = produce_lines(bootstrap, [f"{k}={v}" for k, v in client.items()] + ["debug=all"],
+                                    [f"m{i}" for i in range(20)], scenarios.topic_name("wrong-password"),
+                                    log_level="trace")
     assert result.returncode == 3, result.stderr[-3000:]
     assert elapsed < 10
     assert "20 × authentication" in result.stderr
