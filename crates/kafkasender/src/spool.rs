@@ -159,6 +159,8 @@ const JOURNAL_WINDOW: u64 = if cfg!(test) { 4 << 10 } else { 4 << 20 };
 /// pages no append reached and write-protects each mapped one, with an interrupt to every CPU
 /// running the producer per page (`ptep_clear_flush`: a third of the journal's extra CPU).
 const POPULATED_AHEAD: usize = 64 << 10;
+/// Bytes of the window prefetched ahead of the appends: a few frames' worth.
+const PREFETCHED_AHEAD: usize = 256;
 
 impl ActiveJournal {
     /// Copies `frame` to the end of the file. On failure nothing counts as appended: the next
@@ -188,6 +190,7 @@ impl ActiveJournal {
                 window.populate_to(at + n);
             }
             window.map[at..at + n].copy_from_slice(&rest[..n]);
+            window.prefetch_from(at + n);
             rest = &rest[n..];
             self.bytes += n as u64;
         }
@@ -245,6 +248,21 @@ impl ActiveJournal {
 }
 
 impl Window {
+    /// Asks the CPU for the cache lines the next appends will write, from `at`: a journal file
+    /// written over is seldom in the CPU's cache, and a copy to lines that are not waits for
+    /// them at the next lock's release (the memory barrier): a third of `Spool::journal`'s time.
+    /// Fetched now, they arrive while the rest of the send runs.
+    fn prefetch_from(&self, at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for line in (at..self.map.len().min(at + PREFETCHED_AHEAD)).step_by(64) {
+            // SAFETY: a hint with an address inside the map; it reads and faults nothing.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(self.map.as_ptr().add(line).cast());
+            }
+        }
+    }
+
     /// Makes the map writable to `end` and [`POPULATED_AHEAD`] beyond. Where the kernel cannot
     /// (before 5.14), the first write to each page faults instead.
     fn populate_to(&mut self, end: usize) {
