@@ -157,7 +157,7 @@ const JOURNAL_WINDOW: u64 = if cfg!(test) { 4 << 10 } else { 4 << 20 };
 /// (`MADV_POPULATE_WRITE`) in place of a write fault per page on the sending thread. Not the
 /// whole window at once: that dirties every page of it, and an interval sync then writes out
 /// pages no append reached and write-protects each mapped one, with an interrupt to every CPU
-/// running the producer per page (`ptep_clear_flush`: a third of the journal's extra CPU).
+/// running the producer per page (`ptep_clear_flush`; see docs/reliability.md).
 const POPULATED_AHEAD: usize = 64 << 10;
 /// Bytes of the window prefetched ahead of the appends: a few frames' worth.
 const PREFETCHED_AHEAD: usize = 256;
@@ -252,6 +252,7 @@ impl Window {
     /// written over is seldom in the CPU's cache, and a copy to lines that are not waits for
     /// them at the next lock's release (the memory barrier): a third of `Spool::journal`'s time.
     /// Fetched now, they arrive while the rest of the send runs.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn prefetch_from(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
         for line in (at..self.map.len().min(at + PREFETCHED_AHEAD)).step_by(64) {

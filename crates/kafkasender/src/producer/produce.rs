@@ -163,7 +163,7 @@ const HEADER_LISTS_KEPT: usize = 8192;
 
 /// A header list no message holds, of one header with a value: where its name and value lie
 /// in the header's allocation, read once on the delivery thread so that a send reusing it makes
-/// no call into librdkafka (finding them again cost a sending thread as much as the copy).
+/// no call into librdkafka (finding them there took a sending thread longer than the copy).
 pub(crate) struct HeaderList {
     list: NonNull<rdsys::rd_kafka_headers_t>,
     name: NonNull<[u8]>,
