@@ -67,6 +67,12 @@ def expected(scenario):
 
 
 def play(command, scenario):
+    return play_logged(command, scenario, "off")[0]
+
+
+def play_logged(command, scenario, log_level):
+    """The scenario's outcomes, and what the runner wrote to stderr with `log.level` at `log_level`."""
+    scenario = {**scenario, "config": {"log.level": log_level, **scenario.get("config", {})}}
     with tempfile.TemporaryDirectory(prefix="ks-parity-") as tmpdir:
         script = "\n".join(steps(scenario, tmpdir)) + "\n"
         done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=120)
@@ -77,7 +83,7 @@ def play(command, scenario):
         index, outcome, error, partition = line.split("\t")
         assert int(index) == len(outcomes), line
         outcomes.append({"outcome": outcome, "error": None if error == "-" else error, "partition": int(partition)})
-    return outcomes
+    return outcomes, done.stderr
 
 
 def main():
