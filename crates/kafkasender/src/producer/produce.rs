@@ -161,66 +161,30 @@ pub(crate) struct HeaderLists {
 /// Lists kept at most: more than a burst's worth waits for reuse only as memory.
 const HEADER_LISTS_KEPT: usize = 8192;
 
-/// A header list no message holds, of one header with a value: where its name and value lie
-/// in the header's allocation, read once on the delivery thread so that a send reusing it makes
-/// no call into librdkafka (finding them there took a sending thread longer than the copy).
-pub(crate) struct HeaderList {
-    list: NonNull<rdsys::rd_kafka_headers_t>,
-    name: NonNull<[u8]>,
-    value: NonNull<[u8]>,
-}
+/// A header list no message holds.
+pub(crate) struct HeaderList(NonNull<rdsys::rd_kafka_headers_t>);
 
-// SAFETY: a list no message holds is plain memory, owned by this value alone; `name` and `value`
-// point into it.
+// SAFETY: a list no message holds is plain memory, owned by this value alone.
 unsafe impl Send for HeaderList {}
 
 impl HeaderList {
-    /// `list`, now the caller's to hand to a message or destroy.
+    /// The list, now the caller's to hand to a message or destroy.
     fn into_raw(self) -> *mut rdsys::rd_kafka_headers_t {
-        std::mem::ManuallyDrop::new(self).list.as_ptr()
-    }
-
-    /// The one header of `list` if it holds exactly one, with a value; `None` otherwise.
-    ///
-    /// # Safety
-    /// `list` is live and stays as it is while the returned value (which then owns it) lives.
-    unsafe fn of_one(list: NonNull<rdsys::rd_kafka_headers_t>) -> Option<HeaderList> {
-        let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0);
-        // SAFETY: a live list (the caller's promise); librdkafka's names are NUL-terminated.
-        unsafe {
-            if rdsys::rd_kafka_header_cnt(list.as_ptr()) != 1
-                || rdsys::rd_kafka_header_get_all(
-                    list.as_ptr(),
-                    0,
-                    &mut name,
-                    &mut value,
-                    &mut size,
-                ) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            {
-                return None;
-            }
-            let name = CStr::from_ptr(name).to_bytes();
-            Some(HeaderList {
-                list,
-                name: NonNull::from(name),
-                value: NonNull::new(ptr::slice_from_raw_parts_mut(value.cast_mut().cast(), size))?,
-            })
-        }
+        std::mem::ManuallyDrop::new(self).0.as_ptr()
     }
 }
 
 impl Drop for HeaderList {
     fn drop(&mut self) {
         // SAFETY: a list no message holds, destroyed once.
-        unsafe { rdsys::rd_kafka_headers_destroy(self.list.as_ptr()) };
+        unsafe { rdsys::rd_kafka_headers_destroy(self.0.as_ptr()) };
     }
 }
 
 impl HeaderLists {
     /// On the delivery thread, once `message` is reported: takes its headers into `into` if they
-    /// are a list of one with a value, for reuse. `message` must be a reported message, never
-    /// read again for its headers; `into` gets room for the `expected` lists of its event at the
-    /// first one.
+    /// are a list of one, for reuse. `message` must be a reported message, never read again for
+    /// its headers; `into` gets room for the `expected` lists of its event at the first one.
     pub(crate) fn take_back(
         &self,
         message: &rdsys::rd_kafka_message_t,
@@ -229,24 +193,21 @@ impl HeaderLists {
     ) {
         let message = ptr::from_ref(message).cast_mut();
         let mut list = ptr::null_mut();
-        // SAFETY: a live message; its headers are read here, then detached (the message then
-        // frees none) and owned by the `HeaderList`.
-        let reusable = unsafe {
+        // SAFETY: a live message; its headers are only counted here, then detached (the message
+        // then frees none) and owned by the `HeaderList`.
+        unsafe {
             if rdsys::rd_kafka_message_headers(message, &mut list)
                 != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                || rdsys::rd_kafka_header_cnt(list) != 1
             {
                 return;
             }
-            let Some(reusable) = NonNull::new(list).and_then(|l| HeaderList::of_one(l)) else {
-                return;
-            };
             rdsys::rd_kafka_message_detach_headers(message, &mut list);
-            reusable
-        };
+        }
         if into.capacity() == 0 {
             into.reserve(expected);
         }
-        into.push(reusable);
+        into.extend(NonNull::new(list).map(HeaderList));
     }
 
     /// Keeps `lists` (taken back from one event's messages) for reuse, up to a limit.
@@ -265,14 +226,21 @@ impl HeaderLists {
     /// A list holding the one header `key` = `value`, reused; `None` when none waits (or another
     /// thread holds the lock), or the one waiting is for another header name or value length.
     fn take_for(&self, key: &str, value: &[u8]) -> Option<HeaderList> {
-        let mut list = self.free.try_lock().ok()?.pop()?;
-        // SAFETY: `name` and `value` lie in the header's allocation, which `list` owns and no
-        // message holds; a value of the same length is written over the old one in place.
+        let list = self.free.try_lock().ok()?.pop()?;
+        let (mut name, mut old, mut size) = (ptr::null(), ptr::null(), 0);
+        // SAFETY: a list of one header that no message holds; its value is `size` bytes inside
+        // the header's allocation, owned by `list`, overwritten with as many.
         unsafe {
-            if list.value.len() != value.len() || list.name.as_ref() != key.as_bytes() {
+            let found =
+                rdsys::rd_kafka_header_get_all(list.0.as_ptr(), 0, &mut name, &mut old, &mut size);
+            if found != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                || old.is_null()
+                || size != value.len()
+                || CStr::from_ptr(name).to_bytes() != key.as_bytes()
+            {
                 return None; // `list` is destroyed: the next send of this kind takes a fitting one
             }
-            list.value.as_mut().copy_from_slice(value);
+            ptr::copy_nonoverlapping(value.as_ptr(), old.cast_mut().cast::<u8>(), size);
         }
         Some(list)
     }
@@ -313,14 +281,13 @@ impl CTopicName {
 mod tests {
     use super::*;
 
-    /// The one header of `list`: its name and value, as librdkafka reads them.
+    /// The one header of `list`: its name and value.
     fn only_header(list: &HeaderList) -> (String, Vec<u8>) {
-        let list = list.list.as_ptr();
         // SAFETY: a live list of one header, read while it lives.
         unsafe {
-            assert_eq!(rdsys::rd_kafka_header_cnt(list), 1);
+            assert_eq!(rdsys::rd_kafka_header_cnt(list.0.as_ptr()), 1);
             let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0);
-            rdsys::rd_kafka_header_get_all(list, 0, &mut name, &mut value, &mut size);
+            rdsys::rd_kafka_header_get_all(list.0.as_ptr(), 0, &mut name, &mut value, &mut size);
             let name = CStr::from_ptr(name).to_str().unwrap().to_string();
             (
                 name,
@@ -330,9 +297,7 @@ mod tests {
     }
 
     fn list_of(key: &str, value: &[u8]) -> HeaderList {
-        let list = NonNull::new(new_list(1, [(key, Some(value))])).unwrap();
-        // SAFETY: a new list of one header, owned by no one else.
-        unsafe { HeaderList::of_one(list) }.unwrap()
+        HeaderList(NonNull::new(new_list(1, [(key, Some(value))])).unwrap())
     }
 
     #[test]
@@ -361,26 +326,6 @@ mod tests {
         assert!(
             lists.take_for("x-ks-id", b"0006").is_none(),
             "the misfits were dropped"
-        );
-    }
-
-    #[test]
-    fn only_a_list_of_one_header_with_a_value_is_kept_for_reuse() {
-        for headers in [
-            vec![("a", Some(&b"1"[..])), ("b", Some(b"2"))],
-            vec![("a", None)],
-            vec![],
-        ] {
-            let list = NonNull::new(new_list(headers.len(), headers.clone())).unwrap();
-            // SAFETY: a new list, destroyed below since `of_one` refuses it.
-            unsafe {
-                assert!(HeaderList::of_one(list).is_none(), "{headers:?}");
-                rdsys::rd_kafka_headers_destroy(list.as_ptr());
-            }
-        }
-        assert_eq!(
-            only_header(&list_of("x-ks-id", b"0001")),
-            ("x-ks-id".to_string(), b"0001".to_vec())
         );
     }
 
