@@ -249,9 +249,9 @@ impl ActiveJournal {
 
 impl Window {
     /// Asks the CPU for the cache lines the next appends will write, from `at`: a journal file
-    /// written over is seldom in the CPU's cache, and a copy to lines that are not waits for
-    /// them at the next lock's release (the memory barrier): two thirds of `Spool::journal`'s own samples.
-    /// Fetched now, they arrive while the rest of the send runs.
+    /// written over is seldom in the CPU's cache, and a copy to lines that are not waits for them
+    /// at the next lock's release (a memory barrier), two thirds of `Spool::journal`'s own samples
+    /// in a profile. Fetched now, they arrive while the rest of the send runs.
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn prefetch_from(&self, at: usize) {
         #[cfg(target_arch = "x86_64")]
