@@ -67,7 +67,7 @@ def expected(scenario):
 
 
 def play(command, scenario):
-    return play_logged(command, scenario, "off")[0]
+    return play_logged(command, scenario, BASE_CONFIG["log.level"])[0]
 
 
 def play_logged(command, scenario, log_level):
