@@ -51,7 +51,8 @@ def catalogue():
     return {
         "librdkafka-header": ("librdkafka", None, RAW),
         "librdkafka-self-poll": ("librdkafka", None, RAW),
-        "rust-send-journal": ("Rust", None, "librdkafka-header"),
+        "rust-send-id": ("Rust", None, "librdkafka-header"),
+        "rust-send-journal": ("Rust", None, "rust-send-id"),
         "c-send": ("C", "kafkasender C `ks_producer_send` + callback", "rust-send"),
         "go-send-async": ("Go", "kafkasender Go `SendAsync`", "confluent-go"),
         "go-send-batch": ("Go", "kafkasender Go `SendBatch` (10,000 a call)", "confluent-go"),

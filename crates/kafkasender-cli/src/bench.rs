@@ -53,7 +53,7 @@ const RAW_WITH_HEADER: &str = "librdkafka-header";
 const RAW_SELF_POLLED: &str = "librdkafka-self-poll";
 
 /// The contenders built into this binary, each run in a child process by `bench-run`.
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 8] = [
     (RAW, "raw librdkafka (rdkafka BaseProducer + poll thread)"),
     (
         RAW_SELF_POLLED,
@@ -71,6 +71,10 @@ const BUILT_IN: [(&str, &str); 7] = [
     (
         "rust-send-resilience",
         "kafkasender Rust `send`, every resilience stage on but idle",
+    ),
+    (
+        "rust-send-id",
+        "kafkasender Rust `send`, each message with its `x-ks-id` header (as a spool or journal sends it)",
     ),
     (
         "rust-send-journal",
@@ -488,6 +492,7 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
         "rust-send-resilience" => {
             kafkasender_send(with_idle_resilience(overrides, args)?, &load, recorder)?
         }
+        "rust-send-id" => kafkasender_send(with_id_header(overrides, args)?, &load, recorder)?,
         "rust-send-journal" => kafkasender_send(with_journal(overrides, args)?, &load, recorder)?,
         other => bail!("unknown contender {other:?}"),
     }
@@ -513,24 +518,45 @@ pub fn run_one(args: &RunArgs, overrides: &[(String, String)]) -> anyhow::Result
 /// Every resilience stage configured, none of them ever needed.
 fn with_idle_resilience(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
     let spool = scratch_dir("spool");
-    let idle = [
-        ("breaker.enabled", "true".to_string()),
-        ("dlq.topic", format!("{}-dlq", args.topic)),
-        ("spool.dir", spool.display().to_string()),
-        ("ratelimit.messages.per.second", "1000000000".to_string()),
-    ]
-    .map(|(key, value)| (key.to_string(), value));
-    Ok(crate::config(&[overrides, &idle[..]].concat(), Some(&args.bootstrap)).build()?)
+    with_settings(
+        overrides,
+        args,
+        [
+            ("breaker.enabled", "true".to_string()),
+            ("dlq.topic", format!("{}-dlq", args.topic)),
+            ("spool.dir", spool.display().to_string()),
+            ("ratelimit.messages.per.second", "1000000000".to_string()),
+        ],
+    )
+}
+
+/// Each message with the id header that a spool or a journal turns on, and nothing else
+/// configured: what the journal costs beyond the header it needs.
+fn with_id_header(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
+    let id = kafkasender::MESSAGE_ID_HEADER.to_string();
+    with_settings(overrides, args, [("message.id.header", id)])
 }
 
 /// Every accepted message journaled before `send` returns, and nothing else configured.
 fn with_journal(overrides: &[(String, String)], args: &RunArgs) -> anyhow::Result<Config> {
     let journal = scratch_dir("journal");
-    let settings = [
-        ("spool.dir", journal.display().to_string()),
-        ("spool.mode", "journal".to_string()),
-    ]
-    .map(|(key, value)| (key.to_string(), value));
+    with_settings(
+        overrides,
+        args,
+        [
+            ("spool.dir", journal.display().to_string()),
+            ("spool.mode", "journal".to_string()),
+        ],
+    )
+}
+
+/// The run's configuration with `settings` after the command line's.
+fn with_settings<const N: usize>(
+    overrides: &[(String, String)],
+    args: &RunArgs,
+    settings: [(&str, String); N],
+) -> anyhow::Result<Config> {
+    let settings = settings.map(|(key, value)| (key.to_string(), value));
     Ok(crate::config(&[overrides, &settings[..]].concat(), Some(&args.bootstrap)).build()?)
 }
 
