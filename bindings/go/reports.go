@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -30,36 +31,102 @@ type pending struct {
 // batchToken marks the tokens of SendBatch, which must be consecutive and so cannot be slots.
 const batchToken = uint64(1) << 63
 
-// pendingTable holds what each token in flight stands for. A single send's token is a slot of
-// slots, reused once its report is in: a send and its report cost an index, not a map insert and
-// delete. A batch's tokens (batchToken set) are keys of batches.
+// A ring slot's state besides the seq of the send it holds.
+const (
+	slotFree = 0
+	// slotFilling: a sender has claimed the slot and is writing it (under mu.RLock, so never seen
+	// by grow).
+	slotFilling = ^uint64(0)
+)
+
+// Largest ring (64 B a slot); sends that find their slot taken beyond it wait in overflow.
+const maxRingSlots = 1 << 20
+
+// slot is one ring entry: state publishes p (atomically, so the sender and the report goroutine
+// need no lock between them).
+type slot struct {
+	state atomic.Uint64
+	p     pending
+}
+
+// pendingTable holds what each token in flight stands for. A single send's token is its seq, and
+// it waits in ring[seq % len(ring)]: a send claims that slot with one compare-and-swap, and the
+// report goroutine empties it, so neither waits on the other. A send whose slot still holds an
+// older send (one not yet reported) goes to overflow; when overflow fills, the ring doubles.
+// A batch's tokens (batchToken set) are keys of batches.
 type pendingTable struct {
-	mu      sync.Mutex
-	slots   []pending
-	free    []uint64
-	batches map[uint64]pending
-	count   int
+	// mu is read-locked by every use of ring and write-locked to replace ring or to change
+	// overflow or batches.
+	mu       sync.RWMutex
+	ring     []slot
+	overflow map[uint64]pending
+	batches  map[uint64]pending
+	count    atomic.Int64
 	// changed is closed and replaced whenever entries are settled, for waiters.
-	changed chan struct{}
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 func newPendingTable() *pendingTable {
-	return &pendingTable{batches: map[uint64]pending{}, changed: make(chan struct{})}
+	return &pendingTable{ring: make([]slot, 1024), overflow: map[uint64]pending{}, batches: map[uint64]pending{},
+		changed: make(chan struct{})}
 }
 
-// put records a single send and returns its token.
+// put records a single send (p.seq set) and returns its token.
 func (t *pendingTable) put(p pending) uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.count++
-	if n := len(t.free); n > 0 {
-		token := t.free[n-1]
-		t.free = t.free[:n-1]
-		t.slots[token] = p
-		return token
+	t.count.Add(1)
+	t.mu.RLock()
+	s := &t.ring[p.seq&uint64(len(t.ring)-1)]
+	claimed := s.state.CompareAndSwap(slotFree, slotFilling)
+	if claimed {
+		s.p = p
+		s.state.Store(p.seq)
 	}
-	t.slots = append(t.slots, p)
-	return uint64(len(t.slots) - 1)
+	t.mu.RUnlock()
+	if !claimed {
+		t.mu.Lock()
+		t.putLocked(p)
+		t.mu.Unlock()
+	}
+	return p.seq
+}
+
+// putLocked records p in its ring slot, in overflow, or in a bigger ring; the caller holds mu.
+func (t *pendingTable) putLocked(p pending) {
+	for {
+		s := &t.ring[p.seq&uint64(len(t.ring)-1)]
+		if s.state.Load() == slotFree {
+			s.p = p
+			s.state.Store(p.seq)
+			return
+		}
+		if len(t.overflow) < len(t.ring)/8 || len(t.ring) >= maxRingSlots {
+			t.overflow[p.seq] = p
+			return
+		}
+		t.grow()
+	}
+}
+
+// grow doubles the ring, moving in what overflow holds where its new slot is free; the caller
+// holds mu. Two sends in different old slots cannot share a new one.
+func (t *pendingTable) grow() {
+	ring := make([]slot, 2*len(t.ring))
+	mask := uint64(len(ring) - 1)
+	for i := range t.ring {
+		if seq := t.ring[i].state.Load(); seq != slotFree {
+			ring[seq&mask].p = t.ring[i].p
+			ring[seq&mask].state.Store(seq)
+		}
+	}
+	for seq, p := range t.overflow {
+		if s := &ring[seq&mask]; s.state.Load() == slotFree {
+			s.p = p
+			s.state.Store(seq)
+			delete(t.overflow, seq)
+		}
+	}
+	t.ring = ring
 }
 
 // putBatch records a batch's sends, numbered first, first+1, …; returns the first token (the
@@ -70,78 +137,115 @@ func (t *pendingTable) putBatch(first uint64, msgs []Message, onDelivery func(De
 		seq := first + uint64(i)
 		t.batches[batchToken|seq] = pending{onDelivery: onDelivery, topic: msgs[i].Topic, key: msgs[i].Key, seq: seq}
 	}
-	t.count += len(msgs)
 	t.mu.Unlock()
+	t.count.Add(int64(len(msgs)))
 	return batchToken | first
 }
 
-// drop removes a token's entry; the caller holds t.mu.
-func (t *pendingTable) drop(token uint64) {
-	if token&batchToken != 0 {
-		if _, ok := t.batches[token]; ok {
-			delete(t.batches, token)
-			t.count--
-		}
+// find returns where a single send's token waits in the ring, or nil; the caller holds mu
+// (either way).
+func (t *pendingTable) find(token uint64) *slot {
+	if s := &t.ring[token&uint64(len(t.ring)-1)]; s.state.Load() == token {
+		return s
+	}
+	return nil
+}
+
+// dropLocked removes a token's entry wherever it is; the caller holds mu for writing.
+func (t *pendingTable) dropLocked(token uint64) {
+	if s := t.find(token); s != nil {
+		s.p = pending{} // lets the callback and key go
+		s.state.Store(slotFree)
+		t.count.Add(-1)
 		return
 	}
-	if token < uint64(len(t.slots)) && t.slots[token].seq != 0 {
-		t.slots[token] = pending{} // lets the callback and key go
-		t.free = append(t.free, token)
-		t.count--
+	where := t.overflow
+	if token&batchToken != 0 {
+		where = t.batches
+	}
+	if _, ok := where[token]; ok {
+		delete(where, token)
+		t.count.Add(-1)
 	}
 }
 
 // forget drops a token whose send was refused.
 func (t *pendingTable) forget(token uint64) {
 	t.mu.Lock()
-	t.drop(token)
+	t.dropLocked(token)
 	t.mu.Unlock()
 }
 
 // lookup returns what the tokens of rows stand for, in row order.
 func (t *pendingTable) lookup(rows []C.ks_report_row, into []pending) []pending {
 	into = into[:0]
-	t.mu.Lock()
+	t.mu.RLock()
 	for i := range rows {
-		token := uint64(rows[i].token)
-		switch {
-		case token&batchToken != 0:
-			into = append(into, t.batches[token])
-		case token < uint64(len(t.slots)):
-			into = append(into, t.slots[token])
-		default:
-			into = append(into, pending{}) // not ours: nothing to call
-		}
+		into = append(into, t.entry(uint64(rows[i].token)))
 	}
-	t.mu.Unlock()
+	t.mu.RUnlock()
 	return into
+}
+
+// entry is what token stands for (the zero pending, with nothing to call, if not ours); the caller
+// holds mu (either way).
+func (t *pendingTable) entry(token uint64) pending {
+	if s := t.find(token); s != nil {
+		return s.p
+	}
+	if token&batchToken != 0 {
+		return t.batches[token]
+	}
+	return t.overflow[token]
 }
 
 // settled drops the tokens of rows whose callbacks ran, and wakes waiters.
 func (t *pendingTable) settled(rows []C.ks_report_row) {
-	t.mu.Lock()
-	for i := range rows {
-		t.drop(uint64(rows[i].token))
+	t.settle(len(rows), func(i int) uint64 { return uint64(rows[i].token) })
+}
+
+// settle drops tokens 0 … n-1 and wakes waiters. Ring slots are emptied under the read lock;
+// batches and overflow, rarer, under the write lock.
+func (t *pendingTable) settle(n int, token func(i int) uint64) {
+	elsewhere := false
+	emptied := int64(0)
+	t.mu.RLock()
+	for i := 0; i < n; i++ {
+		if s := t.find(token(i)); s != nil {
+			s.p = pending{}
+			s.state.Store(slotFree)
+			emptied++
+		} else {
+			elsewhere = true
+		}
 	}
+	t.mu.RUnlock()
+	t.count.Add(-emptied)
+	if elsewhere {
+		t.mu.Lock()
+		for i := 0; i < n; i++ {
+			t.dropLocked(token(i))
+		}
+		t.mu.Unlock()
+	}
+	t.changedMu.Lock()
 	close(t.changed)
 	t.changed = make(chan struct{})
-	t.mu.Unlock()
+	t.changedMu.Unlock()
 }
 
 func (t *pendingTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.count
+	return int(t.count.Load())
 }
 
 // waitSettled waits until no send numbered up to upTo is pending, or done is closed; reports
 // whether none is.
 func (t *pendingTable) waitSettled(upTo uint64, done <-chan struct{}) bool {
 	for {
-		t.mu.Lock()
-		changed, waiting := t.changed, t.pendingUpTo(upTo)
-		t.mu.Unlock()
-		if !waiting {
+		t.changedMu.Lock()
+		changed := t.changed
+		t.changedMu.Unlock()
+		if !t.pendingUpTo(upTo) {
 			return true
 		}
 		select {
@@ -153,16 +257,21 @@ func (t *pendingTable) waitSettled(upTo uint64, done <-chan struct{}) bool {
 	}
 }
 
-// pendingUpTo reports whether a send numbered up to upTo is pending; the caller holds t.mu.
+// pendingUpTo reports whether a send numbered up to upTo is pending.
 func (t *pendingTable) pendingUpTo(upTo uint64) bool {
-	for i := range t.slots {
-		if seq := t.slots[i].seq; seq != 0 && seq <= upTo {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for i := range t.ring {
+		// A slot still being filled is a send racing this wait, which need not wait for it.
+		if seq := t.ring[i].state.Load(); seq != slotFree && seq != slotFilling && seq <= upTo {
 			return true
 		}
 	}
-	for _, p := range t.batches {
-		if p.seq <= upTo {
-			return true
+	for _, where := range []map[uint64]pending{t.overflow, t.batches} {
+		for _, p := range where {
+			if p.seq <= upTo {
+				return true
+			}
 		}
 	}
 	return false
