@@ -49,6 +49,18 @@ type slot struct {
 	p     pending
 }
 
+// publish fills the slot with p, then shows it under p.seq: whoever loads that state sees p.
+func (s *slot) publish(p pending) {
+	s.p = p
+	s.state.Store(p.seq)
+}
+
+// release lets the callback and key go, then frees the slot: whoever claims it sees it empty.
+func (s *slot) release() {
+	s.p = pending{}
+	s.state.Store(slotFree)
+}
+
 // pendingTable holds what each token in flight stands for. A single send's token is its seq, and
 // it waits in ring[seq % len(ring)]: a send claims that slot with one compare-and-swap, and the
 // report goroutine empties it, so neither waits on the other. A send whose slot still holds an
@@ -79,8 +91,7 @@ func (t *pendingTable) put(p pending) uint64 {
 	s := &t.ring[p.seq&uint64(len(t.ring)-1)]
 	claimed := s.state.CompareAndSwap(slotFree, slotFilling)
 	if claimed {
-		s.p = p
-		s.state.Store(p.seq)
+		s.publish(p)
 	}
 	t.mu.RUnlock()
 	if !claimed {
@@ -96,8 +107,7 @@ func (t *pendingTable) putLocked(p pending) {
 	for {
 		s := &t.ring[p.seq&uint64(len(t.ring)-1)]
 		if s.state.Load() == slotFree {
-			s.p = p
-			s.state.Store(p.seq)
+			s.publish(p)
 			return
 		}
 		if len(t.overflow) < len(t.ring)/8 || len(t.ring) >= maxRingSlots {
@@ -115,14 +125,12 @@ func (t *pendingTable) grow() {
 	mask := uint64(len(ring) - 1)
 	for i := range t.ring {
 		if seq := t.ring[i].state.Load(); seq != slotFree {
-			ring[seq&mask].p = t.ring[i].p
-			ring[seq&mask].state.Store(seq)
+			ring[seq&mask].publish(t.ring[i].p)
 		}
 	}
 	for seq, p := range t.overflow {
 		if s := &ring[seq&mask]; s.state.Load() == slotFree {
-			s.p = p
-			s.state.Store(seq)
+			s.publish(p)
 			delete(t.overflow, seq)
 		}
 	}
@@ -154,8 +162,7 @@ func (t *pendingTable) find(token uint64) *slot {
 // dropLocked removes a token's entry wherever it is; the caller holds mu for writing.
 func (t *pendingTable) dropLocked(token uint64) {
 	if s := t.find(token); s != nil {
-		s.p = pending{} // lets the callback and key go
-		s.state.Store(slotFree)
+		s.release()
 		t.count.Add(-1)
 		return
 	}
@@ -212,8 +219,7 @@ func (t *pendingTable) settle(n int, token func(i int) uint64) {
 	t.mu.RLock()
 	for i := 0; i < n; i++ {
 		if s := t.find(token(i)); s != nil {
-			s.p = pending{}
-			s.state.Store(slotFree)
+			s.release()
 			emptied++
 		} else {
 			elsewhere = true
