@@ -330,7 +330,7 @@ typedef struct ks_delivery_report {
    */
   int32_t partition;
   /**
-   * Offset, or -1 unless delivered.
+   * Offset; -1 unless delivered, or when the acknowledgement carried none.
    */
   int64_t offset;
   /**
@@ -522,7 +522,7 @@ typedef struct ks_report_row {
    */
   int32_t partition;
   /**
-   * Offset, or -1 unless delivered.
+   * Offset; -1 unless delivered, or when the acknowledgement carried none.
    */
   int64_t offset;
   /**

@@ -41,7 +41,7 @@ export interface DeliveryReport {
   readonly topic: string
   /** The partition (the dead-letter topic's when dead-lettered); -1 if none was assigned. */
   readonly partition: number
-  /** The offset; -1n unless delivered or dead-lettered. */
+  /** The offset; -1n unless delivered or dead-lettered, or when the acknowledgement carried none. */
   readonly offset: bigint
   readonly timestamp: number | null
   readonly key: Buffer | null

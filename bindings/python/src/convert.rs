@@ -359,7 +359,7 @@ impl DeliveryReports {
         self.column(|r| r.partition)
     }
 
-    /// Each message's offset (-1 unless delivered or dead-lettered).
+    /// Each message's offset (-1 unless delivered or dead-lettered, or when the acknowledgement carried none).
     #[getter]
     fn offsets(&self) -> Vec<i64> {
         self.column(|r| r.offset)

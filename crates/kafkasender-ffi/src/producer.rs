@@ -159,7 +159,7 @@ pub struct ks_delivery_report {
     pub topic: *const c_char,
     /// Partition, or -1 if none was assigned.
     pub partition: i32,
-    /// Offset, or -1 unless delivered.
+    /// Offset; -1 unless delivered, or when the acknowledgement carried none.
     pub offset: i64,
     /// Timestamp in milliseconds since the epoch, or -1 if unknown.
     pub timestamp_ms: i64,

@@ -22,7 +22,7 @@ pub struct ks_report_row {
     pub token: u64,
     /// Partition, or -1 if none was assigned.
     pub partition: i32,
-    /// Offset, or -1 unless delivered.
+    /// Offset; -1 unless delivered, or when the acknowledgement carried none.
     pub offset: i64,
     /// Timestamp in milliseconds since the epoch, or -1 if unknown.
     pub timestamp_ms: i64,

@@ -69,7 +69,9 @@ pub struct DeliveryReport {
     pub topic: TopicName,
     /// The partition (of the dead-letter topic when dead-lettered); -1 if none was assigned.
     pub partition: i32,
-    /// The offset in the partition; -1 unless delivered or dead-lettered.
+    /// The offset in the partition; -1 unless delivered or dead-lettered, and -1 when the
+    /// acknowledgement did not carry one (`acks=0`, or a message librdkafka knows was written
+    /// because a later request to its partition succeeded after its own failed).
     pub offset: i64,
     /// The message timestamp in milliseconds since the epoch, if known.
     pub timestamp: Option<i64>,
@@ -119,7 +121,8 @@ impl DeliveryReport {
         DeliveryReport {
             topic,
             partition: message.partition(),
-            offset: if placed { message.offset() } else { -1 },
+            // librdkafka's "no offset" is -1001; every face documents -1.
+            offset: if placed { message.offset().max(-1) } else { -1 },
             timestamp: message.timestamp(),
             key,
             attempts,
