@@ -141,6 +141,7 @@ fn retriable_produce_errors_are_retried_and_nothing_is_lost_or_duplicated() {
         read.len(),
         last_offsets(&read)
     );
+    assert_eq!(distinct.len(), n + 1, "nothing lost, the warm-up included");
     assert_eq!(read.len(), n + 1, "no duplicates");
     assert!(
         wait_until(Duration::from_secs(5), || producer.metrics().wire_retries
