@@ -173,6 +173,13 @@ impl MockCluster {
     /// Makes the next requests of `api` fail, one error code each, in order. Codes are
     /// librdkafka's (`rd_kafka_resp_err_t`): Kafka protocol codes such as 6 (NOT_LEADER_FOR_PARTITION),
     /// or -195 (`_TRANSPORT`) to drop the connection.
+    ///
+    /// Failing produce requests while more than one may be in flight to a partition can lose
+    /// messages that are reported delivered: the mock checks sequence numbers only for a
+    /// producer with a `transactional.id`, so it accepts a request sent behind one it failed,
+    /// which a real broker refuses as out of order, and librdkafka then (rightly, for a real
+    /// broker) takes the failed request's messages as written. Keep one request in flight
+    /// (`max.in.flight=1`) in such a test.
     pub fn push_request_errors(&self, api: MockApi, codes: &[i32]) -> Result<()> {
         let errors = codes
             .iter()
